@@ -1,0 +1,126 @@
+/*
+ * subinterp.h — guest ABI v1 of subinterp.
+ *
+ * A guest (any wasm32 module) imports these functions from the module
+ * "subinterp_v1" to use channels. Every function takes and returns plain
+ * integers:
+ *
+ *   - pointers, lengths and offsets are unsigned 32-bit values in the guest's
+ *     own linear memory (its exported "memory");
+ *   - a handle is a positive int32 naming a view or a channel end in this
+ *     interpreter's handle table; handles are stamped with their owner and a
+ *     generation, so a forged, stale (released) or foreign handle is refused
+ *     with SI_ERR_BAD_HANDLE, never aliased;
+ *   - a negative result is one of the SI_ERR_* codes; no argument can crash
+ *     the host;
+ *   - timeouts are microseconds: SI_BLOCK (-1) waits (but never past the
+ *     run's deadline: then the run ends with a timeout error), SI_NOWAIT (0)
+ *     never waits, a positive value waits at most that long.
+ *
+ * Ownership, per handle argument:
+ *   borrowed  the call uses the handle; the guest still owns it afterwards;
+ *   consumed  the handle is invalid after the call;
+ *   created   the result is a new handle the guest must si_release().
+ *
+ * Copies: si_send copies the guest's bytes once into an immutable host
+ * buffer; si_view_read copies only the range asked for into guest memory;
+ * si_send_handle and si_view_slice copy nothing.
+ */
+#ifndef SUBINTERP_H
+#define SUBINTERP_H
+
+#include <stdint.h>
+
+#define SI_IMPORT(name) __attribute__((import_module("subinterp_v1"), import_name(name)))
+
+/* Error codes (results < 0). */
+#define SI_OK 0
+#define SI_ERR_BAD_HANDLE -1  /* not a live handle of this interpreter */
+#define SI_ERR_WRONG_KIND -2  /* e.g. a view where a sending end is needed */
+#define SI_ERR_BOUNDS -3      /* pointer/length/offset outside memory or view */
+#define SI_ERR_EMPTY -4       /* nothing to receive (SI_NOWAIT) */
+#define SI_ERR_FULL -5        /* no room to send (SI_NOWAIT) */
+#define SI_ERR_CLOSED -6      /* channel closed, or its other side is gone */
+#define SI_ERR_TIMEOUT -7     /* the call's own timeout passed */
+#define SI_ERR_NOT_FOUND -8   /* no channel end passed to run under that name */
+#define SI_ERR_LIMIT -9       /* this interpreter holds its limit of handles */
+#define SI_ERR_INVALID -10    /* invalid argument (negative capacity, bad UTF-8) */
+#define SI_ERR_TOO_LARGE -11  /* message over the channel's queued-bytes limit */
+#define SI_ERR_RELEASED -12   /* the named end was released by this interpreter */
+
+/* Timeouts. */
+#define SI_BLOCK ((int64_t)-1)
+#define SI_NOWAIT ((int64_t)0)
+
+/* si_handle_kind results. */
+#define SI_KIND_VIEW 1
+#define SI_KIND_RECV 2
+#define SI_KIND_SEND 3
+
+/* The channel end the host passed to this run under `name` (UTF-8, `len`
+ * bytes). Returns the handle (borrowed: the same one on every call), or
+ * SI_ERR_NOT_FOUND, SI_ERR_RELEASED, SI_ERR_INVALID, SI_ERR_BOUNDS. */
+SI_IMPORT("lookup") int32_t si_lookup(const char *name, uint32_t len);
+
+/* Copy `len` bytes at `data` into a new buffer and send it on `end` (a
+ * sending end, borrowed). Returns 0, or SI_ERR_FULL (nowait), SI_ERR_TIMEOUT,
+ * SI_ERR_CLOSED, SI_ERR_TOO_LARGE, SI_ERR_BOUNDS, SI_ERR_BAD_HANDLE,
+ * SI_ERR_WRONG_KIND. */
+SI_IMPORT("send") int32_t si_send(int32_t end, const void *data, uint32_t len, int64_t timeout_us);
+
+/* Send what `handle` names without copying: a view is forwarded (the same
+ * buffer), a channel end is shared (the receiver gets its own handle to the
+ * same channel). `end` and `handle` are borrowed. Returns 0 or an error as
+ * si_send. */
+SI_IMPORT("send_handle") int32_t si_send_handle(int32_t end, int32_t handle, int64_t timeout_us);
+
+/* Receive the oldest message on `end` (a receiving end, borrowed). Returns a
+ * created handle — a view, or a channel end that was sent — or SI_ERR_EMPTY
+ * (nowait), SI_ERR_TIMEOUT, SI_ERR_CLOSED (closed and drained), SI_ERR_LIMIT
+ * (no message is taken then), SI_ERR_BAD_HANDLE, SI_ERR_WRONG_KIND. */
+SI_IMPORT("recv") int32_t si_recv(int32_t end, int64_t timeout_us);
+
+/* SI_KIND_VIEW, SI_KIND_RECV or SI_KIND_SEND for a live handle (borrowed),
+ * else SI_ERR_BAD_HANDLE. */
+SI_IMPORT("handle_kind") int32_t si_handle_kind(int32_t handle);
+
+/* Length in bytes of a view (borrowed), or SI_ERR_BAD_HANDLE,
+ * SI_ERR_WRONG_KIND, SI_ERR_TOO_LARGE (over 2 GiB - 1). */
+SI_IMPORT("view_len") int32_t si_view_len(int32_t view);
+
+/* Copy up to `len` bytes of `view` (borrowed), starting at `offset`, to `dst`.
+ * Returns the number copied (fewer near the end of the view), or
+ * SI_ERR_BOUNDS (offset past the end, or dst range outside memory),
+ * SI_ERR_BAD_HANDLE, SI_ERR_WRONG_KIND. */
+SI_IMPORT("view_read") int32_t si_view_read(int32_t view, uint32_t offset, void *dst, uint32_t len);
+
+/* A new view (created) of `len` bytes of `view` (borrowed) from `offset`; no
+ * copy. Returns the handle, or SI_ERR_BOUNDS, SI_ERR_LIMIT,
+ * SI_ERR_BAD_HANDLE, SI_ERR_WRONG_KIND. */
+SI_IMPORT("view_slice") int32_t si_view_slice(int32_t view, uint32_t offset, uint32_t len);
+
+/* Let go of any handle (consumed). The buffer behind a view is freed when no
+ * view of it is left anywhere. Returns 0 or SI_ERR_BAD_HANDLE. */
+SI_IMPORT("release") int32_t si_release(int32_t handle);
+
+/* Close the channel of the sending end `end` (borrowed) for every sender:
+ * queued messages can still be received, then receivers get SI_ERR_CLOSED.
+ * Returns 0, SI_ERR_BAD_HANDLE or SI_ERR_WRONG_KIND. */
+SI_IMPORT("close") int32_t si_close(int32_t end);
+
+/* Create a channel holding up to `capacity` messages (0: rendezvous). Writes
+ * two created handles at `out`: out[0] the receiving end, out[1] the sending
+ * end. Returns 0, or SI_ERR_INVALID, SI_ERR_LIMIT, SI_ERR_BOUNDS. */
+SI_IMPORT("channel_create") int32_t si_channel_create(int32_t capacity, int32_t out[2]);
+
+/* This interpreter's id (the host is 0). */
+SI_IMPORT("interpreter_id") int64_t si_interpreter_id(void);
+
+/* Convenience: look up a NUL-terminated name. */
+static inline int32_t si_lookup_str(const char *name) {
+    uint32_t n = 0;
+    while (name[n]) n++;
+    return si_lookup(name, n);
+}
+
+#endif /* SUBINTERP_H */

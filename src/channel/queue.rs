@@ -1,0 +1,297 @@
+//! The shared core of one channel: a bounded FIFO of messages, guarded by one
+//! mutex, with one condition variable for each side.
+//!
+//! Invariants (held under the lock):
+//! - `queued_bytes` is the sum of the byte lengths of the queued messages;
+//! - with capacity `n > 0`, at most `n` messages are queued;
+//! - with capacity 0 (rendezvous) a message is queued only while its sender
+//!   waits for a receiver to take it (or, for a nowait send, while a receiver
+//!   is already waiting), so the sender learns when it was taken;
+//! - `senders`/`receivers` count the live ends (including ends that are
+//!   themselves queued as messages somewhere).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::Message;
+
+/// How long an operation may wait.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait<'a> {
+    /// Do not wait at all.
+    NoWait,
+    /// Wait until the instant (or forever with `None`), giving up early when
+    /// `cancel` becomes true (an interpreter being closed or past its deadline).
+    Until {
+        deadline: Option<Instant>,
+        cancel: Option<&'a AtomicBool>,
+    },
+}
+
+impl Wait<'_> {
+    pub(crate) fn forever() -> Self {
+        Wait::Until {
+            deadline: None,
+            cancel: None,
+        }
+    }
+
+    pub(crate) fn timeout(d: Duration) -> Self {
+        Wait::Until {
+            deadline: Instant::now().checked_add(d),
+            cancel: None,
+        }
+    }
+}
+
+/// Why an internal send failed; the caller maps it to its public error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendFail {
+    Full,
+    Timeout,
+    Closed,
+    TooLarge(usize),
+    Cancelled,
+}
+
+/// Why an internal receive failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecvFail {
+    Empty,
+    Timeout,
+    Closed,
+    Cancelled,
+}
+
+struct State {
+    queue: VecDeque<(u64, Message)>,
+    queued_bytes: usize,
+    next_seq: u64,
+    closed: bool,
+    senders: usize,
+    receivers: usize,
+    waiting_receivers: usize,
+}
+
+pub(crate) struct Core {
+    pub(crate) id: u64,
+    pub(crate) capacity: usize,
+    pub(crate) max_queued_bytes: usize,
+    state: Mutex<State>,
+    not_empty: Condvar,
+    not_full: Condvar,
+}
+
+/// Longest single sleep when a cancel flag must be watched.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
+
+enum Woke {
+    Signalled,
+    TimedOut,
+    Cancelled,
+}
+
+fn wait_on(cv: &Condvar, g: &mut MutexGuard<'_, State>, wait: Wait<'_>) -> Woke {
+    let Wait::Until { deadline, cancel } = wait else {
+        return Woke::TimedOut;
+    };
+    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        return Woke::Cancelled;
+    }
+    let now = Instant::now();
+    if deadline.is_some_and(|d| now >= d) {
+        return Woke::TimedOut;
+    }
+    let slice = match (deadline, cancel) {
+        (Some(d), Some(_)) => Some(d.min(now + CANCEL_POLL)),
+        (Some(d), None) => Some(d),
+        (None, Some(_)) => Some(now + CANCEL_POLL),
+        (None, None) => None,
+    };
+    match slice {
+        Some(until) => {
+            cv.wait_until(g, until);
+        }
+        None => cv.wait(g),
+    }
+    Woke::Signalled
+}
+
+impl Core {
+    pub(crate) fn new(id: u64, capacity: usize, max_queued_bytes: usize) -> Self {
+        Core {
+            id,
+            capacity,
+            max_queued_bytes,
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                next_seq: 0,
+                closed: false,
+                senders: 0,
+                receivers: 0,
+                waiting_receivers: 0,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn add_end(&self, sender: bool) {
+        let mut s = self.state.lock();
+        if sender {
+            s.senders += 1;
+        } else {
+            s.receivers += 1;
+        }
+    }
+
+    pub(crate) fn drop_end(&self, sender: bool) {
+        let mut s = self.state.lock();
+        if sender {
+            s.senders -= 1;
+            if s.senders == 0 {
+                self.not_empty.notify_all();
+            }
+        } else {
+            s.receivers -= 1;
+            if s.receivers == 0 {
+                self.not_full.notify_all();
+            }
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        let mut s = self.state.lock();
+        s.closed = true;
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
+    }
+
+    /// Whether the channel was closed by a sender.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Messages queued now.
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    fn has_room(&self, s: &State, len: usize) -> bool {
+        let bytes_ok = s.queue.is_empty() || s.queued_bytes + len <= self.max_queued_bytes;
+        if self.capacity == 0 {
+            // Rendezvous: only hand over when a receiver is free to take it.
+            s.waiting_receivers > s.queue.len()
+        } else {
+            s.queue.len() < self.capacity && bytes_ok
+        }
+    }
+
+    fn push(&self, s: &mut State, msg: Message) -> u64 {
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        s.queued_bytes += msg.byte_len();
+        s.queue.push_back((seq, msg));
+        self.not_empty.notify_one();
+        seq
+    }
+
+    fn unqueue(s: &mut State, seq: u64) -> Option<Message> {
+        let pos = s.queue.iter().position(|(q, _)| *q == seq)?;
+        let (_, msg) = s.queue.remove(pos)?;
+        s.queued_bytes -= msg.byte_len();
+        Some(msg)
+    }
+
+    /// Queues `msg`, waiting as `wait` allows. On failure the message comes back.
+    pub(crate) fn send(&self, msg: Message, wait: Wait<'_>) -> Result<(), (SendFail, Message)> {
+        let len = msg.byte_len();
+        if len > self.max_queued_bytes {
+            return Err((SendFail::TooLarge(self.max_queued_bytes), msg));
+        }
+        let mut s = self.state.lock();
+        loop {
+            if s.closed || s.receivers == 0 {
+                return Err((SendFail::Closed, msg));
+            }
+            if self.has_room(&s, len) {
+                self.push(&mut s, msg);
+                return Ok(());
+            }
+            if self.capacity == 0 && !matches!(wait, Wait::NoWait) {
+                return self.send_rendezvous(s, msg, wait);
+            }
+            match wait_on(&self.not_full, &mut s, wait) {
+                Woke::Signalled => {}
+                Woke::TimedOut if matches!(wait, Wait::NoWait) => {
+                    return Err((SendFail::Full, msg));
+                }
+                Woke::TimedOut => return Err((SendFail::Timeout, msg)),
+                Woke::Cancelled => return Err((SendFail::Cancelled, msg)),
+            }
+        }
+    }
+
+    /// Capacity 0 with no receiver waiting: queue the message and wait until a
+    /// receiver takes it; take it back on timeout, cancel or close.
+    fn send_rendezvous(
+        &self,
+        mut s: MutexGuard<'_, State>,
+        msg: Message,
+        wait: Wait<'_>,
+    ) -> Result<(), (SendFail, Message)> {
+        let seq = self.push(&mut s, msg);
+        loop {
+            if !s.queue.iter().any(|(q, _)| *q == seq) {
+                return Ok(());
+            }
+            let fail = if s.closed || s.receivers == 0 {
+                Some(SendFail::Closed)
+            } else {
+                match wait_on(&self.not_full, &mut s, wait) {
+                    Woke::Signalled => None,
+                    Woke::TimedOut => Some(SendFail::Timeout),
+                    Woke::Cancelled => Some(SendFail::Cancelled),
+                }
+            };
+            if let Some(fail) = fail {
+                return match Self::unqueue(&mut s, seq) {
+                    Some(msg) => Err((fail, msg)),
+                    None => Ok(()),
+                };
+            }
+        }
+    }
+
+    /// Takes the oldest message, waiting as `wait` allows.
+    pub(crate) fn recv(&self, wait: Wait<'_>) -> Result<Message, RecvFail> {
+        let mut s = self.state.lock();
+        loop {
+            if let Some((_, msg)) = s.queue.pop_front() {
+                s.queued_bytes -= msg.byte_len();
+                self.not_full.notify_all();
+                return Ok(msg);
+            }
+            if s.closed || s.senders == 0 {
+                return Err(RecvFail::Closed);
+            }
+            if matches!(wait, Wait::NoWait) {
+                return Err(RecvFail::Empty);
+            }
+            s.waiting_receivers += 1;
+            // A rendezvous sender may be waiting for a receiver to show up.
+            self.not_full.notify_all();
+            let woke = wait_on(&self.not_empty, &mut s, wait);
+            s.waiting_receivers -= 1;
+            match woke {
+                Woke::Signalled => {}
+                Woke::TimedOut => return Err(RecvFail::Timeout),
+                Woke::Cancelled => return Err(RecvFail::Cancelled),
+            }
+        }
+    }
+}

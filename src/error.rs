@@ -1,0 +1,107 @@
+//! The crate's combined error type for host-side operations.
+//!
+//! Each subsystem owns its errors (channel operations have one type each, in
+//! [`channel`](crate::channel)); this enum gathers the rest. Guest failures are
+//! not errors of `run`: they come back inside the [`RunResult`](crate::RunResult),
+//! and [`RunResult::check`](crate::RunResult::check) turns one into
+//! [`Error::Guest`].
+
+use std::fmt;
+
+use crate::interpreter::{GuestError, InterpreterId};
+
+/// What went wrong in a host-side operation.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are not a valid WebAssembly module (or failed validation).
+    InvalidModule(String),
+    /// The module imports something the host does not provide.
+    Link(String),
+    /// Instantiating failed (its start function or `_initialize` trapped).
+    Instantiate(GuestError),
+    /// The interpreter was closed.
+    InterpreterClosed(InterpreterId),
+    /// The interpreter is already running (runs of one interpreter do not overlap).
+    InterpreterRunning(InterpreterId),
+    /// The module has no exported function of that name (or of a supported type).
+    NoSuchExport(String),
+    /// A host-wide limit was reached.
+    Limit(LimitError),
+    /// A guest run failed (from [`RunResult::check`](crate::RunResult::check)).
+    Guest(GuestError),
+    /// Reading a file failed.
+    Io(std::io::Error),
+    /// The engine could not be configured.
+    Engine(String),
+}
+
+/// A host-wide limit that was hit, naming the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// Every slot of the instance pool is in use.
+    TooManyInterpreters {
+        /// The pool's size.
+        limit: usize,
+    },
+    /// The interpreter already holds its limit of live handles.
+    TooManyHandles {
+        /// The handle cap.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitError::TooManyInterpreters { limit } => {
+                write!(f, "too many live interpreters (limit {limit})")
+            }
+            LimitError::TooManyHandles { limit } => {
+                write!(f, "too many live handles (limit {limit})")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidModule(m) => write!(f, "invalid wasm module: {m}"),
+            Error::Link(m) => write!(f, "cannot link module: {m}"),
+            Error::Instantiate(e) => write!(f, "instantiation failed: {e}"),
+            Error::InterpreterClosed(id) => write!(f, "{id} is closed"),
+            Error::InterpreterRunning(id) => write!(f, "{id} is already running"),
+            Error::NoSuchExport(n) => {
+                write!(f, "no exported function `{n}` of type () or () -> i32")
+            }
+            Error::Limit(l) => write!(f, "limit exceeded: {l}"),
+            Error::Guest(e) => write!(f, "{e}"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Engine(m) => write!(f, "engine configuration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Guest(e) | Error::Instantiate(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<LimitError> for Error {
+    fn from(e: LimitError) -> Self {
+        Error::Limit(e)
+    }
+}

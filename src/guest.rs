@@ -1,0 +1,57 @@
+//! Compiled guests: a wasm module checked against the host's imports once,
+//! ready to be instantiated many times.
+
+use std::fmt;
+use std::sync::Arc;
+
+use wasmtime::{InstancePre, Module};
+
+use crate::interpreter::HostState;
+
+struct GuestInner {
+    name: String,
+    module: Module,
+    pre: InstancePre<HostState>,
+}
+
+/// A compiled, pre-linked wasm module. Cheap to clone; create any number of
+/// interpreters from it with [`Host::interpreter`](crate::Host::interpreter).
+#[derive(Clone)]
+pub struct Guest {
+    inner: Arc<GuestInner>,
+}
+
+impl Guest {
+    pub(crate) fn new(name: String, module: Module, pre: InstancePre<HostState>) -> Self {
+        Guest {
+            inner: Arc::new(GuestInner { name, module, pre }),
+        }
+    }
+
+    /// The guest's name (the file name it was loaded from, or the one given).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The names of the functions the module exports.
+    pub fn exports(&self) -> Vec<String> {
+        self.inner
+            .module
+            .exports()
+            .filter(|e| e.ty().func().is_some())
+            .map(|e| e.name().to_string())
+            .collect()
+    }
+
+    pub(crate) fn pre(&self) -> &InstancePre<HostState> {
+        &self.inner.pre
+    }
+}
+
+impl fmt::Debug for Guest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guest")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}

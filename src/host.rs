@@ -1,0 +1,341 @@
+//! The host: one per process (or per isolated group of interpreters). It owns
+//! the wasmtime `Engine`, the linker with the guest ABI, the epoch ticker,
+//! the copy counters and the registry of live interpreters and channels.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
+};
+
+use crate::channel::{self, ChannelId, Core, RecvChannel, SendChannel};
+use crate::error::Error;
+use crate::guest::Guest;
+use crate::interpreter::{HostState, Interpreter, InterpreterBuilder, InterpreterId};
+
+/// Default number of pooled instance slots (interpreters alive at once).
+pub const DEFAULT_POOL_SIZE: u32 = 1000;
+/// Default limit on the bytes queued in one channel: 256 MiB.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 256 << 20;
+/// How often the epoch ticker runs; deadlines are checked this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// The largest linear memory any interpreter of a pooled host can have: 4 GiB.
+const POOL_MAX_MEMORY: usize = 4 << 30;
+
+/// Copy counters for the whole host.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) copied_out: AtomicU64,
+    pub(crate) copied_in: AtomicU64,
+    pub(crate) forwarded: AtomicU64,
+}
+
+/// A snapshot of the host's copy counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyCounters {
+    /// Bytes copied out of guest memories into new buffers (guest sends).
+    pub bytes_copied_out: u64,
+    /// Bytes copied from buffers into guest memories (guest reads).
+    pub bytes_copied_in: u64,
+    /// Buffers a guest forwarded to another channel without a copy.
+    pub buffers_forwarded: u64,
+}
+
+pub(crate) struct HostInner {
+    pub(crate) engine: Engine,
+    linker: Linker<HostState>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) fuel: bool,
+    pub(crate) pool_size: usize,
+    max_queued_bytes: usize,
+    next_id: AtomicU64,
+    strong: Mutex<BTreeMap<u64, Interpreter>>,
+    channels: Mutex<BTreeMap<u64, Weak<Core>>>,
+}
+
+impl HostInner {
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn max_queued_bytes(&self) -> usize {
+        self.max_queued_bytes
+    }
+
+    pub(crate) fn register(&self, interp: &Interpreter) {
+        self.strong.lock().insert(interp.id().0, interp.clone());
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.strong.lock().remove(&id);
+    }
+
+    pub(crate) fn new_channel(
+        &self,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (RecvChannel, SendChannel) {
+        let core = Arc::new(Core::new(self.next_id(), capacity, max_bytes));
+        let mut map = self.channels.lock();
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(core.id, Arc::downgrade(&core));
+        channel::new_pair(core)
+    }
+}
+
+/// Builds a [`Host`] with named defaults.
+#[derive(Debug, Clone)]
+pub struct HostBuilder {
+    pool_size: u32,
+    fuel: bool,
+    max_queued_bytes: usize,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        HostBuilder {
+            pool_size: DEFAULT_POOL_SIZE,
+            fuel: false,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+        }
+    }
+}
+
+impl HostBuilder {
+    /// Pooled instance slots (default [`DEFAULT_POOL_SIZE`]); 0 allocates
+    /// each instance on demand instead. Each slot reserves address space, not
+    /// memory. If the pool cannot be reserved the host falls back to on-demand
+    /// allocation.
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.pool_size = n;
+        self
+    }
+
+    /// Turns on instruction counting so [`Limits::fuel`](crate::Limits::fuel)
+    /// works (off by default: it slows every guest down).
+    pub fn fuel(mut self, on: bool) -> Self {
+        self.fuel = on;
+        self
+    }
+
+    /// Default limit on the bytes queued in one channel
+    /// (default [`DEFAULT_MAX_QUEUED_BYTES`]).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Builds the host and starts its epoch ticker.
+    ///
+    /// # Errors
+    /// [`Error::Engine`] when wasmtime rejects the configuration.
+    pub fn build(self) -> Result<Host, Error> {
+        let (engine, pool_size) = match self.engine(self.pool_size) {
+            Ok(e) if self.pool_size > 0 => (e, self.pool_size as usize),
+            _ => (self.engine(0)?, 0),
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        spawn_ticker(&engine);
+        let inner = HostInner {
+            engine,
+            linker,
+            counters: Arc::default(),
+            fuel: self.fuel,
+            pool_size,
+            max_queued_bytes: self.max_queued_bytes,
+            next_id: AtomicU64::new(1),
+            strong: Mutex::default(),
+            channels: Mutex::default(),
+        };
+        Ok(Host {
+            inner: Arc::new(inner),
+        })
+    }
+
+    fn engine(&self, pool_size: u32) -> Result<Engine, Error> {
+        let mut config = Config::new();
+        config.epoch_interruption(true).consume_fuel(self.fuel);
+        if pool_size > 0 {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_core_instances(pool_size)
+                .total_memories(pool_size)
+                .total_tables(pool_size)
+                .max_memory_size(POOL_MAX_MEMORY);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))
+    }
+}
+
+/// Increments the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
+fn spawn_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("subinterp-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// The host of many interpreters. Cheap to clone (a handle).
+///
+/// ```
+/// use subinterp::Host;
+/// let host = Host::builder().pool_size(0).build().unwrap();
+/// let (rx, tx) = host.create_channel(1);
+/// tx.send(bytes::Bytes::from_static(b"hello")).unwrap();
+/// let view = rx.recv().unwrap().into_view().unwrap();
+/// assert_eq!(&*view, b"hello");
+/// ```
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+impl Host {
+    /// A host with the defaults.
+    ///
+    /// # Errors
+    /// As [`HostBuilder::build`].
+    pub fn new() -> Result<Host, Error> {
+        HostBuilder::default().build()
+    }
+
+    /// A builder for a host with other settings.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// The underlying wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Whether instances come from a pool (false: the pool could not be reserved).
+    pub fn is_pooled(&self) -> bool {
+        self.inner.pool_size > 0
+    }
+
+    /// Compiles wasm (binary, or text when the bytes are WAT) into a guest.
+    ///
+    /// # Errors
+    /// [`Error::InvalidModule`] for bytes that are not a valid module;
+    /// [`Error::Link`] when it imports something the host does not provide.
+    pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Guest, Error> {
+        let module = Module::new(&self.inner.engine, wasm)
+            .map_err(|e| Error::InvalidModule(format!("{e:#}")))?;
+        self.link(name, module)
+    }
+
+    /// Reads and compiles a `.wasm` (or `.wat`) file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, then as [`compile`](Self::compile).
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Guest, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.compile(&name, &bytes)
+    }
+
+    fn link(&self, name: &str, module: Module) -> Result<Guest, Error> {
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| Error::Link(format!("{e:#}")))?;
+        Ok(Guest::new(name.to_string(), module, pre))
+    }
+
+    /// Options for a new interpreter running `guest`.
+    pub fn interpreter(&self, guest: &Guest) -> InterpreterBuilder<'_> {
+        InterpreterBuilder::new(&self.inner, guest)
+    }
+
+    /// Creates an interpreter running `guest` with default options.
+    ///
+    /// # Errors
+    /// As [`InterpreterBuilder::create`].
+    pub fn create(&self, guest: &Guest) -> Result<Interpreter, Error> {
+        self.interpreter(guest).create()
+    }
+
+    /// Every live (not closed) interpreter, oldest first.
+    pub fn list_all(&self) -> Vec<Interpreter> {
+        self.inner.strong.lock().values().cloned().collect()
+    }
+
+    /// The live interpreter with this id.
+    pub fn get(&self, id: InterpreterId) -> Option<Interpreter> {
+        self.inner.strong.lock().get(&id.0).cloned()
+    }
+
+    /// The host itself, PEP 554's main interpreter.
+    pub fn get_main(&self) -> InterpreterId {
+        InterpreterId::MAIN
+    }
+
+    /// The interpreter whose guest is running on this thread (a host import
+    /// asking), or [`InterpreterId::MAIN`].
+    pub fn get_current(&self) -> InterpreterId {
+        crate::interpreter::current()
+    }
+
+    /// Creates a channel with room for `capacity` messages (0: a rendezvous,
+    /// where a send waits for a receiver) and the host's queued-bytes limit.
+    /// Returns the receiving end first, as in PEP 554.
+    pub fn create_channel(&self, capacity: usize) -> (RecvChannel, SendChannel) {
+        self.inner
+            .new_channel(capacity, self.inner.max_queued_bytes)
+    }
+
+    /// Creates a channel with its own queued-bytes limit.
+    pub fn create_channel_with(
+        &self,
+        capacity: usize,
+        max_queued_bytes: usize,
+    ) -> (RecvChannel, SendChannel) {
+        self.inner.new_channel(capacity, max_queued_bytes)
+    }
+
+    /// The ids of every channel that still has a live end.
+    pub fn list_channels(&self) -> Vec<ChannelId> {
+        let mut map = self.inner.channels.lock();
+        map.retain(|_, w| w.strong_count() > 0);
+        map.keys().map(|&id| ChannelId(id)).collect()
+    }
+
+    /// The host's copy counters so far.
+    pub fn counters(&self) -> CopyCounters {
+        let c = &self.inner.counters;
+        CopyCounters {
+            bytes_copied_out: c.copied_out.load(Ordering::Relaxed),
+            bytes_copied_in: c.copied_in.load(Ordering::Relaxed),
+            buffers_forwarded: c.forwarded.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        for (_, interp) in std::mem::take(&mut *self.strong.lock()) {
+            interp.close();
+        }
+    }
+}

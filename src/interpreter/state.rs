@@ -1,0 +1,136 @@
+//! The per-`Store` host state every host import sees, the typed reasons the
+//! host ends a run, and the memory limiter.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use super::result::ErrorKind;
+use crate::handle::HandleTable;
+use crate::host::{Counters, HostInner};
+
+/// A host-side reason to end a run, carried inside `wasmtime::Error` and
+/// recovered by downcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Abort {
+    Timeout { limit: Duration },
+    MemoryLimit { limit: usize },
+    OutputLimit { limit: usize },
+    Closed,
+}
+
+impl Abort {
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match *self {
+            Abort::Timeout { limit } => ErrorKind::Timeout { limit },
+            Abort::MemoryLimit { limit } => ErrorKind::MemoryLimit { limit },
+            Abort::OutputLimit { limit } => ErrorKind::OutputLimit { limit },
+            Abort::Closed => ErrorKind::Closed,
+        }
+    }
+}
+
+impl fmt::Display for Abort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Abort::Timeout { limit } => write!(f, "deadline of {limit:?} exceeded"),
+            Abort::MemoryLimit { limit } => {
+                write!(f, "memory limit of {limit} bytes exceeded")
+            }
+            Abort::OutputLimit { limit } => {
+                write!(f, "output limit of {limit} bytes exceeded")
+            }
+            Abort::Closed => f.write_str("interpreter closed during the run"),
+        }
+    }
+}
+
+impl std::error::Error for Abort {}
+
+/// State shared between an interpreter's handle and its store.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Set by `close()`: running guests stop at the next epoch tick, and
+    /// blocked channel waits give up.
+    pub(crate) closed: AtomicBool,
+}
+
+/// Per-run counters, summed into the host's at the end of the run.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) copied_out: AtomicU64,
+    pub(crate) copied_in: AtomicU64,
+    pub(crate) forwarded: AtomicU64,
+}
+
+impl Tally {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Caps linear memory growth at the interpreter's limit; past it the run
+/// ends with `Abort::MemoryLimit` instead of `memory.grow` returning -1, so
+/// the cause is never lost in a guest's out-of-memory path.
+pub(crate) struct Limiter {
+    pub(crate) max_memory: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            return Err(wasmtime::Error::new(Abort::MemoryLimit {
+                limit: self.max_memory,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// Everything the host imports of one interpreter can reach.
+pub(crate) struct HostState {
+    pub(crate) id: u64,
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limiter: Limiter,
+    pub(crate) handles: HandleTable,
+    /// Channel ends passed to `run` by name, as handles in `handles`.
+    pub(crate) names: HashMap<String, i32>,
+    pub(crate) shared: Arc<Shared>,
+    /// The current run's deadline and the limit it came from.
+    pub(crate) deadline: Option<(Instant, Duration)>,
+    pub(crate) tally: Tally,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) host: Weak<HostInner>,
+}
+
+impl HostState {
+    /// The reason the current run must stop now, if any.
+    pub(crate) fn must_stop(&self) -> Option<Abort> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Some(Abort::Closed);
+        }
+        match self.deadline {
+            Some((at, limit)) if Instant::now() >= at => Some(Abort::Timeout { limit }),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! subinterp runs many sandboxed interpreters side by side in one process and
+//! lets them talk through channels: PEP 554's model ("bytes in, read-only
+//! views out") built on WebAssembly.
+//!
+//! ```
+//! use subinterp::{Host, Run};
+//!
+//! let host = Host::builder().pool_size(4).build().unwrap();
+//! // A guest that receives one message on "inbox" and forwards it, uncopied, to "outbox".
+//! let guest = host.compile("relay", br#"(module
+//!   (import "subinterp_v1" "lookup" (func $lookup (param i32 i32) (result i32)))
+//!   (import "subinterp_v1" "recv" (func $recv (param i32 i64) (result i32)))
+//!   (import "subinterp_v1" "send_handle" (func $fwd (param i32 i32 i64) (result i32)))
+//!   (memory (export "memory") 1)
+//!   (data (i32.const 0) "inboxoutbox")
+//!   (func (export "relay") (result i32)
+//!     (call $fwd (call $lookup (i32.const 5) (i32.const 6))
+//!                (call $recv (call $lookup (i32.const 0) (i32.const 5)) (i64.const -1))
+//!                (i64.const -1))))"#).unwrap();
+//! let interp = host.create(&guest).unwrap();
+//! let (in_rx, in_tx) = host.create_channel(1);
+//! let (out_rx, out_tx) = host.create_channel(1);
+//! let data = bytes::Bytes::from(vec![7u8; 1 << 20]);
+//! in_tx.send(data.clone()).unwrap();
+//! let result = interp
+//!     .run(Run::export("relay").channel("inbox", in_rx).channel("outbox", out_tx))
+//!     .unwrap()
+//!     .check()
+//!     .unwrap();
+//! assert_eq!(result.value, Some(0));
+//! let view = out_rx.recv().unwrap().into_view().unwrap();
+//! assert_eq!(view.as_ptr(), data.as_ptr()); // the same memory: nothing was copied
+//! assert_eq!(host.counters().bytes_copied_out + host.counters().bytes_copied_in, 0);
+//! ```
+//!
+//! # Core concepts
+//!
+//! - [`Host`]: the wasmtime engine (pooling allocator, epoch interruption),
+//!   the guest ABI linker, copy counters, and the registry of live
+//!   interpreters and channels.
+//! - [`Guest`]: a compiled, pre-linked wasm module; [`Host::compile`].
+//! - [`Interpreter`]: one instance in its own store with its own linear memory
+//!   and handle table; [`Interpreter::run`] returns a [`RunResult`], and state
+//!   persists between runs.
+//! - Channels: [`Host::create_channel`] returns a [`RecvChannel`] and a
+//!   [`SendChannel`]; each operation has blocking, `_nowait` and `_timeout`
+//!   forms with an error type of its own.
+//! - [`Buffer`] and [`View`]: immutable bytes and read-only windows on them.
+//!   The only copies are at a guest's memory boundary.
+//! - [`Limits`]: what one interpreter may use, with `DEFAULT_*` constants.
+//! - [`abi`]: the integer-only imports a guest uses (module `subinterp_v1`).
+#![deny(missing_docs)]
+
+pub mod abi;
+mod buffer;
+pub mod channel;
+mod error;
+mod guest;
+mod handle;
+mod host;
+mod interpreter;
+pub mod limits;
+mod output;
+
+pub use buffer::{Buffer, View};
+pub use channel::{
+    ChannelId, Message, RecvChannel, RecvError, RecvTimeoutError, SendChannel, SendError,
+    SendTimeoutError, TryRecvError, TrySendError,
+};
+pub use error::{Error, LimitError};
+pub use guest::Guest;
+pub use host::{
+    CopyCounters, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_POOL_SIZE, EPOCH_TICK, Host, HostBuilder,
+};
+pub use interpreter::{
+    ChannelEnd, ErrorKind, GuestError, Interpreter, InterpreterBuilder, InterpreterId, Run, RunJob,
+    RunResult, RunStats, current,
+};
+pub use limits::Limits;
+pub use output::OutputMode;

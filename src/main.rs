@@ -1,0 +1,213 @@
+//! The `subinterp` command line: run a WASI module in a fresh sandboxed
+//! interpreter.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use subinterp::{ErrorKind, Host, Limits, OutputMode, Run, RunResult};
+
+/// Exit code when a limit (deadline, memory, fuel, output) ended the run.
+const EXIT_LIMIT: u8 = 125;
+/// Exit code when the guest trapped (as `wasmtime run`: 128 + SIGABRT).
+const EXIT_TRAP: u8 = 134;
+
+#[derive(Parser)]
+#[command(
+    name = "subinterp",
+    version,
+    about = "Run untrusted WebAssembly in sandboxed interpreters that talk over channels",
+    long_about = "subinterp runs each program in its own WebAssembly sandbox: its own memory, \
+no files, no network, no environment unless you grant them, and limits on time, memory and \
+output.\n\nExamples:\n  subinterp run hello.wasm            run a WASI command, print its output\n  \
+subinterp run prog.wasm a b         ARGS reach the program as argv[1..]\n  \
+subinterp run --json prog.wasm      print the result as one JSON object\n  \
+subinterp run --timeout 2s --max-memory 64MiB prog.wasm"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a WASI command module (.wasm or .wat) in a fresh interpreter.
+    ///
+    /// Exit code: the program's own; 134 if it trapped; 125 if a limit stopped it;
+    /// 1 if it could not be loaded.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Print the run's result (completion, error, captured stdout/stderr, stats) as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Wall-clock limit for the run, e.g. 500ms, 2s, 1m.
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Memory ceiling, e.g. 64MiB, 1GiB, 65536.
+    #[arg(long, value_parser = parse_size)]
+    max_memory: Option<usize>,
+    /// Instruction budget (fuel units).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Cap on each of stdout and stderr, e.g. 1MiB.
+    #[arg(long, value_parser = parse_size)]
+    max_output: Option<usize>,
+    /// Grant an environment variable K=V (none is granted by default).
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// The module to run.
+    file: std::path::PathBuf,
+    /// Arguments passed to the program (argv[1..]).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = split_unit(s);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 500ms or 2s)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "us" => n / 1e6,
+        _ => return Err(format!("unknown unit in {s:?}: use us, ms, s or m")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (num, unit) = split_unit(s);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("not a size: {s:?} (try 64MiB)"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown unit in {s:?}: use KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+fn split_unit(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    let i = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    (&s[..i], s[i..].trim())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => match run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("subinterp: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn limits(a: &RunArgs) -> Limits {
+    let mut l = Limits::new();
+    if let Some(t) = a.timeout {
+        l = l.timeout(t);
+    }
+    if let Some(m) = a.max_memory {
+        l = l.max_memory(m);
+    }
+    if let Some(f) = a.fuel {
+        l = l.fuel(f);
+    }
+    if let Some(o) = a.max_output {
+        l = l.max_output(o);
+    }
+    l
+}
+
+fn run(a: RunArgs) -> Result<ExitCode> {
+    let host = Host::builder()
+        .pool_size(1)
+        .fuel(a.fuel.is_some())
+        .build()?;
+    let guest = host
+        .load_file(&a.file)
+        .with_context(|| format!("loading {}", a.file.display()))?;
+    let (out, err) = if a.json {
+        (OutputMode::Capture, OutputMode::Capture)
+    } else {
+        (OutputMode::Stdout, OutputMode::Stderr)
+    };
+    let name = a.file.to_string_lossy().into_owned();
+    let mut b = host
+        .interpreter(&guest)
+        .limits(limits(&a))
+        .args(std::iter::once(name).chain(a.args.iter().cloned()))
+        .stdout(out)
+        .stderr(err)
+        .inherit_stdin(true);
+    for kv in &a.env {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--env wants K=V, got {kv:?}");
+        };
+        b = b.env(k, v);
+    }
+    let interp = b.create()?;
+    let result = interp.run(Run::start())?;
+    if a.json {
+        println!("{}", to_json(&result));
+    } else if let Some(e) = result.error.as_ref().filter(|_| !result.completed) {
+        if !matches!(e.kind, ErrorKind::Exit(_)) {
+            eprintln!("subinterp: {}: {}", e.kind.name(), e.message);
+            if let Some(bt) = &e.backtrace {
+                eprintln!("{bt}");
+            }
+        }
+    }
+    Ok(ExitCode::from(exit_code(&result)))
+}
+
+fn exit_code(r: &RunResult) -> u8 {
+    match r.error.as_ref().map(|e| &e.kind) {
+        None => r.exit_code.unwrap_or(0) as u8,
+        Some(ErrorKind::Exit(c)) => *c as u8,
+        Some(k) if k.is_limit() => EXIT_LIMIT,
+        Some(_) => EXIT_TRAP,
+    }
+}
+
+fn to_json(r: &RunResult) -> serde_json::Value {
+    let error = r.error.as_ref().map(|e| {
+        json!({
+            "kind": e.kind.name(),
+            "message": e.message,
+            "backtrace": e.backtrace,
+        })
+    });
+    json!({
+        "completed": r.completed,
+        "error": error,
+        "exit_code": r.exit_code,
+        "stdout": String::from_utf8_lossy(&r.stdout),
+        "stderr": String::from_utf8_lossy(&r.stderr),
+        "wall_ms": r.wall.as_secs_f64() * 1e3,
+        "stats": {
+            "bytes_copied_out": r.stats.bytes_copied_out,
+            "bytes_copied_in": r.stats.bytes_copied_in,
+            "buffers_forwarded": r.stats.buffers_forwarded,
+            "fuel_used": r.stats.fuel_used,
+        },
+    })
+}
