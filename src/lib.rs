@@ -78,3 +78,7 @@ pub use interpreter::{
 };
 pub use limits::Limits;
 pub use output::OutputMode;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -168,12 +168,12 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     let result = interp.run(Run::start())?;
     if a.json {
         println!("{}", to_json(&result));
-    } else if let Some(e) = result.error.as_ref().filter(|_| !result.completed) {
-        if !matches!(e.kind, ErrorKind::Exit(_)) {
-            eprintln!("subinterp: {}: {}", e.kind.name(), e.message);
-            if let Some(bt) = &e.backtrace {
-                eprintln!("{bt}");
-            }
+    } else if let Some(e) = result.error.as_ref().filter(|_| !result.completed)
+        && !matches!(e.kind, ErrorKind::Exit(_))
+    {
+        eprintln!("subinterp: {}: {}", e.kind.name(), e.message);
+        if let Some(bt) = &e.backtrace {
+            eprintln!("{bt}");
         }
     }
     Ok(ExitCode::from(exit_code(&result)))

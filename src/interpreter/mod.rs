@@ -422,11 +422,11 @@ impl Interpreter {
             Err(e) => classify(&e),
         };
         let fuel_limit = self.inner.limits.get_fuel();
-        if let (Some(err), Some(limit)) = (outcome.error.as_mut(), fuel_limit) {
-            if err.kind == ErrorKind::Trap(wasmtime::Trap::OutOfFuel) {
-                err.kind = ErrorKind::OutOfFuel { limit };
-                err.message = format!("instruction budget of {limit} exhausted");
-            }
+        if let (Some(err), Some(limit)) = (outcome.error.as_mut(), fuel_limit)
+            && err.kind == ErrorKind::Trap(wasmtime::Trap::OutOfFuel)
+        {
+            err.kind = ErrorKind::OutOfFuel { limit };
+            err.message = format!("instruction budget of {limit} exhausted");
         }
         let fuel_used = if self.inner.fuel {
             let start = fuel_limit.unwrap_or(u64::MAX);

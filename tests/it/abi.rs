@@ -1,0 +1,188 @@
+//! The guest ABI under hostile input: every nowait/timeout path, forged,
+//! stale and foreign handles, out-of-bounds pointers and lengths. Each ends
+//! in an error code while the host carries on.
+
+use std::time::{Duration, Instant};
+
+use subinterp::abi::*;
+use subinterp::{Host, Interpreter, Run};
+
+use crate::common::{host, probe};
+
+fn call(i: &Interpreter, run: Run) -> i32 {
+    let r = i.run(run).unwrap();
+    assert!(r.completed, "{:?}", r.error);
+    r.value.unwrap()
+}
+
+fn with_ends(
+    host: &Host,
+    f: &str,
+    cap: usize,
+) -> (Run, subinterp::SendChannel, subinterp::RecvChannel) {
+    let (in_rx, in_tx) = host.create_channel(cap);
+    let (out_rx, out_tx) = host.create_channel(cap);
+    (
+        Run::export(f).channel("in", in_rx).channel("out", out_tx),
+        in_tx,
+        out_rx,
+    )
+}
+
+#[test]
+fn nowait_and_timeout_codes() {
+    let host = host();
+    let i = host.create(&probe(&host)).unwrap();
+    let (run, in_tx, out_rx) = with_ends(&host, "recv_nowait", 1);
+    assert_eq!(call(&i, run), ERR_EMPTY);
+    let t = Instant::now();
+    assert_eq!(call(&i, Run::export("recv_1ms")), ERR_TIMEOUT);
+    assert!(t.elapsed() >= Duration::from_millis(1));
+    assert_eq!(call(&i, Run::export("send_nowait")), 0);
+    assert_eq!(call(&i, Run::export("send_nowait")), ERR_FULL);
+    assert_eq!(call(&i, Run::export("send_1ms")), ERR_TIMEOUT);
+    assert_eq!(&*out_rx.recv().unwrap().into_view().unwrap(), b"ping");
+    in_tx.send("x").unwrap();
+    let h = call(&i, Run::export("recv_nowait"));
+    assert!(h > 0);
+    // Closing: the sender's close shows as ERR_CLOSED once drained.
+    assert_eq!(call(&i, Run::export("close_out")), 0);
+    assert_eq!(call(&i, Run::export("send_nowait")), ERR_CLOSED);
+    assert_eq!(call(&i, Run::export("close_in")), ERR_WRONG_KIND);
+    in_tx.close();
+    assert_eq!(call(&i, Run::export("recv_block")), ERR_CLOSED);
+}
+
+#[test]
+fn rendezvous_from_a_guest() {
+    let host = host();
+    let i = host.create(&probe(&host)).unwrap();
+    let (run, _in_tx, out_rx) = with_ends(&host, "send_nowait", 0);
+    assert_eq!(call(&i, run), ERR_FULL, "no receiver waiting");
+    let receiver = std::thread::spawn(move || out_rx.recv().unwrap().into_view().unwrap());
+    assert_eq!(call(&i, Run::export("send_block")), 0);
+    assert_eq!(&*receiver.join().unwrap(), b"ping");
+}
+
+#[test]
+fn forged_stale_and_wrong_kind_handles() {
+    let host = host();
+    let i = host.create(&probe(&host)).unwrap();
+    let (run, in_tx, _out_rx) = with_ends(&host, "forged", 1);
+    assert_eq!(call(&i, run), 0);
+    in_tx.send("abc").unwrap();
+    assert_eq!(call(&i, Run::export("stale")), ERR_BAD_HANDLE);
+    assert_eq!(call(&i, Run::export("send_on_recv_end")), ERR_WRONG_KIND);
+    assert_eq!(
+        call(&i, Run::export("release_in_then_lookup")),
+        ERR_RELEASED
+    );
+}
+
+#[test]
+fn foreign_handles_are_refused() {
+    let host = host();
+    let guest = probe(&host);
+    let a = host.create(&guest).unwrap();
+    let b = host.create(&guest).unwrap();
+    let (a_rx, _a_tx) = host.create_channel(1);
+    let h = call(&a, Run::export("my_in").channel("in", a_rx));
+    assert!(h > 0);
+    let (b_rx, b_tx) = host.create_channel(1);
+    b_tx.send(h.to_le_bytes().to_vec()).unwrap();
+    assert_eq!(
+        call(&b, Run::export("foreign").channel("in", b_rx)),
+        ERR_BAD_HANDLE
+    );
+}
+
+#[test]
+fn out_of_bounds_pointers_lengths_and_names() {
+    let host = host();
+    let i = host.create(&probe(&host)).unwrap();
+    let (run, in_tx, _out_rx) = with_ends(&host, "send_oob", 1);
+    assert_eq!(call(&i, run), ERR_BOUNDS);
+    assert_eq!(call(&i, Run::export("send_wrap")), ERR_BOUNDS);
+    assert_eq!(call(&i, Run::export("send_huge")), ERR_TOO_LARGE);
+    in_tx.send(vec![9u8; 100]).unwrap();
+    assert_eq!(call(&i, Run::export("read_oob")), 0);
+    assert_eq!(call(&i, Run::export("lookup_bad_utf8")), ERR_INVALID);
+    assert_eq!(call(&i, Run::export("lookup_missing")), ERR_NOT_FOUND);
+    assert_eq!(call(&i, Run::export("lookup_oob")), ERR_BOUNDS);
+    assert_eq!(call(&i, Run::export("create_bad")), 0);
+}
+
+#[test]
+fn slices_forward_without_copying() {
+    let host = host();
+    let i = host.create(&probe(&host)).unwrap();
+    let (run, in_tx, out_rx) = with_ends(&host, "slice_and_forward", 1);
+    let data = bytes::Bytes::from_static(b"0123456789");
+    in_tx.send(data.clone()).unwrap();
+    assert_eq!(call(&i, run), 0);
+    let v = out_rx.recv().unwrap().into_view().unwrap();
+    assert_eq!(&*v, b"2345");
+    assert_eq!(v.as_ptr(), data[2..].as_ptr());
+    assert_eq!(
+        host.counters().bytes_copied_in + host.counters().bytes_copied_out,
+        0
+    );
+}
+
+#[test]
+fn guests_create_channels_and_pass_ends() {
+    let host = host();
+    let guest = probe(&host);
+    let i = host.create(&guest).unwrap();
+    assert_eq!(call(&i, Run::export("own_channel")), 4);
+    // The host sends a sending end to a guest, which sends through it.
+    let (target_rx, target_tx) = host.create_channel(1);
+    let (in_rx, in_tx) = host.create_channel(1);
+    in_tx.send(target_tx).unwrap();
+    assert_eq!(
+        call(&i, Run::export("recv_end_and_use").channel("in", in_rx)),
+        0
+    );
+    assert_eq!(&*target_rx.recv().unwrap().into_view().unwrap(), b"ping");
+    // A guest sends one of its ends out.
+    let (out_rx, out_tx) = host.create_channel(1);
+    let (x_rx, x_tx) = host.create_channel(1);
+    assert_eq!(
+        call(
+            &i,
+            Run::export("send_end")
+                .channel("in", x_rx)
+                .channel("out", out_tx)
+        ),
+        0
+    );
+    let subinterp::Message::Recv(got) = out_rx.recv().unwrap() else {
+        panic!("expected a receiving end")
+    };
+    x_tx.send("via guest").unwrap();
+    assert_eq!(&*got.recv().unwrap().into_view().unwrap(), b"via guest");
+}
+
+#[test]
+fn handle_cap_refuses_without_losing_messages() {
+    let host = host();
+    let guest = probe(&host);
+    let i = host
+        .interpreter(&guest)
+        .limits(subinterp::Limits::new().max_handles(3))
+        .create()
+        .unwrap();
+    let (in_rx, in_tx) = host.create_channel(4);
+    let (_out_rx, out_tx) = host.create_channel(4);
+    for m in ["a", "b"] {
+        in_tx.send(m).unwrap();
+    }
+    let run = Run::export("recv_nowait")
+        .channel("in", in_rx.clone())
+        .channel("out", out_tx);
+    // "in" and "out" take two handles; one view fits, the next is refused.
+    assert!(call(&i, run) > 0);
+    assert_eq!(call(&i, Run::export("recv_nowait")), ERR_LIMIT);
+    // The refused message was not taken.
+    assert_eq!(&*in_rx.recv_nowait().unwrap().into_view().unwrap(), b"b");
+}

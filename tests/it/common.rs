@@ -1,0 +1,157 @@
+//! Shared helpers: hosts, guests, and the WAT probe guest.
+
+use std::path::PathBuf;
+
+use subinterp::{Guest, Host};
+
+/// A host with a small pool, so parallel tests do not reserve much address space.
+pub fn host() -> Host {
+    Host::builder().pool_size(32).build().expect("host")
+}
+
+pub fn guest_path(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/guest/{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `make guest` first",
+        p.display()
+    );
+    p
+}
+
+pub fn c_guest(host: &Host, name: &str) -> Guest {
+    host.load_file(guest_path(name)).expect("load C guest")
+}
+
+pub fn probe(host: &Host) -> Guest {
+    host.compile("probe", PROBE.as_bytes())
+        .expect("probe compiles")
+}
+
+/// A WAT guest whose exports each exercise one ABI path and return the
+/// result code. Channel ends are passed as "in" and "out".
+pub const PROBE: &str = r#"(module
+  (import "subinterp_v1" "lookup" (func $lookup (param i32 i32) (result i32)))
+  (import "subinterp_v1" "send" (func $send (param i32 i32 i32 i64) (result i32)))
+  (import "subinterp_v1" "send_handle" (func $send_handle (param i32 i32 i64) (result i32)))
+  (import "subinterp_v1" "recv" (func $recv (param i32 i64) (result i32)))
+  (import "subinterp_v1" "handle_kind" (func $kind (param i32) (result i32)))
+  (import "subinterp_v1" "view_len" (func $view_len (param i32) (result i32)))
+  (import "subinterp_v1" "view_read" (func $view_read (param i32 i32 i32 i32) (result i32)))
+  (import "subinterp_v1" "view_slice" (func $view_slice (param i32 i32 i32) (result i32)))
+  (import "subinterp_v1" "release" (func $release (param i32) (result i32)))
+  (import "subinterp_v1" "close" (func $close (param i32) (result i32)))
+  (import "subinterp_v1" "channel_create" (func $create (param i32 i32) (result i32)))
+  (import "subinterp_v1" "interpreter_id" (func $id (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "in")
+  (data (i32.const 8) "out")
+  (data (i32.const 16) "\ff\fe")
+  (data (i32.const 100) "ping")
+  (func $in (result i32) (call $lookup (i32.const 0) (i32.const 2)))
+  (func $out (result i32) (call $lookup (i32.const 8) (i32.const 3)))
+  (func (export "recv_nowait") (result i32) (call $recv (call $in) (i64.const 0)))
+  (func (export "recv_1ms") (result i32) (call $recv (call $in) (i64.const 1000)))
+  (func (export "recv_block") (result i32) (call $recv (call $in) (i64.const -1)))
+  (func (export "send_nowait") (result i32)
+    (call $send (call $out) (i32.const 100) (i32.const 4) (i64.const 0)))
+  (func (export "send_1ms") (result i32)
+    (call $send (call $out) (i32.const 100) (i32.const 4) (i64.const 1000)))
+  (func (export "send_block") (result i32)
+    (call $send (call $out) (i32.const 100) (i32.const 4) (i64.const -1)))
+  (func (export "send_oob") (result i32)
+    (call $send (call $out) (i32.const 65530) (i32.const 100) (i64.const 0)))
+  (func (export "send_wrap") (result i32)
+    (call $send (call $out) (i32.const -1) (i32.const 2) (i64.const 0)))
+  (func (export "send_huge") (result i32)
+    (call $send (call $out) (i32.const 0) (i32.const -1) (i64.const 0)))
+  (func (export "send_on_recv_end") (result i32)
+    (call $send (call $in) (i32.const 100) (i32.const 4) (i64.const 0)))
+  (func (export "close_out") (result i32) (call $close (call $out)))
+  (func (export "close_in") (result i32) (call $close (call $in)))
+  (func (export "forged") (result i32)
+    (local $worst i32)
+    ;; every forged value must give ERR_BAD_HANDLE (-1); return the first that does not
+    (if (i32.ne (call $view_len (i32.const 12345)) (i32.const -1)) (then (return (i32.const 1))))
+    (if (i32.ne (call $view_len (i32.const 0)) (i32.const -1)) (then (return (i32.const 2))))
+    (if (i32.ne (call $release (i32.const -5)) (i32.const -1)) (then (return (i32.const 3))))
+    (if (i32.ne (call $kind (i32.const 0x7fffffff)) (i32.const -1)) (then (return (i32.const 4))))
+    (if (i32.ne (call $recv (i32.const 0x01000000) (i64.const 0)) (i32.const -1)) (then (return (i32.const 5))))
+    (if (i32.ne (call $send_handle (call $out) (i32.const 77) (i64.const 0)) (i32.const -1)) (then (return (i32.const 6))))
+    (if (i32.ne (call $view_read (i32.const -1) (i32.const 0) (i32.const 0) (i32.const 1)) (i32.const -1)) (then (return (i32.const 7))))
+    ;; a handle one generation off the real one
+    (if (i32.ne (call $kind (i32.xor (call $in) (i32.const 0x10000))) (i32.const -1)) (then (return (i32.const 8))))
+    (i32.const 0))
+  (func (export "stale") (result i32)
+    (local $h i32)
+    (local.set $h (call $recv (call $in) (i64.const -1)))
+    (if (i32.lt_s (local.get $h) (i32.const 0)) (then (return (local.get $h))))
+    (drop (call $release (local.get $h)))
+    (call $view_len (local.get $h)))
+  (func (export "release_in_then_lookup") (result i32)
+    (drop (call $release (call $in)))
+    (call $in))
+  (func (export "read_oob") (result i32)
+    (local $h i32)
+    (local.set $h (call $recv (call $in) (i64.const -1)))
+    (if (i32.ne (call $view_read (local.get $h) (i32.const 0) (i32.const 65534) (i32.const 100)) (i32.const -3))
+      (then (return (i32.const 1))))
+    (if (i32.ne (call $view_read (local.get $h) (i32.const 1000000) (i32.const 0) (i32.const 1)) (i32.const -3))
+      (then (return (i32.const 2))))
+    (if (i32.ne (call $view_slice (local.get $h) (i32.const 0) (i32.add (call $view_len (local.get $h)) (i32.const 1))) (i32.const -3))
+      (then (return (i32.const 3))))
+    (if (i32.ne (call $view_slice (local.get $h) (i32.const -1) (i32.const 2)) (i32.const -3))
+      (then (return (i32.const 4))))
+    (if (i32.ne (call $send_handle (local.get $h) (local.get $h) (i64.const 0)) (i32.const -2))
+      (then (return (i32.const 5))))
+    (i32.const 0))
+  (func (export "lookup_bad_utf8") (result i32) (call $lookup (i32.const 16) (i32.const 2)))
+  (func (export "lookup_missing") (result i32) (call $lookup (i32.const 0) (i32.const 1)))
+  (func (export "lookup_oob") (result i32) (call $lookup (i32.const 65535) (i32.const 10)))
+  (func (export "foreign") (result i32)
+    ;; the message carries a handle value from another interpreter
+    (local $h i32)
+    (local.set $h (call $recv (call $in) (i64.const -1)))
+    (drop (call $view_read (local.get $h) (i32.const 0) (i32.const 32) (i32.const 4)))
+    (call $kind (i32.load (i32.const 32))))
+  (func (export "my_in") (result i32) (call $in))
+  (func (export "slice_and_forward") (result i32)
+    ;; forwards bytes [2, 6) of a received view, without copying
+    (local $h i32) (local $s i32)
+    (local.set $h (call $recv (call $in) (i64.const -1)))
+    (local.set $s (call $view_slice (local.get $h) (i32.const 2) (i32.const 4)))
+    (drop (call $release (local.get $h)))
+    (call $send_handle (call $out) (local.get $s) (i64.const -1)))
+  (func (export "send_three_then_trap") (result i32)
+    (drop (call $send (call $out) (i32.const 100) (i32.const 4) (i64.const -1)))
+    (drop (call $send (call $out) (i32.const 100) (i32.const 4) (i64.const -1)))
+    (drop (call $send (call $out) (i32.const 100) (i32.const 4) (i64.const -1)))
+    unreachable)
+  (func (export "own_channel") (result i32)
+    ;; creates a channel, sends "ping" through it, returns the received length
+    (local $v i32)
+    (if (i32.ne (call $create (i32.const 1) (i32.const 40)) (i32.const 0)) (then (return (i32.const -100))))
+    (drop (call $send (i32.load (i32.const 44)) (i32.const 100) (i32.const 4) (i64.const 0)))
+    (local.set $v (call $recv (i32.load (i32.const 40)) (i64.const 0)))
+    (if (i32.ne (call $kind (local.get $v)) (i32.const 1)) (then (return (i32.const -101))))
+    (call $view_len (local.get $v)))
+  (func (export "create_bad") (result i32)
+    (if (i32.ne (call $create (i32.const -1) (i32.const 40)) (i32.const -10)) (then (return (i32.const 1))))
+    (if (i32.ne (call $create (i32.const 1) (i32.const 65534)) (i32.const -3)) (then (return (i32.const 2))))
+    (i32.const 0))
+  (func (export "send_end") (result i32)
+    ;; sends the "out" end itself over "in"... of another channel: over out
+    (call $send_handle (call $out) (call $in) (i64.const -1)))
+  (func (export "recv_end_and_use") (result i32)
+    ;; receives a sending end on "in" and sends "ping" with it
+    (local $e i32)
+    (local.set $e (call $recv (call $in) (i64.const -1)))
+    (if (i32.ne (call $kind (local.get $e)) (i32.const 3)) (then (return (i32.const -100))))
+    (call $send (local.get $e) (i32.const 100) (i32.const 4) (i64.const -1)))
+  (func (export "id") (result i32) (i32.wrap_i64 (call $id)))
+  (func (export "spin") (loop $l (br $l)))
+  (func (export "grow") (result i32)
+    (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+    (i32.const -1))
+  (func $oob_load (export "oob_load") (result i32) (i32.load (i32.const 0x7ffffff0)))
+)"#;

@@ -1,0 +1,10 @@
+//! subinterp's integration tests: one binary, a module per area.
+//!
+//! The C guests come from `make guest` (target/guest/*.wasm); `make test`
+//! builds them first.
+
+mod abi;
+mod channels;
+mod cli;
+mod common;
+mod interpreters;
