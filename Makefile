@@ -18,6 +18,15 @@ GUEST_CFLAGS := -target wasm32-wasi -O2 -Wall -Wextra -Werror -Iguest/include -W
 GUEST_SRCS := $(wildcard guest/examples/*.c)
 GUEST_WASM := $(patsubst guest/examples/%.c,$(GUEST_OUT)/%.wasm,$(GUEST_SRCS))
 
+# The JavaScript guest: QuickJS-ng from the pinned rquickjs-sys crate (cargo
+# fetches it into its registry; guest/js/Cargo.toml pins the version).
+JS_OUT   := $(GUEST_OUT)/js
+QJS_SRCS := quickjs libregexp libunicode dtoa
+QJS_OBJS := $(patsubst %,$(JS_OUT)/%.o,$(QJS_SRCS))
+QJS_CFLAGS := -target wasm32-wasi -O2 -D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_PROCESS_CLOCKS -w
+JS_LDFLAGS := -mexec-model=reactor -lwasi-emulated-signal -lwasi-emulated-process-clocks \
+	-Wl,-z,stack-size=1048576 -Wl,--strip-debug
+
 .PHONY: all setup guest build test demo bench examples clean
 
 all: build guest
@@ -30,7 +39,26 @@ $(ZIG):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(ZIG_DIR) "ziglang==$(ZIG_VER)"
 	@test -x $(ZIG) && touch $(ZIG)
 
-guest: $(GUEST_WASM)
+guest: $(GUEST_WASM) $(GUEST_OUT)/js.wasm
+
+# Where cargo put the QuickJS sources (downloads the pinned crate if needed).
+$(JS_OUT)/qjs-dir:
+	@mkdir -p $(JS_OUT)
+	$(CARGO) metadata --locked --format-version 1 --manifest-path guest/js/Cargo.toml \
+	  | $(PYTHON) -c 'import json,sys,os; m=json.load(sys.stdin); print([os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name"]=="rquickjs-sys"][0] + "/quickjs")' > $@.tmp
+	@test -f "$$(cat $@.tmp)/quickjs.c" && mv $@.tmp $@
+
+# quickjs.c alone takes ~45 s: each object is rebuilt only when missing.
+$(JS_OUT)/%.o: $(JS_OUT)/qjs-dir | $(ZIG)
+	$(ZIG) cc $(QJS_CFLAGS) -c "$$(cat $(JS_OUT)/qjs-dir)/$*.c" -o $@
+
+$(JS_OUT)/prelude.h: guest/js/prelude.js
+	@mkdir -p $(JS_OUT)
+	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); print("static const unsigned char prelude_js[] = {" + ",".join(str(b) for b in d) + "};\nstatic const unsigned int prelude_js_len = %d;" % len(d))' $< > $@
+
+$(GUEST_OUT)/js.wasm: guest/js/subinterp_js.c guest/include/subinterp.h $(JS_OUT)/prelude.h $(QJS_OBJS) | $(ZIG)
+	$(ZIG) cc $(GUEST_CFLAGS) -D_WASI_EMULATED_SIGNAL -I$(JS_OUT) -I"$$(cat $(JS_OUT)/qjs-dir)" \
+	  guest/js/subinterp_js.c $(QJS_OBJS) $(JS_LDFLAGS) -o $@
 
 $(GUEST_OUT)/%.wasm: guest/examples/%.c guest/include/subinterp.h | $(ZIG)
 	@mkdir -p $(GUEST_OUT)

@@ -26,6 +26,10 @@ pub enum Error {
     InterpreterRunning(InterpreterId),
     /// The module has no exported function of that name (or of a supported type).
     NoSuchExport(String),
+    /// JavaScript source was given to an interpreter that does not run JS.
+    NotJavaScript(InterpreterId),
+    /// The JavaScript guest could not be found or loaded.
+    JsGuest(String),
     /// A host-wide limit was reached.
     Limit(LimitError),
     /// A guest run failed (from [`RunResult::check`](crate::RunResult::check)).
@@ -76,6 +80,8 @@ impl fmt::Display for Error {
             Error::NoSuchExport(n) => {
                 write!(f, "no exported function `{n}` of type () or () -> i32")
             }
+            Error::NotJavaScript(id) => write!(f, "{id} does not run JavaScript"),
+            Error::JsGuest(m) => write!(f, "JavaScript guest unavailable: {m}"),
             Error::Limit(l) => write!(f, "limit exceeded: {l}"),
             Error::Guest(e) => write!(f, "{e}"),
             Error::Io(e) => write!(f, "{e}"),

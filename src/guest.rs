@@ -12,6 +12,7 @@ struct GuestInner {
     name: String,
     module: Module,
     pre: InstancePre<HostState>,
+    js: bool,
 }
 
 /// A compiled, pre-linked wasm module. Cheap to clone; create any number of
@@ -23,9 +24,23 @@ pub struct Guest {
 
 impl Guest {
     pub(crate) fn new(name: String, module: Module, pre: InstancePre<HostState>) -> Self {
+        let js = module.get_export("si_js_eval").is_some()
+            && module.get_export("si_js_alloc").is_some()
+            && module.get_export("si_js_init").is_some();
         Guest {
-            inner: Arc::new(GuestInner { name, module, pre }),
+            inner: Arc::new(GuestInner {
+                name,
+                module,
+                pre,
+                js,
+            }),
         }
+    }
+
+    /// Whether this is the JavaScript guest (it runs
+    /// [`Run::js`](crate::Run::js) source).
+    pub fn is_js(&self) -> bool {
+        self.inner.js
     }
 
     /// The guest's name (the file name it was loaded from, or the one given).

@@ -23,6 +23,8 @@ pub(crate) enum Entry {
     View(View),
     Recv(RecvChannel),
     Send(SendChannel),
+    /// A guest's started run of a child interpreter.
+    Job(std::sync::Arc<crate::abi::Job>),
 }
 
 /// Why a handle was refused.

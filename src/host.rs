@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -56,6 +56,8 @@ pub(crate) struct HostInner {
     next_id: AtomicU64,
     strong: Mutex<BTreeMap<u64, Interpreter>>,
     channels: Mutex<BTreeMap<u64, Weak<Core>>>,
+    main: OnceLock<u64>,
+    js: OnceLock<Result<Guest, String>>,
 }
 
 impl HostInner {
@@ -68,7 +70,47 @@ impl HostInner {
     }
 
     pub(crate) fn register(&self, interp: &Interpreter) {
+        self.main.get_or_init(|| interp.id().0);
         self.strong.lock().insert(interp.id().0, interp.clone());
+    }
+
+    /// The first interpreter this host created (0 before any).
+    pub(crate) fn main_id(&self) -> u64 {
+        self.main.get().copied().unwrap_or(0)
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<Interpreter> {
+        self.strong.lock().get(&id).cloned()
+    }
+
+    pub(crate) fn live_ids(&self) -> Vec<u64> {
+        self.strong.lock().keys().copied().collect()
+    }
+
+    fn link(&self, name: &str, module: Module) -> Result<Guest, Error> {
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| Error::Link(format!("{e:#}")))?;
+        Ok(Guest::new(name.to_string(), module, pre))
+    }
+
+    /// The JavaScript guest, loaded (from the compiled cache when there is
+    /// one) the first time it is asked for.
+    pub(crate) fn js(&self) -> Result<Guest, Error> {
+        self.js
+            .get_or_init(|| {
+                let path = crate::cache::js_wasm_path()?;
+                let module = crate::cache::load(&self.engine, &path)?;
+                let guest = self.link("js", module).map_err(|e| e.to_string())?;
+                if guest.is_js() {
+                    Ok(guest)
+                } else {
+                    Err(format!("{} is not the subinterp JS guest", path.display()))
+                }
+            })
+            .clone()
+            .map_err(Error::JsGuest)
     }
 
     pub(crate) fn unregister(&self, id: u64) {
@@ -154,6 +196,8 @@ impl HostBuilder {
             next_id: AtomicU64::new(1),
             strong: Mutex::default(),
             channels: Mutex::default(),
+            main: OnceLock::new(),
+            js: OnceLock::new(),
         };
         Ok(Host {
             inner: Arc::new(inner),
@@ -237,7 +281,7 @@ impl Host {
     pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Guest, Error> {
         let module = Module::new(&self.inner.engine, wasm)
             .map_err(|e| Error::InvalidModule(format!("{e:#}")))?;
-        self.link(name, module)
+        self.inner.link(name, module)
     }
 
     /// Reads and compiles a `.wasm` (or `.wat`) file.
@@ -254,13 +298,23 @@ impl Host {
         self.compile(&name, &bytes)
     }
 
-    fn link(&self, name: &str, module: Module) -> Result<Guest, Error> {
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&module)
-            .map_err(|e| Error::Link(format!("{e:#}")))?;
-        Ok(Guest::new(name.to_string(), module, pre))
+    /// The JavaScript guest (QuickJS-ng compiled to wasm, built by
+    /// `make guest`): create interpreters from it and run source with
+    /// [`Run::js`](crate::Run::js). Loaded once per host, from precompiled
+    /// code cached beside the `.wasm` when there is some.
+    ///
+    /// # Errors
+    /// [`Error::JsGuest`] when the guest file is missing or does not load.
+    pub fn js(&self) -> Result<Guest, Error> {
+        self.inner.js()
+    }
+
+    /// Creates a JavaScript interpreter with `limits`.
+    ///
+    /// # Errors
+    /// As [`js`](Self::js) and [`InterpreterBuilder::create`].
+    pub fn create_js(&self, limits: crate::Limits) -> Result<Interpreter, Error> {
+        self.interpreter(&self.js()?).limits(limits).create()
     }
 
     /// Options for a new interpreter running `guest`.
@@ -286,7 +340,9 @@ impl Host {
         self.inner.strong.lock().get(&id.0).cloned()
     }
 
-    /// The host itself, PEP 554's main interpreter.
+    /// The host itself, PEP 554's main interpreter. (Scripts'
+    /// `interpreters.main()` is the first interpreter the host created,
+    /// since the host has no script of its own.)
     pub fn get_main(&self) -> InterpreterId {
         InterpreterId::MAIN
     }
@@ -334,7 +390,8 @@ impl Host {
 
 impl Drop for HostInner {
     fn drop(&mut self) {
-        for (_, interp) in std::mem::take(&mut *self.strong.lock()) {
+        let all = std::mem::take(&mut *self.strong.lock());
+        for (_, interp) in all {
             interp.close();
         }
     }

@@ -53,6 +53,7 @@
 
 pub mod abi;
 mod buffer;
+mod cache;
 pub mod channel;
 mod error;
 mod guest;

@@ -12,6 +12,13 @@ pub const DEFAULT_FUEL: Option<u64> = None;
 pub const DEFAULT_MAX_OUTPUT: usize = 16 << 20;
 /// Default cap on live handles an interpreter may hold: 4,096.
 pub const DEFAULT_MAX_HANDLES: usize = 4096;
+/// Default cap on interpreters alive at once that a guest and everything it
+/// created may have created (the whole tree below one host-created
+/// interpreter): 64.
+pub const DEFAULT_MAX_INTERPRETERS: usize = 64;
+/// Default cap on how deep guest-created interpreters may nest (a child of a
+/// host-created interpreter is at depth 1): 4.
+pub const DEFAULT_MAX_DEPTH: u32 = 4;
 
 /// What one interpreter may use. Build with [`Limits::new`] (the `DEFAULT_*`
 /// values) and the setters.
@@ -30,6 +37,8 @@ pub struct Limits {
     fuel: Option<u64>,
     max_output: usize,
     max_handles: usize,
+    max_interpreters: usize,
+    max_depth: u32,
 }
 
 impl Default for Limits {
@@ -40,6 +49,8 @@ impl Default for Limits {
             fuel: DEFAULT_FUEL,
             max_output: DEFAULT_MAX_OUTPUT,
             max_handles: DEFAULT_MAX_HANDLES,
+            max_interpreters: DEFAULT_MAX_INTERPRETERS,
+            max_depth: DEFAULT_MAX_DEPTH,
         }
     }
 }
@@ -83,6 +94,42 @@ impl Limits {
         self
     }
 
+    /// Cap on interpreters a guest may have alive at once, counting
+    /// everything its children created too (the tree below a host-created
+    /// interpreter shares one budget). Past it, creating one fails with a
+    /// limit error inside the guest.
+    pub fn max_interpreters(mut self, n: usize) -> Self {
+        self.max_interpreters = n;
+        self
+    }
+
+    /// Cap on how deep guest-created interpreters may nest.
+    pub fn max_depth(mut self, depth: u32) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
+    /// The limits for an interpreter a guest with these limits creates,
+    /// asking for `asked`: each limit is the smaller of the two, so a child
+    /// never gets more than its creator.
+    pub fn clamp(&self, asked: &Limits) -> Limits {
+        Limits {
+            max_memory: self.max_memory.min(asked.max_memory),
+            timeout: match (self.timeout, asked.timeout) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            fuel: match (self.fuel, asked.fuel) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            max_output: self.max_output.min(asked.max_output),
+            max_handles: self.max_handles.min(asked.max_handles),
+            max_interpreters: self.max_interpreters.min(asked.max_interpreters),
+            max_depth: self.max_depth.min(asked.max_depth),
+        }
+    }
+
     /// The memory ceiling in bytes.
     pub fn get_max_memory(&self) -> usize {
         self.max_memory
@@ -106,5 +153,15 @@ impl Limits {
     /// The live-handle cap.
     pub fn get_max_handles(&self) -> usize {
         self.max_handles
+    }
+
+    /// The cap on live guest-created interpreters in this one's tree.
+    pub fn get_max_interpreters(&self) -> usize {
+        self.max_interpreters
+    }
+
+    /// The cap on nesting depth of guest-created interpreters.
+    pub fn get_max_depth(&self) -> u32 {
+        self.max_depth
     }
 }

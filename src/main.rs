@@ -1,5 +1,5 @@
-//! The `subinterp` command line: run a WASI module in a fresh sandboxed
-//! interpreter.
+//! The `subinterp` command line: run a WASI module or a JavaScript file in a
+//! fresh sandboxed interpreter.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,8 +21,12 @@ const EXIT_TRAP: u8 = 134;
     about = "Run untrusted WebAssembly in sandboxed interpreters that talk over channels",
     long_about = "subinterp runs each program in its own WebAssembly sandbox: its own memory, \
 no files, no network, no environment unless you grant them, and limits on time, memory and \
-output.\n\nExamples:\n  subinterp run hello.wasm            run a WASI command, print its output\n  \
+output. JavaScript runs in QuickJS compiled to wasm, with the `interpreters` API to create \
+more interpreters and channels between them.\n\nExamples:\n  \
+subinterp run hello.wasm            run a WASI command, print its output\n  \
 subinterp run prog.wasm a b         ARGS reach the program as argv[1..]\n  \
+subinterp run script.js             run a JavaScript file as the main interpreter\n  \
+subinterp run -e 'console.log(1+1)' run JavaScript given on the command line\n  \
 subinterp run --json prog.wasm      print the result as one JSON object\n  \
 subinterp run --timeout 2s --max-memory 64MiB prog.wasm"
 )]
@@ -33,10 +37,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a WASI command module (.wasm or .wat) in a fresh interpreter.
+    /// Run a WASI command module (.wasm or .wat) or a JavaScript file (.js) in a fresh interpreter.
     ///
-    /// Exit code: the program's own; 134 if it trapped; 125 if a limit stopped it;
-    /// 1 if it could not be loaded.
+    /// Exit code: the program's own (for JS: 0 when the script completed, 1 on an uncaught
+    /// exception); 134 if it trapped; 125 if a limit stopped it; 1 if it could not be loaded.
     Run(RunArgs),
 }
 
@@ -60,8 +64,17 @@ struct RunArgs {
     /// Grant an environment variable K=V (none is granted by default).
     #[arg(long = "env", value_name = "K=V")]
     env: Vec<String>,
-    /// The module to run.
-    file: std::path::PathBuf,
+    /// Run this JavaScript source instead of a file.
+    #[arg(
+        short = 'e',
+        long = "eval",
+        value_name = "SOURCE",
+        conflicts_with = "file"
+    )]
+    eval: Option<String>,
+    /// The module (.wasm, .wat) or script (.js) to run.
+    #[arg(required_unless_present = "eval")]
+    file: Option<std::path::PathBuf>,
     /// Arguments passed to the program (argv[1..]).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
@@ -138,22 +151,41 @@ fn limits(a: &RunArgs) -> Limits {
 }
 
 fn run(a: RunArgs) -> Result<ExitCode> {
+    let limits = limits(&a);
+    let js_source = match (&a.eval, &a.file) {
+        (Some(src), _) => Some(src.clone()),
+        (None, Some(f)) if f.extension().is_some_and(|e| e == "js" || e == "mjs") => {
+            Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)
+        }
+        _ => None,
+    };
+    // One pool slot per interpreter a script may create, plus its own.
+    let slots = if js_source.is_some() {
+        u32::try_from(limits.get_max_interpreters().saturating_add(1)).unwrap_or(u32::MAX)
+    } else {
+        1
+    };
     let host = Host::builder()
-        .pool_size(1)
+        .pool_size(slots)
         .fuel(a.fuel.is_some())
         .build()?;
-    let guest = host
-        .load_file(&a.file)
-        .with_context(|| format!("loading {}", a.file.display()))?;
+    let (guest, name) = match (&js_source, &a.file) {
+        (Some(_), _) => (host.js()?, "script".to_string()),
+        (None, Some(file)) => (
+            host.load_file(file)
+                .with_context(|| format!("loading {}", file.display()))?,
+            file.to_string_lossy().into_owned(),
+        ),
+        (None, None) => bail!("nothing to run: give a FILE or -e SOURCE"),
+    };
     let (out, err) = if a.json {
         (OutputMode::Capture, OutputMode::Capture)
     } else {
         (OutputMode::Stdout, OutputMode::Stderr)
     };
-    let name = a.file.to_string_lossy().into_owned();
     let mut b = host
         .interpreter(&guest)
-        .limits(limits(&a))
+        .limits(limits)
         .args(std::iter::once(name).chain(a.args.iter().cloned()))
         .stdout(out)
         .stderr(err)
@@ -165,15 +197,21 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         b = b.env(k, v);
     }
     let interp = b.create()?;
-    let result = interp.run(Run::start())?;
+    let result = match js_source {
+        Some(src) => interp.run(Run::js(src))?,
+        None => interp.run(Run::start())?,
+    };
     if a.json {
         println!("{}", to_json(&result));
     } else if let Some(e) = result.error.as_ref().filter(|_| !result.completed)
         && !matches!(e.kind, ErrorKind::Exit(_))
     {
-        eprintln!("subinterp: {}: {}", e.kind.name(), e.message);
+        match &e.kind {
+            ErrorKind::Exception { name } => eprintln!("{name}: {}", e.message),
+            k => eprintln!("subinterp: {}: {}", k.name(), e.message),
+        }
         if let Some(bt) = &e.backtrace {
-            eprintln!("{bt}");
+            eprintln!("{}", bt.trim_end());
         }
     }
     Ok(ExitCode::from(exit_code(&result)))
@@ -184,16 +222,26 @@ fn exit_code(r: &RunResult) -> u8 {
         None => r.exit_code.unwrap_or(0) as u8,
         Some(ErrorKind::Exit(c)) => *c as u8,
         Some(k) if k.is_limit() => EXIT_LIMIT,
+        Some(ErrorKind::Exception { .. }) => 1,
         Some(_) => EXIT_TRAP,
     }
 }
 
 fn to_json(r: &RunResult) -> serde_json::Value {
     let error = r.error.as_ref().map(|e| {
+        let limit = match &e.kind {
+            ErrorKind::Timeout { limit } => json!({"timeout_ms": limit.as_secs_f64() * 1e3}),
+            ErrorKind::OutOfFuel { limit } => json!({"fuel": limit}),
+            ErrorKind::MemoryLimit { limit } => json!({"max_memory": limit}),
+            ErrorKind::OutputLimit { limit } => json!({"max_output": limit}),
+            _ => serde_json::Value::Null,
+        };
         json!({
+            "type": e.kind.type_name(),
             "kind": e.kind.name(),
             "message": e.message,
-            "backtrace": e.backtrace,
+            "stack": e.backtrace,
+            "limit": limit,
         })
     });
     json!({

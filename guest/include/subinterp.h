@@ -116,6 +116,66 @@ SI_IMPORT("channel_create") int32_t si_channel_create(int32_t capacity, int32_t 
 /* This interpreter's id (the host is 0). */
 SI_IMPORT("interpreter_id") int64_t si_interpreter_id(void);
 
+/* Names of the channel ends bound for this run: a created view holding a
+ * JSON array of strings (read it, then si_release it). */
+SI_IMPORT("bound_names") int32_t si_bound_names(void);
+
+/* Report why the current run failed, as UTF-8 JSON
+ * {"type": ..., "message": ..., "stack": ...}; the host puts it in the run's
+ * result when the guest's entry point then returns failure. Returns 0 or
+ * SI_ERR_BOUNDS. */
+SI_IMPORT("run_error") int32_t si_run_error(const char *json, uint32_t len);
+
+/* 1 when the run must stop now (its deadline passed or the interpreter is
+ * closing), else 0. Interpreters poll it to stop cleanly before the host
+ * stops them by force. */
+SI_IMPORT("should_stop") int32_t si_should_stop(void);
+
+/* ---- interpreters ------------------------------------------------------
+ * A guest may create JavaScript interpreters and run source in them. It may
+ * run, start and close only the interpreters it created itself; it may ask
+ * any interpreter's status. A child never gets limits above its creator's,
+ * and the number and nesting depth of interpreters a tree may create is
+ * capped (SI_ERR_LIMIT). Ids are int64; the host is 0. */
+
+/* Create a JS interpreter. `opts` is UTF-8 JSON with optional limits:
+ * {"timeout_ms", "max_memory", "fuel", "max_output", "max_handles"}; each
+ * is clamped to this interpreter's own. Returns the id (> 0), or
+ * SI_ERR_LIMIT, SI_ERR_INVALID (bad JSON), SI_ERR_BOUNDS. */
+SI_IMPORT("interp_create") int64_t si_interp_create(const char *opts, uint32_t len);
+
+/* Run `src` (UTF-8 JavaScript) in child `id`, blocking until it ends (or
+ * this run's own deadline). `bindings` is UTF-8 JSON {"name": handle, ...}
+ * of this interpreter's channel ends (borrowed) that the child sees as
+ * `channels.name`. Returns a created view holding the result JSON
+ * {"completed": bool, "error": null | {"type", "message", "stack"}}, or
+ * SI_ERR_NOT_FOUND (not a live child), SI_ERR_INVALID, SI_ERR_BAD_HANDLE,
+ * SI_ERR_WRONG_KIND, SI_ERR_BOUNDS, SI_ERR_LIMIT. */
+SI_IMPORT("interp_run") int32_t si_interp_run(int64_t id, const char *src, uint32_t src_len,
+                                              const char *bindings, uint32_t bindings_len);
+
+/* As si_interp_run, but on the child's own thread: returns a created job
+ * handle for si_interp_join. */
+SI_IMPORT("interp_start") int32_t si_interp_start(int64_t id, const char *src, uint32_t src_len,
+                                                  const char *bindings, uint32_t bindings_len);
+
+/* Wait for a job (borrowed) to end; returns a created view of the result
+ * JSON as si_interp_run. A job can be joined once (then SI_ERR_CLOSED).
+ * SI_ERR_TIMEOUT / SI_ERR_EMPTY when `timeout_us` passes first. */
+SI_IMPORT("interp_join") int32_t si_interp_join(int32_t job, int64_t timeout_us);
+
+/* Close child `id` (stops it if running). 0, or SI_ERR_NOT_FOUND. */
+SI_IMPORT("interp_close") int32_t si_interp_close(int64_t id);
+
+/* 0 idle, 1 running, or SI_ERR_NOT_FOUND (no such live interpreter). */
+SI_IMPORT("interp_status") int32_t si_interp_status(int64_t id);
+
+/* A created view holding a JSON array of the ids of all live interpreters. */
+SI_IMPORT("interp_list") int32_t si_interp_list(void);
+
+/* The id of the main interpreter: the first one the host created. */
+SI_IMPORT("main_id") int64_t si_main_id(void);
+
 /* Convenience: look up a NUL-terminated name. */
 static inline int32_t si_lookup_str(const char *name) {
     uint32_t n = 0;

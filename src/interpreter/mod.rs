@@ -9,14 +9,14 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use wasmtime::{Instance, Store, UpdateDeadline, Val};
+use wasmtime::{Instance, Store, TypedFunc, UpdateDeadline, Val};
 use wasmtime_wasi::WasiCtxBuilder;
 
 pub use self::result::{ErrorKind, GuestError, RunResult, RunStats};
-pub(crate) use self::state::{Abort, HostState, Shared, Tally};
+pub(crate) use self::state::{Abort, HostState, Lineage, Shared, Tally, Tree, TreeSlot};
 
 use self::result::{Outcome, classify};
 use self::state::Limiter;
@@ -75,12 +75,26 @@ impl From<SendChannel> for ChannelEnd {
     }
 }
 
-/// What to run: the entry point and the channel ends the guest may look up
-/// by name (`subinterp_v1.lookup`).
+/// How long a JavaScript guest gets to stop by itself (its interrupt
+/// handler polls the host) once its deadline passes or it is closed, before
+/// the host stops it by force. A JS interpreter stopped by force is closed,
+/// since its heap may be half-updated.
+pub const JS_STOP_GRACE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+enum Body {
+    Export(String),
+    Js(String),
+}
+
+/// What to run: the entry point (or JavaScript source) and the channel ends
+/// the guest may look up by name (`subinterp_v1.lookup`; in JS, the global
+/// `channels`).
 #[derive(Debug, Clone)]
 pub struct Run {
-    export: String,
+    body: Body,
     channels: Vec<(String, ChannelEnd)>,
+    deadline_cap: Option<Instant>,
 }
 
 impl Run {
@@ -92,9 +106,27 @@ impl Run {
     /// Run the exported function `name` (type `()` or `() -> i32`).
     pub fn export(name: impl Into<String>) -> Self {
         Run {
-            export: name.into(),
+            body: Body::Export(name.into()),
             channels: Vec::new(),
+            deadline_cap: None,
         }
+    }
+
+    /// Evaluate JavaScript source as a global script in a JS interpreter
+    /// (one created from [`Host::js`](crate::Host::js)); promise jobs run to
+    /// completion before the run ends. Globals persist between runs.
+    pub fn js(source: impl Into<String>) -> Self {
+        Run {
+            body: Body::Js(source.into()),
+            channels: Vec::new(),
+            deadline_cap: None,
+        }
+    }
+
+    /// Ends the run no later than `at`, whatever the interpreter's timeout.
+    pub(crate) fn deadline_cap(mut self, at: Option<Instant>) -> Self {
+        self.deadline_cap = at;
+        self
     }
 
     /// Passes a channel end under `name`. A name bound by an earlier run of
@@ -105,9 +137,15 @@ impl Run {
     }
 }
 
+struct JsFns {
+    alloc: TypedFunc<i32, i32>,
+    eval: TypedFunc<(i32, i32), i32>,
+}
+
 struct Live {
     store: Store<HostState>,
     instance: Instance,
+    js: Option<JsFns>,
 }
 
 struct InterpInner {
@@ -118,8 +156,14 @@ struct InterpInner {
     shared: Arc<Shared>,
     running: AtomicBool,
     live: Mutex<Option<Live>>,
+    /// Whether the output sinks are this interpreter's own (false: it writes
+    /// into its creator's, and its runs neither reset nor take them).
+    own_output: bool,
     stdout: Sink,
     stderr: Sink,
+    creator: u64,
+    /// Its place in its tree's budget of guest-created interpreters.
+    slot: Mutex<Option<TreeSlot>>,
 }
 
 /// One sandboxed interpreter. Cheap to clone (a handle); it lives until
@@ -148,6 +192,15 @@ pub struct InterpreterBuilder<'h> {
     stdout: OutputMode,
     stderr: OutputMode,
     inherit_stdin: bool,
+    child_of: Option<ChildOf>,
+}
+
+/// What a guest-created interpreter inherits from its creator.
+pub(crate) struct ChildOf {
+    pub(crate) lineage: Lineage,
+    pub(crate) slot: TreeSlot,
+    pub(crate) stdout: Sink,
+    pub(crate) stderr: Sink,
 }
 
 impl<'h> InterpreterBuilder<'h> {
@@ -161,7 +214,15 @@ impl<'h> InterpreterBuilder<'h> {
             stdout: OutputMode::Capture,
             stderr: OutputMode::Capture,
             inherit_stdin: false,
+            child_of: None,
         }
+    }
+
+    /// Makes this a guest-created interpreter: it shares its creator's tree
+    /// budget and output streams.
+    pub(crate) fn child_of(mut self, c: ChildOf) -> Self {
+        self.child_of = Some(c);
+        self
     }
 
     /// The interpreter's limits (default: [`Limits::default`]).
@@ -209,8 +270,22 @@ impl<'h> InterpreterBuilder<'h> {
     pub fn create(self) -> Result<Interpreter, Error> {
         let id = self.host.next_id();
         let shared = Arc::new(Shared::default());
-        let stdout = Sink::new(self.stdout, self.limits.get_max_output());
-        let stderr = Sink::new(self.stderr, self.limits.get_max_output());
+        let (lineage, slot, stdout, stderr, own_output) = match self.child_of {
+            Some(c) => (c.lineage, Some(c.slot), c.stdout, c.stderr, false),
+            None => (
+                Lineage {
+                    tree: Tree::new(&self.limits),
+                    depth: 0,
+                    creator: 0,
+                },
+                None,
+                Sink::new(self.stdout, self.limits.get_max_output()),
+                Sink::new(self.stderr, self.limits.get_max_output()),
+                true,
+            ),
+        };
+        let js = self.guest.is_js();
+        let creator = lineage.creator;
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -232,6 +307,14 @@ impl<'h> InterpreterBuilder<'h> {
             tally: Tally::default(),
             counters: self.host.counters.clone(),
             host: Arc::downgrade(self.host),
+            limits: self.limits,
+            reported: None,
+            grace: if js { JS_STOP_GRACE } else { Duration::ZERO },
+            stop_since: std::cell::Cell::new(None),
+            children: Vec::new(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            lineage,
         };
         let live = instantiate(self.host, &self.guest, state, &self.limits)?;
         let inner = Arc::new(InterpInner {
@@ -242,8 +325,11 @@ impl<'h> InterpreterBuilder<'h> {
             shared,
             running: AtomicBool::new(false),
             live: Mutex::new(Some(live)),
+            own_output,
             stdout,
             stderr,
+            creator,
+            slot: Mutex::new(slot),
         });
         let interp = Interpreter { inner };
         self.host.register(&interp);
@@ -259,9 +345,12 @@ fn instantiate(
 ) -> Result<Live, Error> {
     let mut store = Store::new(&host.engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_callback(|ctx| match ctx.data().must_stop() {
-        Some(abort) => Err(wasmtime::Error::new(abort)),
-        None => Ok(UpdateDeadline::Continue(1)),
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        match state.must_stop() {
+            Some(abort) if !state.in_grace() => Err(wasmtime::Error::new(abort)),
+            _ => Ok(UpdateDeadline::Continue(1)),
+        }
     });
     store.set_epoch_deadline(1);
     if host.fuel {
@@ -276,12 +365,106 @@ fn instantiate(
         }
         Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
     })?;
+    let init_error = |e: wasmtime::Error| {
+        Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
+    };
     if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
-        init.call(&mut store, ()).map_err(|e| {
-            Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
-        })?;
+        init.call(&mut store, ()).map_err(init_error)?;
     }
-    Ok(Live { store, instance })
+    let js = if guest.is_js() {
+        Some(init_js(&mut store, &instance, limits).map_err(|e| match e {
+            JsInitError::Wasm(e) => init_error(e),
+            JsInitError::Guest(e) => Error::Instantiate(e),
+        })?)
+    } else {
+        None
+    };
+    Ok(Live {
+        store,
+        instance,
+        js,
+    })
+}
+
+enum JsInitError {
+    Wasm(wasmtime::Error),
+    Guest(GuestError),
+}
+
+/// The JavaScript heap limit for a memory ceiling: what is left after the
+/// guest's code, data and stack, with room for QuickJS to report an
+/// out-of-memory error as a catchable exception before the wasm ceiling ends
+/// the run.
+fn js_heap_limit(max_memory: usize) -> i32 {
+    let reserve = (max_memory / 8).max(4 << 20);
+    let limit = max_memory.saturating_sub(reserve).max(1 << 20);
+    limit.min(u32::MAX as usize) as u32 as i32
+}
+
+/// Creates the JS runtime and context and evaluates the prelude.
+fn init_js(
+    store: &mut Store<HostState>,
+    instance: &Instance,
+    limits: &Limits,
+) -> Result<JsFns, JsInitError> {
+    let fns = JsFns {
+        alloc: instance
+            .get_typed_func(&mut *store, "si_js_alloc")
+            .map_err(JsInitError::Wasm)?,
+        eval: instance
+            .get_typed_func(&mut *store, "si_js_eval")
+            .map_err(JsInitError::Wasm)?,
+    };
+    let init = instance
+        .get_typed_func::<i32, i32>(&mut *store, "si_js_init")
+        .map_err(JsInitError::Wasm)?;
+    let code = init
+        .call(&mut *store, js_heap_limit(limits.get_max_memory()))
+        .map_err(JsInitError::Wasm)?;
+    if code != 0 {
+        let reported = store.data_mut().reported.take();
+        let mut err = js_error(reported.as_deref(), limits);
+        err.message = format!(
+            "JavaScript runtime failed to start ({code}): {}",
+            err.message
+        );
+        return Err(JsInitError::Guest(err));
+    }
+    Ok(fns)
+}
+
+/// The error a JS guest reported with `run_error` (`{type, message, stack}`).
+fn js_error(reported: Option<&str>, limits: &Limits) -> GuestError {
+    let v: serde_json::Value = reported
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_default();
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let (name, message, stack) = (field("type"), field("message"), field("stack"));
+    if name == "InternalError" && message == "out of memory" {
+        let limit = limits.get_max_memory();
+        return GuestError {
+            kind: ErrorKind::MemoryLimit { limit },
+            message: format!(
+                "JavaScript heap limit exceeded (out of memory; memory limit {limit} bytes)"
+            ),
+            backtrace: Some(stack).filter(|s| !s.is_empty()),
+        };
+    }
+    GuestError {
+        kind: ErrorKind::Exception {
+            name: if name.is_empty() {
+                "Error".into()
+            } else {
+                name
+            },
+        },
+        message: if reported.is_none() {
+            "the script failed without reporting an error".into()
+        } else {
+            message
+        },
+        backtrace: Some(stack).filter(|s| !s.is_empty()),
+    }
 }
 
 fn host_error(e: &wasmtime::Error) -> GuestError {
@@ -332,9 +515,24 @@ impl Interpreter {
         if let Some(host) = self.inner.host.upgrade() {
             host.unregister(self.inner.id);
         }
+        drop(self.inner.slot.lock().take());
         if let Some(mut slot) = self.inner.live.try_lock() {
             drop(slot.take());
         }
+    }
+
+    /// Whether this interpreter runs JavaScript.
+    pub fn is_js(&self) -> bool {
+        self.inner
+            .live
+            .try_lock()
+            .map(|l| l.as_ref().is_some_and(|l| l.js.is_some()))
+            .unwrap_or(false)
+    }
+
+    /// The interpreter that created this one ([`InterpreterId::MAIN`]: the host).
+    pub fn creator(&self) -> InterpreterId {
+        InterpreterId(self.inner.creator)
     }
 
     /// Runs `run` in this interpreter, blocking the caller, and returns what
@@ -356,7 +554,13 @@ impl Interpreter {
         let _guard = RunningGuard(&inner.running);
         let mut slot = inner.live.lock();
         let live = slot.as_mut().ok_or(Error::InterpreterClosed(self.id()))?;
-        let result = self.run_live(live, run);
+        let (result, poisoned) = self.run_live(live, run);
+        if poisoned {
+            // A JS heap stopped by force mid-update cannot be trusted again.
+            drop(slot);
+            self.close();
+            return result;
+        }
         if self.is_closed() {
             drop(slot.take());
         }
@@ -372,55 +576,160 @@ impl Interpreter {
         }
     }
 
-    fn run_live(&self, live: &mut Live, run: Run) -> Result<RunResult, Error> {
+    /// Runs `run` in the live instance; the flag says whether the
+    /// interpreter must be closed after it (a JS guest stopped by force).
+    fn run_live(&self, live: &mut Live, run: Run) -> (Result<RunResult, Error>, bool) {
+        match run.body {
+            Body::Export(ref name) => (
+                self.run_export(live, name, run.channels, run.deadline_cap),
+                false,
+            ),
+            Body::Js(ref source) => match live.js.as_ref() {
+                None => (Err(Error::NotJavaScript(self.id())), false),
+                Some(_) => self.run_js(live, source, run.channels, run.deadline_cap),
+            },
+        }
+    }
+
+    fn run_export(
+        &self,
+        live: &mut Live,
+        export: &str,
+        channels: Vec<(String, ChannelEnd)>,
+        cap: Option<Instant>,
+    ) -> Result<RunResult, Error> {
         let func = live
             .instance
-            .get_func(&mut live.store, &run.export)
+            .get_func(&mut live.store, export)
             .filter(|f| {
                 let ty = f.ty(&live.store);
                 ty.params().len() == 0 && ty.results().len() <= 1
             })
-            .ok_or_else(|| Error::NoSuchExport(run.export.clone()))?;
-        bind_channels(live.store.data_mut(), run.channels)?;
-        self.prepare(&mut live.store);
+            .ok_or_else(|| Error::NoSuchExport(export.to_string()))?;
+        bind_channels(live.store.data_mut(), channels)?;
+        self.prepare(&mut live.store, cap);
         let started = Instant::now();
         let mut results = vec![Val::I32(0); func.ty(&live.store).results().len()];
         let prev = CURRENT.with(|c| c.replace(self.inner.id));
         let call = func.call(&mut live.store, &[], &mut results);
         CURRENT.with(|c| c.set(prev));
         let wall = started.elapsed();
-        Ok(self.finish(&mut live.store, call, &results, wall, &run.export))
-    }
-
-    fn prepare(&self, store: &mut Store<HostState>) {
-        let limits = &self.inner.limits;
-        store.data_mut().deadline = limits
-            .get_timeout()
-            .and_then(|t| Some((Instant::now().checked_add(t)?, t)));
-        store.data_mut().tally = Tally::default();
-        if self.inner.fuel {
-            let _ = store.set_fuel(limits.get_fuel().unwrap_or(u64::MAX));
-        }
-        store.set_epoch_deadline(1);
-        self.inner.stdout.reset();
-        self.inner.stderr.reset();
-    }
-
-    fn finish(
-        &self,
-        store: &mut Store<HostState>,
-        call: wasmtime::Result<()>,
-        results: &[Val],
-        wall: std::time::Duration,
-        export: &str,
-    ) -> RunResult {
-        let mut outcome = match call {
+        let outcome = match call {
             Ok(()) => Outcome {
                 error: None,
                 exit_code: (export == "_start").then_some(0),
             },
             Err(e) => classify(&e),
         };
+        Ok(self.finish(
+            &mut live.store,
+            outcome,
+            results.first().and_then(Val::i32),
+            wall,
+        ))
+    }
+
+    fn run_js(
+        &self,
+        live: &mut Live,
+        source: &str,
+        channels: Vec<(String, ChannelEnd)>,
+        cap: Option<Instant>,
+    ) -> (Result<RunResult, Error>, bool) {
+        if let Err(e) = bind_channels(live.store.data_mut(), channels) {
+            return (Err(e), false);
+        }
+        self.prepare(&mut live.store, cap);
+        let fns = live.js.as_ref().expect("checked by the caller");
+        let (alloc, eval) = (fns.alloc.clone(), fns.eval.clone());
+        let memory = live.instance.get_memory(&mut live.store, "memory");
+        let started = Instant::now();
+        let prev = CURRENT.with(|c| c.replace(self.inner.id));
+        let call = (|| -> wasmtime::Result<i32> {
+            let len = i32::try_from(source.len()).map_err(|_| {
+                wasmtime::Error::new(Abort::MemoryLimit {
+                    limit: self.inner.limits.get_max_memory(),
+                })
+            })?;
+            let ptr = alloc.call(&mut live.store, len)?;
+            let memory = memory.ok_or_else(|| wasmtime::Error::msg("JS guest has no memory"))?;
+            if ptr == 0 {
+                return Err(wasmtime::Error::new(Abort::MemoryLimit {
+                    limit: self.inner.limits.get_max_memory(),
+                }));
+            }
+            memory.write(&mut live.store, ptr as u32 as usize, source.as_bytes())?;
+            eval.call(&mut live.store, (ptr, len))
+        })();
+        CURRENT.with(|c| c.set(prev));
+        let wall = started.elapsed();
+        let state = live.store.data_mut();
+        let reported = state.reported.take();
+        let (outcome, poisoned) = match call {
+            Ok(0) => (
+                Outcome {
+                    error: None,
+                    exit_code: None,
+                },
+                false,
+            ),
+            Ok(_) => {
+                let error = match state.must_stop() {
+                    Some(abort) => GuestError {
+                        kind: abort.kind(),
+                        message: abort.to_string(),
+                        backtrace: None,
+                    },
+                    None => js_error(reported.as_deref(), &self.inner.limits),
+                };
+                (
+                    Outcome {
+                        error: Some(error),
+                        exit_code: None,
+                    },
+                    false,
+                )
+            }
+            Err(e) => (classify(&e), true),
+        };
+        (
+            Ok(self.finish(&mut live.store, outcome, None, wall)),
+            poisoned,
+        )
+    }
+
+    fn prepare(&self, store: &mut Store<HostState>, cap: Option<Instant>) {
+        let limits = &self.inner.limits;
+        let now = Instant::now();
+        let own = limits
+            .get_timeout()
+            .and_then(|t| Some((now.checked_add(t)?, t)));
+        let state = store.data_mut();
+        state.deadline = match (own, cap) {
+            (Some((at, _)), Some(c)) if c < at => Some((c, c.saturating_duration_since(now))),
+            (None, Some(c)) => Some((c, c.saturating_duration_since(now))),
+            (own, _) => own,
+        };
+        state.tally = Tally::default();
+        state.reported = None;
+        state.stop_since.set(None);
+        if self.inner.fuel {
+            let _ = store.set_fuel(limits.get_fuel().unwrap_or(u64::MAX));
+        }
+        store.set_epoch_deadline(1);
+        if self.inner.own_output {
+            self.inner.stdout.reset();
+            self.inner.stderr.reset();
+        }
+    }
+
+    fn finish(
+        &self,
+        store: &mut Store<HostState>,
+        mut outcome: Outcome,
+        value: Option<i32>,
+        wall: std::time::Duration,
+    ) -> RunResult {
         let fuel_limit = self.inner.limits.get_fuel();
         if let (Some(err), Some(limit)) = (outcome.error.as_mut(), fuel_limit)
             && err.kind == ErrorKind::Trap(wasmtime::Trap::OutOfFuel)
@@ -445,9 +754,17 @@ impl Interpreter {
             completed: outcome.error.is_none(),
             error: outcome.error,
             exit_code: outcome.exit_code,
-            value: results.first().and_then(Val::i32),
-            stdout: self.inner.stdout.take(),
-            stderr: self.inner.stderr.take(),
+            value,
+            stdout: if self.inner.own_output {
+                self.inner.stdout.take()
+            } else {
+                Vec::new()
+            },
+            stderr: if self.inner.own_output {
+                self.inner.stderr.take()
+            } else {
+                Vec::new()
+            },
             wall,
             stats,
         }

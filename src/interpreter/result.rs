@@ -39,6 +39,14 @@ pub enum ErrorKind {
     Exit(i32),
     /// The interpreter was closed while the run was going on.
     Closed,
+    /// A JavaScript run ended with an uncaught exception (or an unhandled
+    /// promise rejection); `name` is its type, e.g. `TypeError`, and the
+    /// [`GuestError::backtrace`] holds the JS stack.
+    Exception {
+        /// The error's `.name` (`ThrownValue` for a thrown non-Error,
+        /// `UnhandledRejection` for a rejected promise nobody handled).
+        name: String,
+    },
     /// Anything else the host reported (the message says what).
     Host,
 }
@@ -56,7 +64,7 @@ impl ErrorKind {
     }
 
     /// A short stable name: `trap`, `timeout`, `out_of_fuel`, `memory_limit`,
-    /// `output_limit`, `exit`, `closed` or `host`.
+    /// `output_limit`, `exit`, `closed`, `exception` or `host`.
     pub fn name(&self) -> &'static str {
         match self {
             ErrorKind::Trap(_) => "trap",
@@ -66,7 +74,21 @@ impl ErrorKind {
             ErrorKind::OutputLimit { .. } => "output_limit",
             ErrorKind::Exit(_) => "exit",
             ErrorKind::Closed => "closed",
+            ErrorKind::Exception { .. } => "exception",
             ErrorKind::Host => "host",
+        }
+    }
+
+    /// The error's type as scripts see it: the exception's own name, or
+    /// `LimitError`, `InterpreterClosedError`, `Trap`, `Exit`, `HostError`.
+    pub fn type_name(&self) -> &str {
+        match self {
+            ErrorKind::Exception { name } => name,
+            k if k.is_limit() => "LimitError",
+            ErrorKind::Closed => "InterpreterClosedError",
+            ErrorKind::Trap(_) => "Trap",
+            ErrorKind::Exit(_) => "Exit",
+            _ => "HostError",
         }
     }
 }
@@ -79,7 +101,8 @@ pub struct GuestError {
     pub kind: ErrorKind,
     /// A human-readable message.
     pub message: String,
-    /// The wasm backtrace, when there is one.
+    /// The wasm backtrace, or for a JavaScript exception the JS stack, when
+    /// there is one.
     pub backtrace: Option<String>,
 }
 

@@ -1,18 +1,22 @@
 //! The per-`Store` host state every host import sees, the typed reasons the
 //! host ends a run, and the memory limiter.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
+use super::Interpreter;
 use super::result::ErrorKind;
 use crate::handle::HandleTable;
 use crate::host::{Counters, HostInner};
+use crate::limits::Limits;
+use crate::output::Sink;
 
 /// A host-side reason to end a run, carried inside `wasmtime::Error` and
 /// recovered by downcast.
@@ -106,6 +110,55 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// The budget of guest-created interpreters shared by the whole tree below
+/// one host-created interpreter.
+#[derive(Debug)]
+pub(crate) struct Tree {
+    live: AtomicUsize,
+    max: usize,
+    pub(crate) max_depth: u32,
+}
+
+impl Tree {
+    pub(crate) fn new(limits: &Limits) -> Arc<Tree> {
+        Arc::new(Tree {
+            live: AtomicUsize::new(0),
+            max: limits.get_max_interpreters(),
+            max_depth: limits.get_max_depth(),
+        })
+    }
+
+    /// Takes one place in the budget, or `None` when it is used up.
+    pub(crate) fn acquire(self: &Arc<Tree>) -> Option<TreeSlot> {
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| TreeSlot(self.clone()))
+    }
+}
+
+/// One guest-created interpreter's place in its tree's budget; given back
+/// when the interpreter is closed or dropped.
+#[derive(Debug)]
+pub(crate) struct TreeSlot(Arc<Tree>);
+
+impl Drop for TreeSlot {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where an interpreter sits among interpreters: its tree's budget, its
+/// depth, and who created it (0: the host).
+#[derive(Debug, Clone)]
+pub(crate) struct Lineage {
+    pub(crate) tree: Arc<Tree>,
+    pub(crate) depth: u32,
+    pub(crate) creator: u64,
+}
+
 /// Everything the host imports of one interpreter can reach.
 pub(crate) struct HostState {
     pub(crate) id: u64,
@@ -120,6 +173,29 @@ pub(crate) struct HostState {
     pub(crate) tally: Tally,
     pub(crate) counters: Arc<Counters>,
     pub(crate) host: Weak<HostInner>,
+    /// This interpreter's own limits (a child's are clamped to them).
+    pub(crate) limits: Limits,
+    pub(crate) lineage: Lineage,
+    /// The error the guest reported for the current run (`run_error`).
+    pub(crate) reported: Option<String>,
+    /// How long a guest that stops itself cleanly (JS) gets, once it must
+    /// stop, before the host stops it by force; zero for plain modules.
+    pub(crate) grace: Duration,
+    pub(crate) stop_since: Cell<Option<Instant>>,
+    /// Interpreters this one created and has not closed.
+    pub(crate) children: Vec<Interpreter>,
+    /// This interpreter's output streams (children write to them too).
+    pub(crate) stdout: Sink,
+    pub(crate) stderr: Sink,
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        // An interpreter's children go with it.
+        for child in self.children.drain(..) {
+            child.close();
+        }
+    }
 }
 
 impl HostState {
@@ -132,5 +208,21 @@ impl HostState {
             Some((at, limit)) if Instant::now() >= at => Some(Abort::Timeout { limit }),
             _ => None,
         }
+    }
+
+    /// Whether a run that must stop still has time to stop by itself.
+    pub(crate) fn in_grace(&self) -> bool {
+        if self.grace.is_zero() {
+            return false;
+        }
+        let since = match self.stop_since.get() {
+            Some(t) => t,
+            None => {
+                let now = Instant::now();
+                self.stop_since.set(Some(now));
+                now
+            }
+        };
+        since.elapsed() < self.grace
     }
 }

@@ -13,6 +13,11 @@
 //! run's own deadline passes during a wait, the run ends with
 //! [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) rather than returning.
 
+mod interp;
+
+pub(crate) use interp::Job;
+pub use interp::{ERR_BUSY, KIND_JOB};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,7 +79,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap(MODULE, "close", close)?;
     l.func_wrap(MODULE, "channel_create", channel_create)?;
     l.func_wrap(MODULE, "interpreter_id", |cx: Cx<'_>| cx.data().id as i64)?;
-    Ok(())
+    interp::add_to_linker(l)
 }
 
 fn memory(cx: &mut Cx<'_>) -> Option<Memory> {
@@ -144,6 +149,15 @@ fn waiting<T>(
     let r = op(wait);
     if matches!(r, Err(ERR_TIMEOUT)) || matches!(r, Err(CANCELLED)) {
         if let Some(abort) = state.must_stop() {
+            if state.in_grace() {
+                // A guest that stops itself (JS) gets an error code and a
+                // moment to unwind before the host stops it by force.
+                return Ok(Err(if abort == Abort::Closed {
+                    ERR_CLOSED
+                } else {
+                    ERR_TIMEOUT
+                }));
+            }
             return Err(wasmtime::Error::new(abort));
         }
         if matches!(r, Err(CANCELLED)) {
@@ -242,6 +256,7 @@ fn send_handle(cx: Cx<'_>, end: i32, handle: i32, timeout_us: i64) -> Ret {
         Ok(Entry::View(v)) => Message::View(v.clone()),
         Ok(Entry::Recv(r)) => Message::Recv(r.clone()),
         Ok(Entry::Send(s)) => Message::Send(s.clone()),
+        Ok(Entry::Job(_)) => return Ok(ERR_WRONG_KIND),
         Err(e) => return Ok(bad(e)),
     };
     let is_view = matches!(msg, Message::View(_));
@@ -285,6 +300,7 @@ fn handle_kind(cx: Cx<'_>, handle: i32) -> i32 {
         Ok(Entry::View(_)) => KIND_VIEW,
         Ok(Entry::Recv(_)) => KIND_RECV,
         Ok(Entry::Send(_)) => KIND_SEND,
+        Ok(Entry::Job(_)) => KIND_JOB,
         Err(e) => bad(e),
     }
 }

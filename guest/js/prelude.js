@@ -1,0 +1,350 @@
+// prelude.js — the JavaScript side of subinterp's JS guest.
+//
+// Evaluated once when a JS interpreter is created. It turns the natives in
+// `__si` (subinterp_js.c, one per ABI call) into the script-facing API:
+// `interpreters`, the per-run `channels`, the error classes and `console`.
+// Names are fixed so scripts are portable between hosts.
+(function () {
+  "use strict";
+  const si = globalThis.__si;
+  delete globalThis.__si;
+
+  // ABI error codes (guest/include/subinterp.h).
+  const BAD_HANDLE = -1, WRONG_KIND = -2, BOUNDS = -3, EMPTY = -4, FULL = -5,
+    CLOSED = -6, TIMEOUT = -7, NOT_FOUND = -8, LIMIT = -9, INVALID = -10,
+    TOO_LARGE = -11, RELEASED = -12;
+  const KIND_VIEW = 1, KIND_RECV = 2, KIND_SEND = 3;
+
+  function errorClass(name) {
+    const C = class extends Error {
+      constructor(message, options) {
+        super(message, options);
+        this.name = name;
+      }
+    };
+    Object.defineProperty(C, "name", { value: name });
+    return C;
+  }
+  const ChannelClosedError = errorClass("ChannelClosedError");
+  const ChannelEmptyError = errorClass("ChannelEmptyError");
+  const ChannelReleasedError = errorClass("ChannelReleasedError");
+  const ChannelFullError = errorClass("ChannelFullError");
+  const TimeoutError = errorClass("TimeoutError");
+  const InterpreterClosedError = errorClass("InterpreterClosedError");
+  const LimitError = errorClass("LimitError");
+  const errors = {
+    ChannelClosedError, ChannelEmptyError, ChannelReleasedError, ChannelFullError,
+    TimeoutError, InterpreterClosedError, LimitError,
+  };
+
+  // Throws the error an ABI code stands for. `timed` says the caller gave a
+  // timeout, so "empty"/"full" after waiting read as a timeout.
+  function fail(code, what, timed) {
+    switch (code) {
+      case EMPTY: if (timed) throw new TimeoutError(`${what}: timed out`);
+        throw new ChannelEmptyError(`${what}: channel is empty`);
+      case FULL: if (timed) throw new TimeoutError(`${what}: timed out`);
+        throw new ChannelFullError(`${what}: channel is full`);
+      case TIMEOUT: throw new TimeoutError(`${what}: timed out`);
+      case CLOSED: throw new ChannelClosedError(`${what}: channel is closed`);
+      case RELEASED: case BAD_HANDLE:
+        throw new ChannelReleasedError(`${what}: already released`);
+      case LIMIT: throw new LimitError(`${what}: handle limit reached`);
+      case TOO_LARGE: throw new LimitError(`${what}: message larger than the channel allows`);
+      case NOT_FOUND: throw new InterpreterClosedError(`${what}: interpreter is closed or unknown`);
+      case WRONG_KIND: throw new TypeError(`${what}: wrong kind of handle`);
+      case BOUNDS: throw new RangeError(`${what}: out of bounds`);
+      case INVALID: throw new TypeError(`${what}: invalid argument`);
+      default: throw new Error(`${what}: error ${code}`);
+    }
+  }
+
+  // {timeout: ms} -> microseconds for the ABI (-1 blocks).
+  function micros(opts) {
+    if (opts === undefined || opts === null || opts.timeout === undefined) return -1;
+    const ms = Number(opts.timeout);
+    if (!(ms >= 0)) throw new TypeError("timeout must be a number of milliseconds >= 0");
+    return Math.floor(ms * 1000);
+  }
+
+  const handleOf = new WeakMap(); // wrapper -> native Handle
+
+  function live(obj, what) {
+    const h = handleOf.get(obj);
+    if (h === undefined) throw new ChannelReleasedError(`${what}: already released`);
+    return h;
+  }
+
+  function release(obj) {
+    const h = handleOf.get(obj);
+    if (h === undefined) return;
+    handleOf.delete(obj);
+    si.release(h);
+  }
+
+  class View {
+    constructor(h) { handleOf.set(this, h); }
+    get length() {
+      const n = si.viewLen(live(this, "view.length"));
+      if (n < 0) fail(n, "view.length");
+      return n;
+    }
+    get byteLength() { return this.length; }
+    /** A Uint8Array copy of the whole view. */
+    bytes() {
+      const h = live(this, "view.bytes");
+      const out = new Uint8Array(this.length);
+      const n = si.viewRead(h, 0, out);
+      if (n < 0) fail(n, "view.bytes");
+      return out;
+    }
+    /** The view decoded as UTF-8 (TypeError when it is not valid UTF-8). */
+    text() {
+      const s = si.viewText(live(this, "view.text"));
+      if (typeof s === "number") fail(s, "view.text");
+      return s;
+    }
+    /** A narrower view of the same bytes (no copy); indexes as TypedArray.slice. */
+    slice(start, end) {
+      const len = this.length;
+      const norm = (i, d) => {
+        if (i === undefined) return d;
+        i = Math.trunc(Number(i)) || 0;
+        return i < 0 ? Math.max(len + i, 0) : Math.min(i, len);
+      };
+      const s = norm(start, 0), e = Math.max(norm(end, len), s);
+      const r = si.viewSlice(live(this, "view.slice"), s, e - s);
+      if (typeof r === "number") fail(r, "view.slice");
+      return new View(r);
+    }
+    release() { release(this); }
+    toString() { return `[View ${this.length} bytes]`; }
+  }
+
+  function wrap(h) {
+    switch (si.kind(h)) {
+      case KIND_VIEW: return new View(h);
+      case KIND_RECV: return new RecvChannel(h);
+      case KIND_SEND: return new SendChannel(h);
+      default: throw new Error("received an unknown handle");
+    }
+  }
+
+  class RecvChannel {
+    constructor(h) { handleOf.set(this, h); }
+    /** Blocks until a message arrives; {timeout: ms} bounds the wait. */
+    recv(opts) {
+      const h = live(this, "recv");
+      const r = si.recv(h, micros(opts));
+      if (typeof r === "number") fail(r, "recv", micros(opts) >= 0);
+      return wrap(r);
+    }
+    /** The next message if one is queued; else `dflt`, or ChannelEmptyError without one. */
+    recvNowait(dflt) {
+      const r = si.recv(live(this, "recvNowait"), 0);
+      if (typeof r !== "number") return wrap(r);
+      if (r === EMPTY && arguments.length > 0) return dflt;
+      fail(r, "recvNowait", false);
+    }
+    release() { release(this); }
+    toString() { return "[RecvChannel]"; }
+  }
+
+  function payload(data) {
+    if (typeof data === "string") return { bytes: data };
+    if (data instanceof View || data instanceof RecvChannel || data instanceof SendChannel) {
+      return { handle: live(data, "send") };
+    }
+    if (data instanceof ArrayBuffer) return { bytes: new Uint8Array(data) };
+    if (ArrayBuffer.isView(data)) {
+      return { bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    }
+    throw new TypeError("send: data must be a string, ArrayBuffer, TypedArray, DataView, View or channel end");
+  }
+
+  class SendChannel {
+    constructor(h) { handleOf.set(this, h); }
+    _send(data, t) {
+      const h = live(this, "send");
+      const p = payload(data);
+      return p.handle !== undefined ? si.sendHandle(h, p.handle, t) : si.send(h, p.bytes, t);
+    }
+    /** Blocks while the channel is full; {timeout: ms} bounds the wait. */
+    send(data, opts) {
+      const t = micros(opts);
+      const r = this._send(data, t);
+      if (r < 0) fail(r, "send", t >= 0);
+    }
+    /** true if queued, false if the channel was full. */
+    sendNowait(data) {
+      const r = this._send(data, 0);
+      if (r === FULL) return false;
+      if (r < 0) fail(r, "sendNowait", false);
+      return true;
+    }
+    /** Closes the channel: queued messages can still be received. */
+    close() {
+      const r = si.close(live(this, "close"));
+      if (r < 0) fail(r, "close");
+    }
+    release() { release(this); }
+    toString() { return "[SendChannel]"; }
+  }
+
+  function makeResult(json) {
+    if (typeof json === "number") fail(json, "run");
+    const r = JSON.parse(json);
+    Object.defineProperty(r, "check", {
+      enumerable: false,
+      value() {
+        if (this.completed) return this;
+        const e = this.error || { type: "Error", message: "run failed", stack: "" };
+        const C = errors[e.type] || globalThis[e.type];
+        const err = typeof C === "function" && C.prototype instanceof Error
+          ? new C(e.message) : new Error(e.message);
+        if (err.name !== e.type) err.name = e.type;
+        err.stack = e.stack;
+        throw err;
+      },
+    });
+    return r;
+  }
+
+  function bindings(opts) {
+    const out = {};
+    const chans = opts && opts.channels;
+    if (chans) {
+      for (const name of Object.keys(chans)) {
+        const end = chans[name];
+        if (!(end instanceof RecvChannel || end instanceof SendChannel)) {
+          throw new TypeError(`channels.${name} must be a channel end`);
+        }
+        out[name] = si.handleId(live(end, `channels.${name}`));
+      }
+    }
+    return JSON.stringify(out);
+  }
+
+  class Job {
+    constructor(h) { handleOf.set(this, h); }
+    /** Waits for the run to end; returns {completed, error} (with check()). */
+    join(opts) {
+      const t = micros(opts);
+      const r = si.interpJoin(live(this, "join"), t);
+      if (typeof r === "number") {
+        if (r === CLOSED) throw new Error("join: this job was already joined");
+        fail(r, "join", t >= 0);
+      }
+      release(this);
+      return makeResult(r);
+    }
+  }
+
+  class Interpreter {
+    constructor(id) { Object.defineProperty(this, "id", { value: id, enumerable: true }); }
+    isRunning() { return si.interpStatus(this.id) === 1; }
+    close() {
+      const r = si.interpClose(this.id);
+      if (r < 0 && r !== NOT_FOUND) fail(r, "close");
+    }
+    /** Runs source in this interpreter, blocking; returns {completed, error}. */
+    run(source, opts) {
+      return makeResult(si.interpRun(this.id, String(source), bindings(opts), false));
+    }
+    /** Runs source on the interpreter's own thread; join() the job. */
+    start(source, opts) {
+      const r = si.interpRun(this.id, String(source), bindings(opts), true);
+      if (typeof r === "number") fail(r, "start");
+      return new Job(r);
+    }
+    toString() { return `[Interpreter ${this.id}]`; }
+  }
+
+  const interpreters = {
+    /** A new interpreter; limits never above this one's. */
+    create(limits) {
+      const opts = {};
+      if (limits) {
+        if (limits.timeout !== undefined) opts.timeout_ms = Number(limits.timeout);
+        for (const k of ["maxMemory", "fuel", "maxOutput", "maxHandles"]) {
+          if (limits[k] !== undefined) opts[k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase())] = Number(limits[k]);
+        }
+      }
+      const id = si.interpCreate(JSON.stringify(opts));
+      if (id < 0) fail(Number(id), "interpreters.create");
+      return new Interpreter(id);
+    },
+    list() { return JSON.parse(si.interpList()).map((id) => new Interpreter(id)); },
+    current() { return new Interpreter(si.id()); },
+    main() { return new Interpreter(si.mainId()); },
+    /** [recv, send]; capacity defaults to 64 messages, 0 makes a rendezvous. */
+    createChannel(capacity) {
+      const cap = capacity === undefined ? 64 : capacity;
+      if (!Number.isInteger(cap) || cap < 0) throw new TypeError("capacity must be an integer >= 0");
+      const r = si.channelCreate(cap);
+      if (typeof r === "number") fail(r, "createChannel");
+      return [new RecvChannel(r[0]), new SendChannel(r[1])];
+    },
+    View, RecvChannel, SendChannel, Interpreter,
+    ...errors,
+  };
+  Object.freeze(interpreters);
+  Object.defineProperty(globalThis, "interpreters", { value: interpreters, enumerable: false });
+
+  // Per run: the ends the caller passed by name, on the global `channels`.
+  Object.defineProperty(globalThis, "__bindChannels", {
+    value() {
+      const chans = {};
+      for (const name of JSON.parse(si.boundNames())) {
+        const h = si.lookup(name);
+        if (typeof h !== "number") chans[name] = wrap(h);
+      }
+      globalThis.channels = Object.freeze(chans);
+    },
+  });
+
+  // {type, message, stack} JSON for an uncaught value (the C layer reports it).
+  Object.defineProperty(globalThis, "__describeError", {
+    value(e, fallbackType) {
+      let type = fallbackType, message, stack = "";
+      if (e instanceof Error || (e !== null && typeof e === "object" && "message" in e)) {
+        type = String(e.name || fallbackType);
+        message = String(e.message);
+        stack = String(e.stack || "");
+      } else if (typeof e === "string") {
+        type = fallbackType === "UnhandledRejection" ? "UnhandledRejection" : "ThrownValue";
+        message = e;
+      } else {
+        type = fallbackType === "UnhandledRejection" ? "UnhandledRejection" : "ThrownValue";
+        try { message = String(e); } catch { message = typeof e; }
+      }
+      if (fallbackType === "UnhandledRejection" && !message.startsWith("unhandled")) {
+        message = `unhandled promise rejection: ${message}`;
+      }
+      return JSON.stringify({ type, message, stack });
+    },
+  });
+
+  function show(v, depth) {
+    if (typeof v === "string") return depth ? JSON.stringify(v) : v;
+    if (v === undefined || v === null || typeof v !== "object") {
+      return typeof v === "bigint" ? `${v}n` : String(v);
+    }
+    if (v instanceof Error) return v.stack ? `${v.name}: ${v.message}\n${v.stack}` : `${v.name}: ${v.message}`;
+    if (depth > 2) return Array.isArray(v) ? "[Array]" : "[Object]";
+    if (Array.isArray(v)) return `[ ${v.map((x) => show(x, depth + 1)).join(", ")} ]`;
+    if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${v.length ?? v.byteLength}) [ ${Array.from(v).slice(0, 32).join(", ")} ]`;
+    if (typeof v.toString === "function" && v.toString !== Object.prototype.toString) return String(v);
+    const keys = Object.keys(v);
+    return `{ ${keys.map((k) => `${k}: ${show(v[k], depth + 1)}`).join(", ")} }`;
+  }
+  const line = (args) => Array.prototype.map.call(args, (a) => show(a, 0)).join(" ") + "\n";
+  const console = {
+    log() { si.write(1, line(arguments)); },
+    info() { si.write(1, line(arguments)); },
+    debug() { si.write(1, line(arguments)); },
+    error() { si.write(2, line(arguments)); },
+    warn() { si.write(2, line(arguments)); },
+  };
+  Object.defineProperty(globalThis, "console", { value: console, writable: true, configurable: true });
+})();

@@ -1,0 +1,548 @@
+/*
+ * subinterp_js.c — the JavaScript guest: QuickJS-ng (compiled to wasm32-wasi)
+ * with a small native object `__si` that binds the subinterp ABI
+ * (guest/include/subinterp.h) to JS. The JS-facing API (`interpreters`,
+ * `channels`, the error classes, `console`) is written in JS in prelude.js,
+ * which wraps these natives; this file only crosses the ABI.
+ *
+ * Exports, called by the host:
+ *   si_js_init(memory_limit)   create the runtime and context, evaluate the
+ *                              prelude; 0 on success
+ *   si_js_alloc(len)           a buffer of len+1 bytes for the next source
+ *   si_js_eval(ptr, len)       evaluate that source as a global script, run
+ *                              promise jobs to completion; 0 when it completed,
+ *                              1 when it threw (the error was reported to the
+ *                              host with subinterp_v1.run_error as JSON)
+ *
+ * Handles: every view or channel end the script holds is a `Handle` object
+ * (a native class) whose finalizer releases the ABI handle as soon as the
+ * object is unreachable, so scripts that never call release() do not leak
+ * handles. Ends bound by name for a run are "borrowed" and never released by
+ * the finalizer.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "quickjs.h"
+#include "subinterp.h"
+#include "prelude.h" /* generated from prelude.js: prelude_js[], prelude_js_len */
+
+#define EXPORT(name) __attribute__((export_name(name)))
+
+static JSRuntime *rt;
+static JSContext *ctx;
+static JSClassID handle_class;
+static JSValue unhandled_rejection; /* first unhandled rejection of a run */
+static bool has_unhandled_rejection;
+
+typedef struct {
+    int32_t h;     /* ABI handle; 0 once released */
+    bool borrowed; /* bound by name: never released by the finalizer */
+} Handle;
+
+/* ---- handles ---------------------------------------------------------- */
+
+static void handle_finalizer(JSRuntime *r, JSValueConst val) {
+    Handle *p = JS_GetOpaque(val, handle_class);
+    if (p) {
+        if (p->h > 0 && !p->borrowed) si_release(p->h);
+        js_free_rt(r, p);
+    }
+}
+
+static JSClassDef handle_def = {"Handle", .finalizer = handle_finalizer};
+
+static JSValue new_handle(JSContext *c, int32_t h, bool borrowed) {
+    JSValue obj = JS_NewObjectClass(c, (int)handle_class);
+    if (JS_IsException(obj)) {
+        if (!borrowed) si_release(h);
+        return obj;
+    }
+    Handle *p = js_malloc(c, sizeof *p);
+    if (!p) {
+        JS_FreeValue(c, obj);
+        if (!borrowed) si_release(h);
+        return JS_EXCEPTION;
+    }
+    p->h = h;
+    p->borrowed = borrowed;
+    JS_SetOpaque(obj, p);
+    return obj;
+}
+
+/* The ABI handle inside a Handle argument; 0 when released (the ABI then
+ * answers SI_ERR_BAD_HANDLE and the prelude maps it to a "released" error). */
+static int get_handle(JSContext *c, JSValueConst v, int32_t *out) {
+    Handle *p = JS_GetOpaque2(c, v, handle_class);
+    if (!p) return -1;
+    *out = p->h;
+    return 0;
+}
+
+static int64_t get_timeout(JSContext *c, JSValueConst v) {
+    int64_t t = -1;
+    if (!JS_IsUndefined(v) && JS_ToInt64(c, &t, v)) return -1;
+    return t;
+}
+
+/* Results: an int code, or a new Handle when the ABI returned one. */
+static JSValue handle_or_code(JSContext *c, int32_t r) {
+    return r > 0 ? new_handle(c, r, false) : JS_NewInt32(c, r);
+}
+
+/* ---- bytes going out -------------------------------------------------- */
+
+/* Sends a string (as UTF-8) or a Uint8Array (the prelude turns every other
+ * binary type into a Uint8Array view of the same bytes). */
+static JSValue js_send(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t end;
+    if (get_handle(c, argv[0], &end)) return JS_EXCEPTION;
+    int64_t timeout = get_timeout(c, argv[2]);
+    if (JS_IsString(argv[1])) {
+        size_t len;
+        const char *s = JS_ToCStringLen(c, &len, argv[1]);
+        if (!s) return JS_EXCEPTION;
+        int32_t r = si_send(end, s, (uint32_t)len, timeout);
+        JS_FreeCString(c, s);
+        return JS_NewInt32(c, r);
+    }
+    size_t len;
+    uint8_t *p = JS_GetUint8Array(c, &len, argv[1]);
+    if (!p && len) return JS_EXCEPTION;
+    if (!p) p = (uint8_t *)"";
+    return JS_NewInt32(c, si_send(end, p, (uint32_t)len, timeout));
+}
+
+static JSValue js_send_handle(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t end, h;
+    if (get_handle(c, argv[0], &end) || get_handle(c, argv[1], &h)) return JS_EXCEPTION;
+    return JS_NewInt32(c, si_send_handle(end, h, get_timeout(c, argv[2])));
+}
+
+/* ---- receiving and views ---------------------------------------------- */
+
+static JSValue js_recv(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t end;
+    if (get_handle(c, argv[0], &end)) return JS_EXCEPTION;
+    return handle_or_code(c, si_recv(end, get_timeout(c, argv[1])));
+}
+
+static JSValue js_handle_id(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t h;
+    if (get_handle(c, argv[0], &h)) return JS_EXCEPTION;
+    return JS_NewInt32(c, h);
+}
+
+static JSValue js_kind(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t h;
+    if (get_handle(c, argv[0], &h)) return JS_EXCEPTION;
+    return JS_NewInt32(c, si_handle_kind(h));
+}
+
+static JSValue js_view_len(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t h;
+    if (get_handle(c, argv[0], &h)) return JS_EXCEPTION;
+    return JS_NewInt32(c, si_view_len(h));
+}
+
+/* viewRead(view, offset, u8array): one copy, straight into the array. */
+static JSValue js_view_read(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t h;
+    uint32_t off;
+    size_t len;
+    if (get_handle(c, argv[0], &h) || JS_ToUint32(c, &off, argv[1])) return JS_EXCEPTION;
+    uint8_t *dst = JS_GetUint8Array(c, &len, argv[2]);
+    if (!dst && len) return JS_EXCEPTION;
+    if (!len) return JS_NewInt32(c, 0);
+    return JS_NewInt32(c, si_view_read(h, off, dst, (uint32_t)len));
+}
+
+static bool valid_utf8(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t b = s[i];
+        size_t need;
+        uint32_t cp;
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        if ((b & 0xE0) == 0xC0) { need = 1; cp = b & 0x1F; }
+        else if ((b & 0xF0) == 0xE0) { need = 2; cp = b & 0x0F; }
+        else if ((b & 0xF8) == 0xF0) { need = 3; cp = b & 0x07; }
+        else return false;
+        if (n - i <= need) return false; /* truncated sequence */
+        for (size_t k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((need == 1 && cp < 0x80) || (need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000))
+            return false; /* overlong */
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+/* viewText(view): the whole view decoded as UTF-8; TypeError if invalid. */
+static JSValue js_view_text(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t h;
+    if (get_handle(c, argv[0], &h)) return JS_EXCEPTION;
+    int32_t n = si_view_len(h);
+    if (n < 0) return JS_NewInt32(c, n);
+    uint8_t *buf = js_malloc(c, (size_t)n + 1);
+    if (!buf) return JS_EXCEPTION;
+    int32_t got = n ? si_view_read(h, 0, buf, (uint32_t)n) : 0;
+    if (got < 0) {
+        js_free(c, buf);
+        return JS_NewInt32(c, got);
+    }
+    if (!valid_utf8(buf, (size_t)got)) {
+        js_free(c, buf);
+        return JS_ThrowTypeError(c, "view is not valid UTF-8");
+    }
+    JSValue s = JS_NewStringLen(c, (const char *)buf, (size_t)got);
+    js_free(c, buf);
+    return s;
+}
+
+static JSValue js_view_slice(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t h;
+    uint32_t off, len;
+    if (get_handle(c, argv[0], &h) || JS_ToUint32(c, &off, argv[1]) || JS_ToUint32(c, &len, argv[2]))
+        return JS_EXCEPTION;
+    return handle_or_code(c, si_view_slice(h, off, len));
+}
+
+static JSValue js_release(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    Handle *p = JS_GetOpaque2(c, argv[0], handle_class);
+    if (!p) return JS_EXCEPTION;
+    int32_t r = p->h > 0 ? si_release(p->h) : SI_ERR_BAD_HANDLE;
+    p->h = 0;
+    return JS_NewInt32(c, r);
+}
+
+static JSValue js_close(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t h;
+    if (get_handle(c, argv[0], &h)) return JS_EXCEPTION;
+    return JS_NewInt32(c, si_close(h));
+}
+
+static JSValue js_channel_create(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t cap, out[2];
+    if (JS_ToInt32(c, &cap, argv[0])) return JS_EXCEPTION;
+    int32_t r = si_channel_create(cap, out);
+    if (r < 0) return JS_NewInt32(c, r);
+    JSValue arr = JS_NewArray(c);
+    JS_SetPropertyUint32(c, arr, 0, new_handle(c, out[0], false));
+    JS_SetPropertyUint32(c, arr, 1, new_handle(c, out[1], false));
+    return arr;
+}
+
+/* lookup(name): the end bound to `name` for this run, as a borrowed Handle. */
+static JSValue js_lookup(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    size_t len;
+    const char *s = JS_ToCStringLen(c, &len, argv[0]);
+    if (!s) return JS_EXCEPTION;
+    int32_t r = si_lookup(s, (uint32_t)len);
+    JS_FreeCString(c, s);
+    return r > 0 ? new_handle(c, r, true) : JS_NewInt32(c, r);
+}
+
+/* ---- host results that come back as views of JSON --------------------- */
+
+/* Reads a view holding UTF-8 text into a JS string and releases it. */
+static JSValue take_text(JSContext *c, int32_t h) {
+    if (h < 0) return JS_NewInt32(c, h);
+    JSValue hv = new_handle(c, h, false);
+    if (JS_IsException(hv)) return hv;
+    JSValue s = js_view_text(c, JS_UNDEFINED, 1, (JSValueConst *)&hv);
+    js_release(c, JS_UNDEFINED, 1, (JSValueConst *)&hv);
+    JS_FreeValue(c, hv);
+    return s;
+}
+
+/* A JS string argument as (pointer, length); free with JS_FreeCString. */
+#define WITH_STR(var, len, arg)                        \
+    size_t len;                                        \
+    const char *var = JS_ToCStringLen(c, &len, arg);   \
+    if (!var) return JS_EXCEPTION
+
+static JSValue js_interp_create(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    WITH_STR(opts, len, argv[0]);
+    int64_t id = si_interp_create(opts, (uint32_t)len);
+    JS_FreeCString(c, opts);
+    return JS_NewInt64(c, id);
+}
+
+/* interpRun(id, source, bindingsJSON, start): runs (or starts) source in a
+ * child. Returns the result JSON (run) or a job Handle (start), or a code. */
+static JSValue js_interp_run(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int64_t id;
+    if (JS_ToInt64(c, &id, argv[0])) return JS_EXCEPTION;
+    bool start = JS_ToBool(c, argv[3]);
+    WITH_STR(src, src_len, argv[1]);
+    size_t bind_len;
+    const char *bind = JS_ToCStringLen(c, &bind_len, argv[2]);
+    if (!bind) {
+        JS_FreeCString(c, src);
+        return JS_EXCEPTION;
+    }
+    int32_t r = start ? si_interp_start(id, src, (uint32_t)src_len, bind, (uint32_t)bind_len)
+                      : si_interp_run(id, src, (uint32_t)src_len, bind, (uint32_t)bind_len);
+    JS_FreeCString(c, src);
+    JS_FreeCString(c, bind);
+    if (start) return handle_or_code(c, r);
+    return take_text(c, r);
+}
+
+static JSValue js_interp_join(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t h;
+    if (get_handle(c, argv[0], &h)) return JS_EXCEPTION;
+    return take_text(c, si_interp_join(h, get_timeout(c, argv[1])));
+}
+
+static JSValue js_interp_close(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int64_t id;
+    if (JS_ToInt64(c, &id, argv[0])) return JS_EXCEPTION;
+    return JS_NewInt32(c, si_interp_close(id));
+}
+
+static JSValue js_interp_status(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int64_t id;
+    if (JS_ToInt64(c, &id, argv[0])) return JS_EXCEPTION;
+    return JS_NewInt32(c, si_interp_status(id));
+}
+
+static JSValue js_interp_list(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    (void)argv;
+    return take_text(c, si_interp_list());
+}
+
+static JSValue js_bound_names(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    (void)argv;
+    return take_text(c, si_bound_names());
+}
+
+static JSValue js_ids(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv, int magic) {
+    (void)this_val;
+    (void)argc;
+    (void)argv;
+    return JS_NewInt64(c, magic ? si_main_id() : si_interpreter_id());
+}
+
+/* write(fd, string): console output through WASI. */
+static JSValue js_write(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t fd;
+    if (JS_ToInt32(c, &fd, argv[0])) return JS_EXCEPTION;
+    WITH_STR(s, len, argv[1]);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd == 2 ? 2 : 1, s + done, len - done);
+        if (n <= 0) break;
+        done += (size_t)n;
+    }
+    JS_FreeCString(c, s);
+    return JS_UNDEFINED;
+}
+
+static const JSCFunctionListEntry si_funcs[] = {
+    JS_CFUNC_DEF("send", 3, js_send),
+    JS_CFUNC_DEF("sendHandle", 3, js_send_handle),
+    JS_CFUNC_DEF("recv", 2, js_recv),
+    JS_CFUNC_DEF("kind", 1, js_kind),
+    JS_CFUNC_DEF("handleId", 1, js_handle_id),
+    JS_CFUNC_DEF("viewLen", 1, js_view_len),
+    JS_CFUNC_DEF("viewRead", 3, js_view_read),
+    JS_CFUNC_DEF("viewText", 1, js_view_text),
+    JS_CFUNC_DEF("viewSlice", 3, js_view_slice),
+    JS_CFUNC_DEF("release", 1, js_release),
+    JS_CFUNC_DEF("close", 1, js_close),
+    JS_CFUNC_DEF("channelCreate", 1, js_channel_create),
+    JS_CFUNC_DEF("lookup", 1, js_lookup),
+    JS_CFUNC_DEF("boundNames", 0, js_bound_names),
+    JS_CFUNC_DEF("interpCreate", 1, js_interp_create),
+    JS_CFUNC_DEF("interpRun", 4, js_interp_run),
+    JS_CFUNC_DEF("interpJoin", 2, js_interp_join),
+    JS_CFUNC_DEF("interpClose", 1, js_interp_close),
+    JS_CFUNC_DEF("interpStatus", 1, js_interp_status),
+    JS_CFUNC_DEF("interpList", 0, js_interp_list),
+    JS_CFUNC_MAGIC_DEF("id", 0, js_ids, 0),
+    JS_CFUNC_MAGIC_DEF("mainId", 0, js_ids, 1),
+    JS_CFUNC_DEF("write", 2, js_write),
+};
+
+/* ---- errors, promises, interrupts ------------------------------------- */
+
+static void rejection_tracker(JSContext *c, JSValueConst promise, JSValueConst reason,
+                              bool is_handled, void *opaque) {
+    (void)promise;
+    (void)opaque;
+    if (!is_handled && !has_unhandled_rejection) {
+        unhandled_rejection = JS_DupValue(c, reason);
+        has_unhandled_rejection = true;
+    } else if (is_handled && has_unhandled_rejection) {
+        /* handled later in the same run (e.g. a late .catch): forget it */
+        JS_FreeValue(c, unhandled_rejection);
+        has_unhandled_rejection = false;
+    }
+}
+
+/* QuickJS asks this every few thousand operations: stop cleanly (an
+ * uncatchable error that unwinds the JS stack) once the host says the run's
+ * deadline passed or the interpreter is closing. */
+static int interrupt_handler(JSRuntime *r, void *opaque) {
+    (void)r;
+    (void)opaque;
+    return si_should_stop();
+}
+
+/* Reports `exc` to the host as {type, message, stack} JSON, built by the
+ * prelude's __describeError. */
+static void report(JSValueConst exc, const char *fallback_type) {
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue describe = JS_GetPropertyStr(ctx, global, "__describeError");
+    JSValue args[2] = {JS_DupValue(ctx, exc), JS_NewString(ctx, fallback_type)};
+    JSValue json = JS_Call(ctx, describe, JS_UNDEFINED, 2, (JSValueConst *)args);
+    size_t len = 0;
+    const char *s = JS_IsException(json) ? NULL : JS_ToCStringLen(ctx, &len, json);
+    if (s) {
+        si_run_error(s, (uint32_t)len);
+        JS_FreeCString(ctx, s);
+    } else {
+        static const char oom[] = "{\"type\":\"InternalError\",\"message\":\"out of memory while reporting an error\",\"stack\":\"\"}";
+        JSValue ignored = JS_GetException(ctx);
+        JS_FreeValue(ctx, ignored);
+        si_run_error(oom, sizeof oom - 1);
+    }
+    JS_FreeValue(ctx, json);
+    JS_FreeValue(ctx, args[0]);
+    JS_FreeValue(ctx, args[1]);
+    JS_FreeValue(ctx, describe);
+    JS_FreeValue(ctx, global);
+}
+
+static int report_exception(const char *fallback_type) {
+    JSValue exc = JS_GetException(ctx);
+    report(exc, fallback_type);
+    JS_FreeValue(ctx, exc);
+    return 1;
+}
+
+/* ---- exports ------------------------------------------------------------ */
+
+EXPORT("si_js_init") int32_t si_js_init(int32_t memory_limit) {
+    if (rt) return 0;
+    rt = JS_NewRuntime();
+    if (!rt) return -1;
+    if (memory_limit > 0) JS_SetMemoryLimit(rt, (size_t)(uint32_t)memory_limit);
+    JS_SetHostPromiseRejectionTracker(rt, rejection_tracker, NULL);
+    JS_SetInterruptHandler(rt, interrupt_handler, NULL);
+    JS_NewClassID(rt, &handle_class);
+    if (JS_NewClass(rt, handle_class, &handle_def)) return -2;
+    ctx = JS_NewContext(rt);
+    if (!ctx) return -3;
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue si = JS_NewObject(ctx);
+    JS_SetPropertyFunctionList(ctx, si, si_funcs, sizeof si_funcs / sizeof si_funcs[0]);
+    JS_SetPropertyStr(ctx, global, "__si", si);
+    JS_FreeValue(ctx, global);
+    JSValue r = JS_Eval(ctx, (const char *)prelude_js, prelude_js_len, "<prelude>", JS_EVAL_TYPE_GLOBAL);
+    if (JS_IsException(r)) {
+        report_exception("InternalError");
+        return -4;
+    }
+    JS_FreeValue(ctx, r);
+    return 0;
+}
+
+EXPORT("si_js_alloc") char *si_js_alloc(int32_t len) {
+    if (len < 0) return NULL;
+    return malloc((size_t)len + 1);
+}
+
+/* Runs every pending promise job; returns 1 if one threw (reported). */
+static int run_jobs(void) {
+    for (;;) {
+        JSContext *c;
+        int r = JS_ExecutePendingJob(rt, &c);
+        if (r == 0) return 0;
+        if (r < 0) return report_exception("Error");
+    }
+}
+
+EXPORT("si_js_eval") int32_t si_js_eval(char *src, int32_t len) {
+    if (!ctx || !src || len < 0) return 2;
+    src[len] = '\0'; /* JS_Eval wants a NUL-terminated buffer */
+    has_unhandled_rejection = false;
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue refresh = JS_GetPropertyStr(ctx, global, "__bindChannels");
+    JSValue b = JS_Call(ctx, refresh, JS_UNDEFINED, 0, NULL);
+    JS_FreeValue(ctx, refresh);
+    JS_FreeValue(ctx, global);
+    int status = 0;
+    if (JS_IsException(b)) {
+        status = report_exception("Error");
+    } else {
+        JS_FreeValue(ctx, b);
+        JSValue r = JS_Eval(ctx, src, (size_t)len, "<script>", JS_EVAL_TYPE_GLOBAL);
+        if (JS_IsException(r)) status = report_exception("Error");
+        else JS_FreeValue(ctx, r);
+        if (!status) status = run_jobs();
+    }
+    free(src);
+    if (!status && has_unhandled_rejection) {
+        report(unhandled_rejection, "UnhandledRejection");
+        status = 1;
+    }
+    if (has_unhandled_rejection) {
+        JS_FreeValue(ctx, unhandled_rejection);
+        has_unhandled_rejection = false;
+    }
+    return status;
+}

@@ -1,0 +1,408 @@
+//! Guest ABI v1, part two: what a guest (the JavaScript guest above all)
+//! needs to create and drive interpreters of its own, report its errors and
+//! stop cleanly. Results that are more than an integer come back as a view
+//! of UTF-8 JSON. See `guest/include/subinterp.h` for the guest-side text.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use serde_json::{Value, json};
+use wasmtime::Linker;
+
+use super::{
+    CANCELLED, Cx, ERR_BOUNDS, ERR_CLOSED, ERR_EMPTY, ERR_INVALID, ERR_LIMIT, ERR_NOT_FOUND,
+    ERR_TIMEOUT, ERR_WRONG_KIND, Ret, bad, memory, range, waiting,
+};
+use crate::buffer::Buffer;
+use crate::channel::Wait;
+use crate::error::Error;
+use crate::handle::Entry;
+use crate::interpreter::{
+    ChannelEnd, ChildOf, HostState, Interpreter, InterpreterBuilder, Lineage, Run, RunResult,
+};
+use crate::limits::Limits;
+
+/// The interpreter is already running (runs of one interpreter do not overlap).
+pub const ERR_BUSY: i32 = -13;
+/// `handle_kind` result: a job from `interp_start`.
+pub const KIND_JOB: i32 = 4;
+/// The most bytes of error JSON a guest may report for one run.
+const MAX_REPORT: usize = 64 << 10;
+
+pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let m = super::MODULE;
+    l.func_wrap(m, "run_error", run_error)?;
+    l.func_wrap(m, "should_stop", |cx: Cx<'_>| {
+        i32::from(cx.data().must_stop().is_some())
+    })?;
+    l.func_wrap(m, "bound_names", bound_names)?;
+    l.func_wrap(m, "interp_create", interp_create)?;
+    l.func_wrap(m, "interp_run", interp_run)?;
+    l.func_wrap(m, "interp_start", interp_start)?;
+    l.func_wrap(m, "interp_join", interp_join)?;
+    l.func_wrap(m, "interp_close", interp_close)?;
+    l.func_wrap(m, "interp_status", interp_status)?;
+    l.func_wrap(m, "interp_list", interp_list)?;
+    l.func_wrap(m, "main_id", |cx: Cx<'_>| {
+        cx.data().host.upgrade().map_or(0, |h| h.main_id() as i64)
+    })?;
+    Ok(())
+}
+
+/// A copy of guest bytes `[ptr, ptr + len)`.
+fn read(cx: &mut Cx<'_>, ptr: i32, len: i32) -> Result<Vec<u8>, i32> {
+    let mem = memory(cx).ok_or(ERR_BOUNDS)?;
+    let data = mem.data(&*cx);
+    let r = range(data.len(), ptr, len as u32 as u64).ok_or(ERR_BOUNDS)?;
+    Ok(data[r].to_vec())
+}
+
+fn read_str(cx: &mut Cx<'_>, ptr: i32, len: i32) -> Result<String, i32> {
+    String::from_utf8(read(cx, ptr, len)?).map_err(|_| ERR_INVALID)
+}
+
+/// A new view handle holding `text`.
+fn give_text(cx: &mut Cx<'_>, text: String) -> i32 {
+    let view = Buffer::new(text.into_bytes()).view();
+    cx.data_mut()
+        .handles
+        .insert(Entry::View(view))
+        .unwrap_or_else(bad)
+}
+
+fn flat(r: Result<i32, i32>) -> i32 {
+    r.unwrap_or_else(|e| e)
+}
+
+/// `run_error(json, len) -> 0`: the guest's report of why its run failed.
+fn run_error(mut cx: Cx<'_>, ptr: i32, len: i32) -> i32 {
+    let len = (len as u32).min(MAX_REPORT as u32) as i32;
+    match read(&mut cx, ptr, len) {
+        Ok(b) => {
+            cx.data_mut().reported = Some(String::from_utf8_lossy(&b).into_owned());
+            0
+        }
+        Err(e) => e,
+    }
+}
+
+/// `bound_names() -> view`: JSON array of the names bound for this run.
+fn bound_names(mut cx: Cx<'_>) -> i32 {
+    let mut names: Vec<&String> = cx.data().names.keys().collect();
+    names.sort();
+    let text = json!(names).to_string();
+    give_text(&mut cx, text)
+}
+
+/// The limits a guest asked for in `interp_create`'s JSON.
+fn asked_limits(opts: &str) -> Option<Limits> {
+    let v: Value = if opts.trim().is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str(opts).ok()?
+    };
+    let mut l = Limits::new();
+    for (k, v) in v.as_object()? {
+        let n = v.as_f64().filter(|n| n.is_finite() && *n >= 0.0)?;
+        let whole = n as u64;
+        l = match k.as_str() {
+            "timeout_ms" => l.timeout(Duration::try_from_secs_f64(n / 1000.0).ok()?),
+            "max_memory" => l.max_memory(usize::try_from(whole).ok()?),
+            "fuel" => l.fuel(whole),
+            "max_output" => l.max_output(usize::try_from(whole).ok()?),
+            "max_handles" => l.max_handles(usize::try_from(whole).ok()?),
+            "max_interpreters" => l.max_interpreters(usize::try_from(whole).ok()?),
+            "max_depth" => l.max_depth(u32::try_from(whole).ok()?),
+            _ => return None,
+        };
+    }
+    Some(l)
+}
+
+/// `interp_create(opts, len) -> id`: a new JS interpreter owned by this one.
+fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
+    let opts = match read_str(&mut cx, ptr, len) {
+        Ok(s) => s,
+        Err(e) => return e.into(),
+    };
+    let Some(asked) = asked_limits(&opts) else {
+        return ERR_INVALID.into();
+    };
+    let state = cx.data_mut();
+    let Some(host) = state.host.upgrade() else {
+        return ERR_CLOSED.into();
+    };
+    let Ok(guest) = host.js() else {
+        return ERR_NOT_FOUND.into();
+    };
+    let tree = state.lineage.tree.clone();
+    let depth = state.lineage.depth + 1;
+    if depth > tree.max_depth {
+        return ERR_LIMIT.into();
+    }
+    let Some(slot) = tree.acquire() else {
+        return ERR_LIMIT.into();
+    };
+    let child = InterpreterBuilder::new(&host, &guest)
+        .limits(state.limits.clamp(&asked))
+        .child_of(ChildOf {
+            lineage: Lineage {
+                tree,
+                depth,
+                creator: state.id,
+            },
+            slot,
+            stdout: state.stdout.clone(),
+            stderr: state.stderr.clone(),
+        })
+        .create();
+    match child {
+        Ok(c) => {
+            let id = c.id().0 as i64;
+            if state.children.len() >= 32 {
+                state.children.retain(|c| !c.is_closed());
+            }
+            state.children.push(c);
+            id
+        }
+        Err(Error::Limit(_)) => ERR_LIMIT.into(),
+        Err(Error::Instantiate(e)) if e.kind.is_limit() => ERR_LIMIT.into(),
+        Err(_) => ERR_INVALID.into(),
+    }
+}
+
+/// This interpreter's live child `id`, or why not.
+fn child(state: &HostState, id: i64) -> Result<Interpreter, i32> {
+    let id = u64::try_from(id).map_err(|_| ERR_NOT_FOUND)?;
+    if let Some(c) = state.children.iter().find(|c| c.id().0 == id) {
+        return if c.is_closed() {
+            Err(ERR_NOT_FOUND)
+        } else {
+            Ok(c.clone())
+        };
+    }
+    let exists = state.host.upgrade().is_some_and(|h| h.get(id).is_some());
+    Err(if exists { ERR_INVALID } else { ERR_NOT_FOUND })
+}
+
+/// Builds the child's run: the source and the ends bound by name.
+fn child_run(
+    cx: &mut Cx<'_>,
+    id: i64,
+    src: (i32, i32),
+    bind: (i32, i32),
+) -> Result<(Interpreter, Run), i32> {
+    let source = read_str(cx, src.0, src.1)?;
+    let bindings = read_str(cx, bind.0, bind.1)?;
+    let state = cx.data();
+    let target = child(state, id)?;
+    if target.is_running() {
+        return Err(ERR_BUSY);
+    }
+    let map: serde_json::Map<String, Value> = if bindings.trim().is_empty() {
+        Default::default()
+    } else {
+        serde_json::from_str(&bindings).map_err(|_| ERR_INVALID)?
+    };
+    let mut run = Run::js(source).deadline_cap(state.deadline.map(|(at, _)| at));
+    for (name, h) in map {
+        let h = h
+            .as_i64()
+            .and_then(|h| i32::try_from(h).ok())
+            .ok_or(ERR_INVALID)?;
+        let end = match state.handles.get(h).map_err(bad)? {
+            Entry::Recv(r) => ChannelEnd::Recv(r.clone()),
+            Entry::Send(s) => ChannelEnd::Send(s.clone()),
+            _ => return Err(ERR_WRONG_KIND),
+        };
+        run = run.channel(name, end);
+    }
+    Ok((target, run))
+}
+
+/// `interp_run(id, src, src_len, bind, bind_len) -> view`: runs and waits.
+fn interp_run(mut cx: Cx<'_>, id: i64, sp: i32, sl: i32, bp: i32, bl: i32) -> Ret {
+    let job = match child_run(&mut cx, id, (sp, sl), (bp, bl)).and_then(|(c, r)| Job::spawn(c, r)) {
+        Ok(j) => j,
+        Err(e) => return Ok(e),
+    };
+    let r = waiting(&cx, -1, |w| job.wait(w))?;
+    Ok(flat(r.map(|text| give_text(&mut cx, text))))
+}
+
+/// `interp_start(id, src, src_len, bind, bind_len) -> job`: runs on the
+/// child's own thread.
+fn interp_start(mut cx: Cx<'_>, id: i64, sp: i32, sl: i32, bp: i32, bl: i32) -> i32 {
+    let state_limit = cx.data().handles.len() >= cx.data().handles.limit();
+    if state_limit {
+        return ERR_LIMIT;
+    }
+    match child_run(&mut cx, id, (sp, sl), (bp, bl)).and_then(|(c, r)| Job::spawn(c, r)) {
+        Ok(job) => cx
+            .data_mut()
+            .handles
+            .insert(Entry::Job(job))
+            .unwrap_or_else(bad),
+        Err(e) => e,
+    }
+}
+
+/// `interp_join(job, timeout_us) -> view`: waits for a started run.
+fn interp_join(mut cx: Cx<'_>, job: i32, timeout_us: i64) -> Ret {
+    let job = match cx.data().handles.get(job) {
+        Ok(Entry::Job(j)) => j.clone(),
+        Ok(_) => return Ok(ERR_WRONG_KIND),
+        Err(e) => return Ok(bad(e)),
+    };
+    let r = waiting(&cx, timeout_us, |w| job.wait(w))?;
+    Ok(flat(r.map(|text| give_text(&mut cx, text))))
+}
+
+/// `interp_close(id) -> 0`: closes a child of this interpreter.
+fn interp_close(mut cx: Cx<'_>, id: i64) -> i32 {
+    let state = cx.data_mut();
+    if let Some(pos) = state.children.iter().position(|c| c.id().0 as i64 == id) {
+        state.children.swap_remove(pos).close();
+        return 0;
+    }
+    if id == state.id as i64 {
+        return ERR_INVALID;
+    }
+    match child(state, id) {
+        Err(e) => e,
+        Ok(_) => 0,
+    }
+}
+
+/// `interp_status(id) -> 0 idle | 1 running`.
+fn interp_status(cx: Cx<'_>, id: i64) -> i32 {
+    let Ok(id) = u64::try_from(id) else {
+        return ERR_NOT_FOUND;
+    };
+    if id == cx.data().id {
+        return 1;
+    }
+    match cx.data().host.upgrade().and_then(|h| h.get(id)) {
+        Some(i) => i32::from(i.is_running()),
+        None => ERR_NOT_FOUND,
+    }
+}
+
+/// `interp_list() -> view`: JSON array of every live interpreter's id.
+fn interp_list(mut cx: Cx<'_>) -> i32 {
+    let ids = cx
+        .data()
+        .host
+        .upgrade()
+        .map(|h| h.live_ids())
+        .unwrap_or_default();
+    give_text(&mut cx, json!(ids).to_string())
+}
+
+/// A child's run going on on its own thread; its result is kept as the JSON
+/// the guest gets.
+pub(crate) struct Job {
+    state: Mutex<JobState>,
+    done: Condvar,
+}
+
+enum JobState {
+    Running,
+    Done(String),
+    Joined,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl Job {
+    fn spawn(target: Interpreter, run: Run) -> Result<Arc<Job>, i32> {
+        let job = Arc::new(Job {
+            state: Mutex::new(JobState::Running),
+            done: Condvar::new(),
+        });
+        let j = job.clone();
+        std::thread::Builder::new()
+            .name(format!("subinterp-run-{}", target.id().0))
+            .spawn(move || {
+                let text = result_json(target.run(run));
+                *j.state.lock() = JobState::Done(text);
+                j.done.notify_all();
+            })
+            .map_err(|_| ERR_LIMIT)?;
+        Ok(job)
+    }
+
+    /// Waits for the result (once); polls `cancel` every 10 ms.
+    fn wait(&self, w: Wait<'_>) -> Result<String, i32> {
+        let (deadline, cancel): (Option<Instant>, Option<&AtomicBool>) = match w {
+            Wait::NoWait => (Some(Instant::now()), None),
+            Wait::Until { deadline, cancel } => (deadline, cancel),
+        };
+        let nowait = matches!(w, Wait::NoWait);
+        let mut s = self.state.lock();
+        loop {
+            match std::mem::replace(&mut *s, JobState::Joined) {
+                JobState::Done(text) => return Ok(text),
+                JobState::Joined => return Err(ERR_CLOSED),
+                JobState::Running => *s = JobState::Running,
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(if nowait { ERR_EMPTY } else { ERR_TIMEOUT });
+            }
+            if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+                return Err(CANCELLED);
+            }
+            let slice = now + Duration::from_millis(10);
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            self.done.wait_until(&mut s, until);
+        }
+    }
+}
+
+/// `{completed, error: null | {type, kind, message, stack}}`.
+fn result_json(r: Result<RunResult, Error>) -> String {
+    let error = match r {
+        Ok(r) if r.completed => Value::Null,
+        Ok(r) => match r.error {
+            Some(e) => json!({
+                "type": e.kind.type_name(),
+                "kind": e.kind.name(),
+                "message": e.message,
+                "stack": e.backtrace.unwrap_or_default(),
+            }),
+            None => Value::Null,
+        },
+        Err(e @ Error::InterpreterClosed(_)) => json!({
+            "type": "InterpreterClosedError", "kind": "closed",
+            "message": e.to_string(), "stack": "",
+        }),
+        Err(e) => json!({
+            "type": "Error", "kind": "host", "message": e.to_string(), "stack": "",
+        }),
+    };
+    json!({ "completed": error.is_null(), "error": error }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asked_limits_are_parsed_strictly() {
+        let l = asked_limits(r#"{"timeout_ms": 250, "max_memory": 1048576}"#).unwrap();
+        assert_eq!(l.get_timeout(), Some(Duration::from_millis(250)));
+        assert_eq!(l.get_max_memory(), 1 << 20);
+        assert!(asked_limits("").is_some());
+        assert!(asked_limits(r#"{"max_memroy": 1}"#).is_none(), "typo");
+        assert!(asked_limits(r#"{"max_memory": -1}"#).is_none());
+        assert!(asked_limits(r#"{"timeout_ms": "5"}"#).is_none());
+        assert!(asked_limits("[1]").is_none());
+    }
+}
