@@ -52,6 +52,13 @@ $(JS_OUT)/qjs-dir:
 $(JS_OUT)/%.o: $(JS_OUT)/qjs-dir | $(ZIG)
 	$(ZIG) cc $(QJS_CFLAGS) -c "$$(cat $(JS_OUT)/qjs-dir)/$*.c" -o $@
 
+# quickjs.c is compiled from a copy with its stack check on under WASI.
+$(JS_OUT)/quickjs.c: $(JS_OUT)/qjs-dir guest/js/patch_quickjs.py
+	$(PYTHON) guest/js/patch_quickjs.py "$$(cat $(JS_OUT)/qjs-dir)/quickjs.c" $@
+
+$(JS_OUT)/quickjs.o: $(JS_OUT)/quickjs.c | $(ZIG)
+	$(ZIG) cc $(QJS_CFLAGS) -I"$$(cat $(JS_OUT)/qjs-dir)" -c $< -o $@
+
 $(JS_OUT)/prelude.h: guest/js/prelude.js
 	@mkdir -p $(JS_OUT)
 	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); print("static const unsigned char prelude_js[] = {" + ",".join(str(b) for b in d) + "};\nstatic const unsigned int prelude_js_len = %d;" % len(d))' $< > $@

@@ -23,6 +23,9 @@ pub(crate) enum Entry {
     View(View),
     Recv(RecvChannel),
     Send(SendChannel),
+    /// A view of text the host made for the guest (JSON results, names):
+    /// read like a view, but not counted as message bytes.
+    Text(View),
     /// A guest's started run of a child interpreter.
     Job(std::sync::Arc<crate::abi::Job>),
 }

@@ -24,6 +24,11 @@ pub const DEFAULT_POOL_SIZE: u32 = 1000;
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 256 << 20;
 /// How often the epoch ticker runs; deadlines are checked this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Native stack a guest may use: 1 MiB, so a thread that calls
+/// [`Interpreter::run`](crate::Interpreter::run) needs a little more than that
+/// (Rust's default of 2 MiB for spawned threads is enough). JavaScript
+/// recursion ends in a catchable `RangeError` well before it.
+pub const MAX_WASM_STACK: usize = 1 << 20;
 /// The largest linear memory any interpreter of a pooled host can have: 4 GiB.
 const POOL_MAX_MEMORY: usize = 4 << 30;
 
@@ -206,7 +211,10 @@ impl HostBuilder {
 
     fn engine(&self, pool_size: u32) -> Result<Engine, Error> {
         let mut config = Config::new();
-        config.epoch_interruption(true).consume_fuel(self.fuel);
+        config
+            .epoch_interruption(true)
+            .consume_fuel(self.fuel)
+            .max_wasm_stack(MAX_WASM_STACK);
         if pool_size > 0 {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_core_instances(pool_size)

@@ -12,12 +12,11 @@ pub const DEFAULT_FUEL: Option<u64> = None;
 pub const DEFAULT_MAX_OUTPUT: usize = 16 << 20;
 /// Default cap on live handles an interpreter may hold: 4,096.
 pub const DEFAULT_MAX_HANDLES: usize = 4096;
-/// Default cap on interpreters alive at once that a guest and everything it
-/// created may have created (the whole tree below one host-created
-/// interpreter): 64.
+/// Default cap on interpreters alive at once below one interpreter (those it
+/// created, those they created, and so on): 64.
 pub const DEFAULT_MAX_INTERPRETERS: usize = 64;
-/// Default cap on how deep guest-created interpreters may nest (a child of a
-/// host-created interpreter is at depth 1): 4.
+/// Default cap on how many levels of interpreters may be created below one
+/// interpreter: 4.
 pub const DEFAULT_MAX_DEPTH: u32 = 4;
 
 /// What one interpreter may use. Build with [`Limits::new`] (the `DEFAULT_*`
@@ -94,16 +93,16 @@ impl Limits {
         self
     }
 
-    /// Cap on interpreters a guest may have alive at once, counting
-    /// everything its children created too (the tree below a host-created
-    /// interpreter shares one budget). Past it, creating one fails with a
+    /// Cap on interpreters alive at once below this one: those it created,
+    /// those they created, and so on. Past it, creating one fails with a
     /// limit error inside the guest.
     pub fn max_interpreters(mut self, n: usize) -> Self {
         self.max_interpreters = n;
         self
     }
 
-    /// Cap on how deep guest-created interpreters may nest.
+    /// Cap on how many levels of interpreters may be created below this one
+    /// (0: it may create none).
     pub fn max_depth(mut self, depth: u32) -> Self {
         self.max_depth = depth;
         self
@@ -111,7 +110,8 @@ impl Limits {
 
     /// The limits for an interpreter a guest with these limits creates,
     /// asking for `asked`: each limit is the smaller of the two, so a child
-    /// never gets more than its creator.
+    /// never gets more than its creator (and for interpreters and depth, one
+    /// less, since the child itself uses one).
     pub fn clamp(&self, asked: &Limits) -> Limits {
         Limits {
             max_memory: self.max_memory.min(asked.max_memory),
@@ -125,8 +125,11 @@ impl Limits {
             },
             max_output: self.max_output.min(asked.max_output),
             max_handles: self.max_handles.min(asked.max_handles),
-            max_interpreters: self.max_interpreters.min(asked.max_interpreters),
-            max_depth: self.max_depth.min(asked.max_depth),
+            max_interpreters: self
+                .max_interpreters
+                .saturating_sub(1)
+                .min(asked.max_interpreters),
+            max_depth: self.max_depth.saturating_sub(1).min(asked.max_depth),
         }
     }
 
@@ -155,12 +158,12 @@ impl Limits {
         self.max_handles
     }
 
-    /// The cap on live guest-created interpreters in this one's tree.
+    /// The cap on interpreters alive at once below this one.
     pub fn get_max_interpreters(&self) -> usize {
         self.max_interpreters
     }
 
-    /// The cap on nesting depth of guest-created interpreters.
+    /// The cap on levels of interpreters below this one.
     pub fn get_max_depth(&self) -> u32 {
         self.max_depth
     }

@@ -12,7 +12,7 @@
   // ABI error codes (guest/include/subinterp.h).
   const BAD_HANDLE = -1, WRONG_KIND = -2, BOUNDS = -3, EMPTY = -4, FULL = -5,
     CLOSED = -6, TIMEOUT = -7, NOT_FOUND = -8, LIMIT = -9, INVALID = -10,
-    TOO_LARGE = -11, RELEASED = -12;
+    TOO_LARGE = -11, RELEASED = -12, BUSY = -13;
   const KIND_VIEW = 1, KIND_RECV = 2, KIND_SEND = 3;
 
   function errorClass(name) {
@@ -136,7 +136,7 @@
     recv(opts) {
       const h = live(this, "recv");
       const r = si.recv(h, micros(opts));
-      if (typeof r === "number") fail(r, "recv", micros(opts) >= 0);
+      if (typeof r === "number") fail(r, "recv", micros(opts) > 0);
       return wrap(r);
     }
     /** The next message if one is queued; else `dflt`, or ChannelEmptyError without one. */
@@ -173,7 +173,7 @@
     send(data, opts) {
       const t = micros(opts);
       const r = this._send(data, t);
-      if (r < 0) fail(r, "send", t >= 0);
+      if (r < 0) fail(r, "send", t > 0);
     }
     /** true if queued, false if the channel was full. */
     sendNowait(data) {
@@ -191,8 +191,17 @@
     toString() { return "[SendChannel]"; }
   }
 
+  // Errors of calls on another interpreter.
+  function interpFail(code, what, id) {
+    switch (code) {
+      case INVALID: throw new Error(`${what}: interpreter ${id} was not created by this interpreter`);
+      case BUSY: throw new Error(`${what}: interpreter ${id} is already running`);
+      case NOT_FOUND: throw new InterpreterClosedError(`${what}: interpreter ${id} is closed`);
+      default: fail(code, what);
+    }
+  }
+
   function makeResult(json) {
-    if (typeof json === "number") fail(json, "run");
     const r = JSON.parse(json);
     Object.defineProperty(r, "check", {
       enumerable: false,
@@ -233,7 +242,7 @@
       const r = si.interpJoin(live(this, "join"), t);
       if (typeof r === "number") {
         if (r === CLOSED) throw new Error("join: this job was already joined");
-        fail(r, "join", t >= 0);
+        fail(r, "join", t > 0);
       }
       release(this);
       return makeResult(r);
@@ -243,18 +252,21 @@
   class Interpreter {
     constructor(id) { Object.defineProperty(this, "id", { value: id, enumerable: true }); }
     isRunning() { return si.interpStatus(this.id) === 1; }
+    /** Closes it (only an interpreter this one created); closing twice is fine. */
     close() {
       const r = si.interpClose(this.id);
-      if (r < 0 && r !== NOT_FOUND) fail(r, "close");
+      if (r < 0 && r !== NOT_FOUND) interpFail(r, "close", this.id);
     }
     /** Runs source in this interpreter, blocking; returns {completed, error}. */
     run(source, opts) {
-      return makeResult(si.interpRun(this.id, String(source), bindings(opts), false));
+      const r = si.interpRun(this.id, String(source), bindings(opts), false);
+      if (typeof r === "number") interpFail(r, "run", this.id);
+      return makeResult(r);
     }
     /** Runs source on the interpreter's own thread; join() the job. */
     start(source, opts) {
       const r = si.interpRun(this.id, String(source), bindings(opts), true);
-      if (typeof r === "number") fail(r, "start");
+      if (typeof r === "number") interpFail(r, "start", this.id);
       return new Job(r);
     }
     toString() { return `[Interpreter ${this.id}]`; }
@@ -266,11 +278,13 @@
       const opts = {};
       if (limits) {
         if (limits.timeout !== undefined) opts.timeout_ms = Number(limits.timeout);
-        for (const k of ["maxMemory", "fuel", "maxOutput", "maxHandles"]) {
+        for (const k of ["maxMemory", "fuel", "maxOutput", "maxHandles", "maxInterpreters", "maxDepth"]) {
           if (limits[k] !== undefined) opts[k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase())] = Number(limits[k]);
         }
       }
       const id = si.interpCreate(JSON.stringify(opts));
+      if (id === LIMIT) throw new LimitError("interpreters.create: interpreter limit reached (count, depth or memory)");
+      if (id === INVALID) throw new TypeError("interpreters.create: unknown or invalid limit");
       if (id < 0) fail(Number(id), "interpreters.create");
       return new Interpreter(id);
     },

@@ -13,6 +13,11 @@
  *                              promise jobs to completion; 0 when it completed,
  *                              1 when it threw (the error was reported to the
  *                              host with subinterp_v1.run_error as JSON)
+ *   si_js_eval_module(ptr, len, name_ptr, name_len)
+ *                              the same for an ES module named `name` (both
+ *                              buffers from si_js_alloc); it may import
+ *                              modules evaluated earlier in this interpreter
+ *                              by their names, and use top-level await
  *
  * Handles: every view or channel end the script holds is a `Handle` object
  * (a native class) whose finalizer releases the ABI handle as soon as the
@@ -31,6 +36,10 @@
 #include "prelude.h" /* generated from prelude.js: prelude_js[], prelude_js_len */
 
 #define EXPORT(name) __attribute__((export_name(name)))
+
+#ifndef JS_STACK_SIZE
+#define JS_STACK_SIZE (448 * 1024)
+#endif
 
 static JSRuntime *rt;
 static JSContext *ctx;
@@ -433,6 +442,17 @@ static void rejection_tracker(JSContext *c, JSValueConst promise, JSValueConst r
     }
 }
 
+/* There is no module loader: a module can import only modules already
+ * evaluated in this interpreter (found by name before the loader is asked). */
+static JSModuleDef *module_loader(JSContext *c, const char *name, void *opaque) {
+    (void)opaque;
+    JS_ThrowReferenceError(c,
+                           "cannot import '%s': only modules evaluated earlier in this "
+                           "interpreter can be imported",
+                           name);
+    return NULL;
+}
+
 /* QuickJS asks this every few thousand operations: stop cleanly (an
  * uncatchable error that unwinds the JS stack) once the host says the run's
  * deadline passed or the interpreter is closing. */
@@ -483,6 +503,11 @@ EXPORT("si_js_init") int32_t si_js_init(int32_t memory_limit) {
     if (memory_limit > 0) JS_SetMemoryLimit(rt, (size_t)(uint32_t)memory_limit);
     JS_SetHostPromiseRejectionTracker(rt, rejection_tracker, NULL);
     JS_SetInterruptHandler(rt, interrupt_handler, NULL);
+    JS_SetModuleLoaderFunc(rt, NULL, module_loader, NULL);
+    /* The C stack lives in linear memory (1 MiB, see the Makefile); stop JS
+     * recursion with a RangeError well before it or the host's wasm stack
+     * runs out. */
+    JS_SetMaxStackSize(rt, JS_STACK_SIZE);
     JS_NewClassID(rt, &handle_class);
     if (JS_NewClass(rt, handle_class, &handle_def)) return -2;
     ctx = JS_NewContext(rt);
@@ -516,9 +541,8 @@ static int run_jobs(void) {
     }
 }
 
-EXPORT("si_js_eval") int32_t si_js_eval(char *src, int32_t len) {
-    if (!ctx || !src || len < 0) return 2;
-    src[len] = '\0'; /* JS_Eval wants a NUL-terminated buffer */
+/* Evaluates src (NUL-terminated by the caller) as a script or a module. */
+static int32_t eval(char *src, int32_t len, const char *name, int flags) {
     has_unhandled_rejection = false;
     JSValue global = JS_GetGlobalObject(ctx);
     JSValue refresh = JS_GetPropertyStr(ctx, global, "__bindChannels");
@@ -530,12 +554,25 @@ EXPORT("si_js_eval") int32_t si_js_eval(char *src, int32_t len) {
         status = report_exception("Error");
     } else {
         JS_FreeValue(ctx, b);
-        JSValue r = JS_Eval(ctx, src, (size_t)len, "<script>", JS_EVAL_TYPE_GLOBAL);
-        if (JS_IsException(r)) status = report_exception("Error");
-        else JS_FreeValue(ctx, r);
-        if (!status) status = run_jobs();
+        JSValue r = JS_Eval(ctx, src, (size_t)len, name, flags);
+        if (JS_IsException(r)) {
+            status = report_exception("Error");
+        } else {
+            if (!status) status = run_jobs();
+            /* A module's evaluation is a promise: its rejection is the error. */
+            if (!status && JS_PromiseState(ctx, r) == JS_PROMISE_REJECTED) {
+                JSValue reason = JS_PromiseResult(ctx, r);
+                report(reason, "Error");
+                JS_FreeValue(ctx, reason);
+                if (has_unhandled_rejection) {
+                    JS_FreeValue(ctx, unhandled_rejection);
+                    has_unhandled_rejection = false;
+                }
+                status = 1;
+            }
+            JS_FreeValue(ctx, r);
+        }
     }
-    free(src);
     if (!status && has_unhandled_rejection) {
         report(unhandled_rejection, "UnhandledRejection");
         status = 1;
@@ -544,5 +581,28 @@ EXPORT("si_js_eval") int32_t si_js_eval(char *src, int32_t len) {
         JS_FreeValue(ctx, unhandled_rejection);
         has_unhandled_rejection = false;
     }
+    return status;
+}
+
+EXPORT("si_js_eval") int32_t si_js_eval(char *src, int32_t len) {
+    if (!ctx || !src || len < 0) return 2;
+    src[len] = '\0'; /* JS_Eval wants a NUL-terminated buffer */
+    int32_t status = eval(src, len, "<script>", JS_EVAL_TYPE_GLOBAL);
+    free(src);
+    return status;
+}
+
+EXPORT("si_js_eval_module")
+int32_t si_js_eval_module(char *src, int32_t len, char *name, int32_t name_len) {
+    if (!ctx || !src || len < 0 || !name || name_len < 0) {
+        free(src);
+        free(name);
+        return 2;
+    }
+    src[len] = '\0';
+    name[name_len] = '\0';
+    int32_t status = eval(src, len, name, JS_EVAL_TYPE_MODULE);
+    free(src);
+    free(name);
     return status;
 }

@@ -20,7 +20,7 @@ use crate::channel::Wait;
 use crate::error::Error;
 use crate::handle::Entry;
 use crate::interpreter::{
-    ChannelEnd, ChildOf, HostState, Interpreter, InterpreterBuilder, Lineage, Run, RunResult,
+    ChannelEnd, ChildOf, HostState, Interpreter, InterpreterBuilder, Lineage, Run, RunResult, Tree,
 };
 use crate::limits::Limits;
 
@@ -68,7 +68,7 @@ fn give_text(cx: &mut Cx<'_>, text: String) -> i32 {
     let view = Buffer::new(text.into_bytes()).view();
     cx.data_mut()
         .handles
-        .insert(Entry::View(view))
+        .insert(Entry::Text(view))
         .unwrap_or_else(bad)
 }
 
@@ -137,23 +137,20 @@ fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
     let Ok(guest) = host.js() else {
         return ERR_NOT_FOUND.into();
     };
-    let tree = state.lineage.tree.clone();
-    let depth = state.lineage.depth + 1;
-    if depth > tree.max_depth {
+    if state.limits.get_max_depth() == 0 {
         return ERR_LIMIT.into();
     }
-    let Some(slot) = tree.acquire() else {
+    let Some(slots) = Tree::acquire_all(&state.lineage.budgets) else {
         return ERR_LIMIT.into();
     };
     let child = InterpreterBuilder::new(&host, &guest)
         .limits(state.limits.clamp(&asked))
         .child_of(ChildOf {
             lineage: Lineage {
-                tree,
-                depth,
+                budgets: state.lineage.budgets.clone(),
                 creator: state.id,
             },
-            slot,
+            slots,
             stdout: state.stdout.clone(),
             stderr: state.stderr.clone(),
         })

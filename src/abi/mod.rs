@@ -253,7 +253,7 @@ fn send_handle(cx: Cx<'_>, end: i32, handle: i32, timeout_us: i64) -> Ret {
     };
     let state = cx.data();
     let msg = match state.handles.get(handle) {
-        Ok(Entry::View(v)) => Message::View(v.clone()),
+        Ok(Entry::View(v) | Entry::Text(v)) => Message::View(v.clone()),
         Ok(Entry::Recv(r)) => Message::Recv(r.clone()),
         Ok(Entry::Send(s)) => Message::Send(s.clone()),
         Ok(Entry::Job(_)) => return Ok(ERR_WRONG_KIND),
@@ -297,7 +297,7 @@ fn recv(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
 /// `handle_kind(handle) -> KIND_*`. `handle` is borrowed.
 fn handle_kind(cx: Cx<'_>, handle: i32) -> i32 {
     match cx.data().handles.get(handle) {
-        Ok(Entry::View(_)) => KIND_VIEW,
+        Ok(Entry::View(_) | Entry::Text(_)) => KIND_VIEW,
         Ok(Entry::Recv(_)) => KIND_RECV,
         Ok(Entry::Send(_)) => KIND_SEND,
         Ok(Entry::Job(_)) => KIND_JOB,
@@ -305,23 +305,25 @@ fn handle_kind(cx: Cx<'_>, handle: i32) -> i32 {
     }
 }
 
-fn view_of(cx: &Cx<'_>, handle: i32) -> Result<crate::buffer::View, i32> {
+/// The view behind `handle`, and whether reading it counts as message bytes.
+fn view_of(cx: &Cx<'_>, handle: i32) -> Result<(crate::buffer::View, bool), i32> {
     match cx.data().handles.get(handle).map_err(bad)? {
-        Entry::View(v) => Ok(v.clone()),
+        Entry::View(v) => Ok((v.clone(), true)),
+        Entry::Text(v) => Ok((v.clone(), false)),
         _ => Err(ERR_WRONG_KIND),
     }
 }
 
 /// `view_len(view) -> bytes`. `view` is borrowed.
 fn view_len(cx: Cx<'_>, view: i32) -> i32 {
-    flat(view_of(&cx, view).and_then(|v| i32::try_from(v.len()).map_err(|_| ERR_TOO_LARGE)))
+    flat(view_of(&cx, view).and_then(|(v, _)| i32::try_from(v.len()).map_err(|_| ERR_TOO_LARGE)))
 }
 
 /// `view_read(view, offset, dst, len) -> copied`: copies up to `len` bytes of
 /// the view from `offset` to guest memory at `dst`; returns how many (fewer
 /// at the end of the view). `view` is borrowed.
 fn view_read(mut cx: Cx<'_>, view: i32, offset: i32, dst: i32, len: i32) -> i32 {
-    let v = match view_of(&cx, view) {
+    let (v, counted) = match view_of(&cx, view) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -338,15 +340,17 @@ fn view_read(mut cx: Cx<'_>, view: i32, offset: i32, dst: i32, len: i32) -> i32 
         return ERR_BOUNDS;
     };
     data[r].copy_from_slice(&v[offset..offset + n]);
-    Tally::add(&state.tally.copied_in, n as u64);
-    Tally::add(&state.counters.copied_in, n as u64);
+    if counted {
+        Tally::add(&state.tally.copied_in, n as u64);
+        Tally::add(&state.counters.copied_in, n as u64);
+    }
     n as i32
 }
 
 /// `view_slice(view, offset, len) -> view`: a new view of `len` bytes from
 /// `offset` (no copy). `view` is borrowed; the result is created.
 fn view_slice(mut cx: Cx<'_>, view: i32, offset: i32, len: i32) -> i32 {
-    let v = match view_of(&cx, view) {
+    let (v, counted) = match view_of(&cx, view) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -357,7 +361,12 @@ fn view_slice(mut cx: Cx<'_>, view: i32, offset: i32, len: i32) -> i32 {
     else {
         return ERR_BOUNDS;
     };
-    flat(cx.data_mut().handles.insert(Entry::View(s)).map_err(bad))
+    let entry = if counted {
+        Entry::View(s)
+    } else {
+        Entry::Text(s)
+    };
+    flat(cx.data_mut().handles.insert(entry).map_err(bad))
 }
 
 /// `release(handle) -> 0`: lets go of a view or channel end (consumed).

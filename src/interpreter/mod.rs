@@ -85,6 +85,7 @@ pub const JS_STOP_GRACE: Duration = Duration::from_millis(100);
 enum Body {
     Export(String),
     Js(String),
+    JsModule { name: String, source: String },
 }
 
 /// What to run: the entry point (or JavaScript source) and the channel ends
@@ -123,6 +124,22 @@ impl Run {
         }
     }
 
+    /// Evaluate JavaScript source as an ES module named `name` (top-level
+    /// `await`, `import`/`export`). It can import, by name, the modules
+    /// evaluated earlier in the same interpreter (`import { f } from
+    /// "./util.js"` finds a module run as `"util.js"`); there is no loader
+    /// for anything else.
+    pub fn js_module(name: impl Into<String>, source: impl Into<String>) -> Self {
+        Run {
+            body: Body::JsModule {
+                name: name.into(),
+                source: source.into(),
+            },
+            channels: Vec::new(),
+            deadline_cap: None,
+        }
+    }
+
     /// Ends the run no later than `at`, whatever the interpreter's timeout.
     pub(crate) fn deadline_cap(mut self, at: Option<Instant>) -> Self {
         self.deadline_cap = at;
@@ -140,6 +157,7 @@ impl Run {
 struct JsFns {
     alloc: TypedFunc<i32, i32>,
     eval: TypedFunc<(i32, i32), i32>,
+    eval_module: TypedFunc<(i32, i32, i32, i32), i32>,
 }
 
 struct Live {
@@ -162,8 +180,8 @@ struct InterpInner {
     stdout: Sink,
     stderr: Sink,
     creator: u64,
-    /// Its place in its tree's budget of guest-created interpreters.
-    slot: Mutex<Option<TreeSlot>>,
+    /// Its places in its ancestors' budgets of interpreters.
+    slots: Mutex<Vec<TreeSlot>>,
 }
 
 /// One sandboxed interpreter. Cheap to clone (a handle); it lives until
@@ -198,7 +216,7 @@ pub struct InterpreterBuilder<'h> {
 /// What a guest-created interpreter inherits from its creator.
 pub(crate) struct ChildOf {
     pub(crate) lineage: Lineage,
-    pub(crate) slot: TreeSlot,
+    pub(crate) slots: Vec<TreeSlot>,
     pub(crate) stdout: Sink,
     pub(crate) stderr: Sink,
 }
@@ -270,15 +288,14 @@ impl<'h> InterpreterBuilder<'h> {
     pub fn create(self) -> Result<Interpreter, Error> {
         let id = self.host.next_id();
         let shared = Arc::new(Shared::default());
-        let (lineage, slot, stdout, stderr, own_output) = match self.child_of {
-            Some(c) => (c.lineage, Some(c.slot), c.stdout, c.stderr, false),
+        let (lineage, slots, stdout, stderr, own_output) = match self.child_of {
+            Some(c) => (c.lineage, c.slots, c.stdout, c.stderr, false),
             None => (
                 Lineage {
-                    tree: Tree::new(&self.limits),
-                    depth: 0,
+                    budgets: Vec::new(),
                     creator: 0,
                 },
-                None,
+                Vec::new(),
                 Sink::new(self.stdout, self.limits.get_max_output()),
                 Sink::new(self.stderr, self.limits.get_max_output()),
                 true,
@@ -286,6 +303,8 @@ impl<'h> InterpreterBuilder<'h> {
         };
         let js = self.guest.is_js();
         let creator = lineage.creator;
+        let mut lineage = lineage;
+        lineage.budgets.insert(0, Tree::new(&self.limits));
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -329,7 +348,7 @@ impl<'h> InterpreterBuilder<'h> {
             stdout,
             stderr,
             creator,
-            slot: Mutex::new(slot),
+            slots: Mutex::new(slots),
         });
         let interp = Interpreter { inner };
         self.host.register(&interp);
@@ -413,6 +432,9 @@ fn init_js(
             .map_err(JsInitError::Wasm)?,
         eval: instance
             .get_typed_func(&mut *store, "si_js_eval")
+            .map_err(JsInitError::Wasm)?,
+        eval_module: instance
+            .get_typed_func(&mut *store, "si_js_eval_module")
             .map_err(JsInitError::Wasm)?,
     };
     let init = instance
@@ -515,7 +537,7 @@ impl Interpreter {
         if let Some(host) = self.inner.host.upgrade() {
             host.unregister(self.inner.id);
         }
-        drop(self.inner.slot.lock().take());
+        drop(std::mem::take(&mut *self.inner.slots.lock()));
         if let Some(mut slot) = self.inner.live.try_lock() {
             drop(slot.take());
         }
@@ -579,15 +601,15 @@ impl Interpreter {
     /// Runs `run` in the live instance; the flag says whether the
     /// interpreter must be closed after it (a JS guest stopped by force).
     fn run_live(&self, live: &mut Live, run: Run) -> (Result<RunResult, Error>, bool) {
+        let (cap, channels) = (run.deadline_cap, run.channels);
         match run.body {
-            Body::Export(ref name) => (
-                self.run_export(live, name, run.channels, run.deadline_cap),
-                false,
-            ),
-            Body::Js(ref source) => match live.js.as_ref() {
-                None => (Err(Error::NotJavaScript(self.id())), false),
-                Some(_) => self.run_js(live, source, run.channels, run.deadline_cap),
-            },
+            Body::Export(ref name) => (self.run_export(live, name, channels, cap), false),
+            _ if live.js.is_none() => (Err(Error::NotJavaScript(self.id())), false),
+            Body::Js(ref source) => self.run_js(live, None, source, channels, cap),
+            Body::JsModule {
+                ref name,
+                ref source,
+            } => self.run_js(live, Some(name), source, channels, cap),
         }
     }
 
@@ -632,6 +654,7 @@ impl Interpreter {
     fn run_js(
         &self,
         live: &mut Live,
+        module: Option<&str>,
         source: &str,
         channels: Vec<(String, ChannelEnd)>,
         cap: Option<Instant>,
@@ -641,25 +664,36 @@ impl Interpreter {
         }
         self.prepare(&mut live.store, cap);
         let fns = live.js.as_ref().expect("checked by the caller");
-        let (alloc, eval) = (fns.alloc.clone(), fns.eval.clone());
+        let (alloc, eval, eval_module) =
+            (fns.alloc.clone(), fns.eval.clone(), fns.eval_module.clone());
         let memory = live.instance.get_memory(&mut live.store, "memory");
         let started = Instant::now();
         let prev = CURRENT.with(|c| c.replace(self.inner.id));
-        let call = (|| -> wasmtime::Result<i32> {
-            let len = i32::try_from(source.len()).map_err(|_| {
-                wasmtime::Error::new(Abort::MemoryLimit {
-                    limit: self.inner.limits.get_max_memory(),
-                })
-            })?;
-            let ptr = alloc.call(&mut live.store, len)?;
+        let oom = || {
+            wasmtime::Error::new(Abort::MemoryLimit {
+                limit: self.inner.limits.get_max_memory(),
+            })
+        };
+        // Copies `text` into a fresh guest buffer: (pointer, length).
+        let put = |store: &mut Store<HostState>, text: &str| -> wasmtime::Result<(i32, i32)> {
+            let len = i32::try_from(text.len()).map_err(|_| oom())?;
+            let ptr = alloc.call(&mut *store, len)?;
             let memory = memory.ok_or_else(|| wasmtime::Error::msg("JS guest has no memory"))?;
             if ptr == 0 {
-                return Err(wasmtime::Error::new(Abort::MemoryLimit {
-                    limit: self.inner.limits.get_max_memory(),
-                }));
+                return Err(oom());
             }
-            memory.write(&mut live.store, ptr as u32 as usize, source.as_bytes())?;
-            eval.call(&mut live.store, (ptr, len))
+            memory.write(&mut *store, ptr as u32 as usize, text.as_bytes())?;
+            Ok((ptr, len))
+        };
+        let call = (|| -> wasmtime::Result<i32> {
+            let (ptr, len) = put(&mut live.store, source)?;
+            match module {
+                None => eval.call(&mut live.store, (ptr, len)),
+                Some(name) => {
+                    let (np, nl) = put(&mut live.store, name)?;
+                    eval_module.call(&mut live.store, (ptr, len, np, nl))
+                }
+            }
         })();
         CURRENT.with(|c| c.set(prev));
         let wall = started.elapsed();

@@ -110,13 +110,13 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// The budget of guest-created interpreters shared by the whole tree below
-/// one host-created interpreter.
+/// A budget of interpreters alive at once below one interpreter: every
+/// interpreter has one, with its `max_interpreters`, and creating a child
+/// takes a place in the creator's budget and in each of its ancestors'.
 #[derive(Debug)]
 pub(crate) struct Tree {
     live: AtomicUsize,
     max: usize,
-    pub(crate) max_depth: u32,
 }
 
 impl Tree {
@@ -124,12 +124,10 @@ impl Tree {
         Arc::new(Tree {
             live: AtomicUsize::new(0),
             max: limits.get_max_interpreters(),
-            max_depth: limits.get_max_depth(),
         })
     }
 
-    /// Takes one place in the budget, or `None` when it is used up.
-    pub(crate) fn acquire(self: &Arc<Tree>) -> Option<TreeSlot> {
+    fn acquire(self: &Arc<Tree>) -> Option<TreeSlot> {
         self.live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
@@ -137,10 +135,16 @@ impl Tree {
             .ok()
             .map(|_| TreeSlot(self.clone()))
     }
+
+    /// A place in every budget of `chain`, or `None` (taking none) when one
+    /// is used up.
+    pub(crate) fn acquire_all(chain: &[Arc<Tree>]) -> Option<Vec<TreeSlot>> {
+        chain.iter().map(Tree::acquire).collect()
+    }
 }
 
-/// One guest-created interpreter's place in its tree's budget; given back
-/// when the interpreter is closed or dropped.
+/// One guest-created interpreter's place in a budget; given back when the
+/// interpreter is closed or dropped.
 #[derive(Debug)]
 pub(crate) struct TreeSlot(Arc<Tree>);
 
@@ -150,12 +154,11 @@ impl Drop for TreeSlot {
     }
 }
 
-/// Where an interpreter sits among interpreters: its tree's budget, its
-/// depth, and who created it (0: the host).
+/// Where an interpreter sits among interpreters: its own budget first, then
+/// its ancestors', and who created it (0: the host).
 #[derive(Debug, Clone)]
 pub(crate) struct Lineage {
-    pub(crate) tree: Arc<Tree>,
-    pub(crate) depth: u32,
+    pub(crate) budgets: Vec<Arc<Tree>>,
     pub(crate) creator: u64,
 }
 

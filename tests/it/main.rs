@@ -8,3 +8,4 @@ mod channels;
 mod cli;
 mod common;
 mod interpreters;
+mod js;
