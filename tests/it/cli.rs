@@ -116,3 +116,71 @@ fn bad_input_is_a_clear_error() {
     let help = subinterp().arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("subinterp run hello.wasm"));
 }
+
+#[test]
+fn runs_javascript_inline_and_from_a_file_with_childrens_output() {
+    let out = subinterp()
+        .args(["run", "-e", "console.log('one', 1 + 1)"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one 2\n");
+
+    let dir = std::env::temp_dir().join(format!("subinterp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("kids.js");
+    std::fs::write(
+        &script,
+        "const w = interpreters.create();\n\
+         w.run(\"console.log('from the child'); console.error('child err')\").check();\n\
+         console.log('from main');\n",
+    )
+    .unwrap();
+    let out = subinterp().arg("run").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from the child\nfrom main\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "child err\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn javascript_errors_exit_non_zero_with_type_message_and_stack() {
+    let out = subinterp()
+        .args([
+            "run",
+            "-e",
+            "function boom() { throw new TypeError('bad thing') }\nboom()",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("TypeError: bad thing\n"), "{stderr}");
+    assert!(stderr.contains("at boom"), "{stderr}");
+
+    let out = subinterp()
+        .args(["run", "--json", "-e", "console.log('x'); null.y"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["completed"], false);
+    assert_eq!(v["stdout"], "x\n");
+    assert_eq!(v["error"]["type"], "TypeError");
+    assert!(v["error"]["message"].as_str().unwrap().contains("null"));
+    assert!(v["error"]["stack"].as_str().unwrap().contains("<script>"));
+    assert!(v["stats"].is_object());
+
+    let out = subinterp()
+        .args(["run", "--json", "--timeout", "200ms", "-e", "for (;;) {}"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "a limit, not a guest error");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["type"], "LimitError");
+    assert_eq!(v["error"]["kind"], "timeout");
+    assert_eq!(v["error"]["limit"]["timeout_ms"], 200.0);
+}
