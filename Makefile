@@ -27,7 +27,7 @@ QJS_CFLAGS := -target wasm32-wasi -O2 -D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_P
 JS_LDFLAGS := -mexec-model=reactor -lwasi-emulated-signal -lwasi-emulated-process-clocks \
 	-Wl,-z,stack-size=1048576 -Wl,--strip-debug
 
-.PHONY: all setup guest build test demo bench examples clean
+.PHONY: all setup guest build test demo bench examples fuzz clean
 
 all: build guest
 
@@ -76,6 +76,13 @@ build:
 
 test: guest
 	$(CARGO) test --release
+
+# The ABI fuzzer for longer than `make test` gives it (FUZZ_SECS, default 300;
+# FUZZ_SEED picks another random sequence).
+FUZZ_SECS ?= 300
+fuzz: guest
+	SUBINTERP_FUZZ_SECS=$(FUZZ_SECS) $(if $(FUZZ_SEED),SUBINTERP_FUZZ_SEED=$(FUZZ_SEED)) \
+	  $(CARGO) test --release --test it hostile::fuzz -- --nocapture
 
 demo: guest build
 	$(CARGO) run --release --quiet --example pipeline

@@ -64,6 +64,10 @@ struct RunArgs {
     /// Grant an environment variable K=V (none is granted by default).
     #[arg(long = "env", value_name = "K=V")]
     env: Vec<String>,
+    /// Grant a host directory as GUEST (default: the same path), read-only with :ro,
+    /// e.g. --dir ./data:/data:ro. No directory is granted by default.
+    #[arg(long = "dir", value_name = "HOST[:GUEST][:ro]", value_parser = parse_dir)]
+    dirs: Vec<Grant>,
     /// Run this JavaScript source instead of a file.
     #[arg(
         short = 'e',
@@ -78,6 +82,37 @@ struct RunArgs {
     /// Arguments passed to the program (argv[1..]).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
+}
+
+/// A directory grant from `--dir`.
+#[derive(Clone, Debug)]
+struct Grant {
+    host: std::path::PathBuf,
+    guest: String,
+    read_only: bool,
+}
+
+fn parse_dir(s: &str) -> Result<Grant, String> {
+    let (rest, read_only) = match s.strip_suffix(":ro") {
+        Some(r) => (r, true),
+        None => (s.strip_suffix(":rw").unwrap_or(s), false),
+    };
+    let (host, guest) = match rest.split_once(':') {
+        Some((h, g)) => (h, g),
+        None => (rest, rest),
+    };
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!("--dir wants HOST[:GUEST][:ro], got {s:?}"));
+    }
+    let host = std::path::PathBuf::from(host);
+    if !host.is_dir() {
+        return Err(format!("{} is not a directory", host.display()));
+    }
+    Ok(Grant {
+        host,
+        guest: guest.to_string(),
+        read_only,
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -190,6 +225,9 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         .stdout(out)
         .stderr(err)
         .inherit_stdin(true);
+    for d in &a.dirs {
+        b = b.dir(&d.host, &d.guest, d.read_only);
+    }
     for kv in &a.env {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("--env wants K=V, got {kv:?}");
@@ -255,6 +293,8 @@ fn to_json(r: &RunResult) -> serde_json::Value {
             "bytes_copied_out": r.stats.bytes_copied_out,
             "bytes_copied_in": r.stats.bytes_copied_in,
             "buffers_forwarded": r.stats.buffers_forwarded,
+            "messages_sent": r.stats.messages_sent,
+            "messages_received": r.stats.messages_received,
             "fuel_used": r.stats.fuel_used,
         },
     })

@@ -240,6 +240,9 @@ fn send(mut cx: Cx<'_>, end: i32, ptr: i32, len: i32, timeout_us: i64) -> Ret {
             .map(|()| 0)
             .map_err(|(f, _)| send_fail(f))
     })?;
+    if r.is_ok() {
+        Tally::add(&state.tally.sent, 1);
+    }
     Ok(flat(r))
 }
 
@@ -263,6 +266,9 @@ fn send_handle(cx: Cx<'_>, end: i32, handle: i32, timeout_us: i64) -> Ret {
     let r = waiting(&cx, timeout_us, |w| {
         core.send(msg, w).map(|()| 0).map_err(|(f, _)| send_fail(f))
     })?;
+    if r.is_ok() {
+        Tally::add(&state.tally.sent, 1);
+    }
     if r.is_ok() && is_view {
         Tally::add(&state.tally.forwarded, 1);
         Tally::add(&state.counters.forwarded, 1);
@@ -286,6 +292,7 @@ fn recv(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
         Ok(m) => m,
         Err(e) => return Ok(e),
     };
+    Tally::add(&cx.data().tally.received, 1);
     let entry = match msg {
         Message::View(v) => Entry::View(v),
         Message::Recv(r) => Entry::Recv(r),

@@ -210,6 +210,7 @@ pub struct InterpreterBuilder<'h> {
     stdout: OutputMode,
     stderr: OutputMode,
     inherit_stdin: bool,
+    dirs: Vec<(std::path::PathBuf, String, bool)>,
     child_of: Option<ChildOf>,
 }
 
@@ -232,8 +233,22 @@ impl<'h> InterpreterBuilder<'h> {
             stdout: OutputMode::Capture,
             stderr: OutputMode::Capture,
             inherit_stdin: false,
+            dirs: Vec::new(),
             child_of: None,
         }
+    }
+
+    /// Grants the guest the host directory `host` (and everything below it)
+    /// as `guest` in its WASI filesystem, read-only when `read_only`. No
+    /// directory is granted by default.
+    pub fn dir(
+        mut self,
+        host: impl Into<std::path::PathBuf>,
+        guest: impl Into<String>,
+        read_only: bool,
+    ) -> Self {
+        self.dirs.push((host.into(), guest.into(), read_only));
+        self
     }
 
     /// Makes this a guest-created interpreter: it shares its creator's tree
@@ -313,11 +328,27 @@ impl<'h> InterpreterBuilder<'h> {
         if self.inherit_stdin {
             wasi.inherit_stdin();
         }
+        for (host_dir, guest_dir, read_only) in &self.dirs {
+            let perms = if *read_only {
+                wasmtime_wasi::FsPerms::ReadOnly
+            } else {
+                wasmtime_wasi::FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(host_dir, guest_dir, perms)
+                .map_err(|e| {
+                    Error::Io(std::io::Error::other(format!(
+                        "granting {}: {e:#}",
+                        host_dir.display()
+                    )))
+                })?;
+        }
         let state = HostState {
             id,
             wasi: wasi.build_p1(),
             limiter: Limiter {
                 max_memory: self.limits.get_max_memory(),
+                soft: js,
+                hit: false,
             },
             handles: HandleTable::new(id, self.limits.get_max_handles()),
             names: HashMap::new(),
@@ -410,13 +441,14 @@ enum JsInitError {
     Guest(GuestError),
 }
 
-/// The JavaScript heap limit for a memory ceiling: what is left after the
-/// guest's code, data and stack, with room for QuickJS to report an
-/// out-of-memory error as a catchable exception before the wasm ceiling ends
-/// the run.
+/// QuickJS's own heap limit for a memory ceiling: the ceiling less the
+/// guest's code, data and stack (about 2 MiB). The ceiling itself is what
+/// stops a script: past it `memory.grow` fails, malloc returns NULL and
+/// QuickJS throws a catchable out-of-memory error (the guest's libc
+/// allocates in power-of-two size classes, so the linear memory, not
+/// QuickJS's count of live bytes, is the figure that matters).
 fn js_heap_limit(max_memory: usize) -> i32 {
-    let reserve = (max_memory / 8).max(4 << 20);
-    let limit = max_memory.saturating_sub(reserve).max(1 << 20);
+    let limit = max_memory.saturating_sub(2 << 20).max(1 << 20);
     limit.min(u32::MAX as usize) as u32 as i32
 }
 
@@ -714,7 +746,21 @@ impl Interpreter {
                         message: abort.to_string(),
                         backtrace: None,
                     },
-                    None => js_error(reported.as_deref(), &self.inner.limits),
+                    None => {
+                        let mut e = js_error(reported.as_deref(), &self.inner.limits);
+                        // Whatever the script threw last, it ran out of memory
+                        // on the way: name the limit.
+                        if state.limiter.hit && !matches!(e.kind, ErrorKind::MemoryLimit { .. }) {
+                            let limit = self.inner.limits.get_max_memory();
+                            e.message = format!(
+                                "memory limit of {limit} bytes reached (the script then failed with {}: {})",
+                                e.kind.type_name(),
+                                e.message
+                            );
+                            e.kind = ErrorKind::MemoryLimit { limit };
+                        }
+                        e
+                    }
                 };
                 (
                     Outcome {
@@ -746,6 +792,7 @@ impl Interpreter {
         };
         state.tally = Tally::default();
         state.reported = None;
+        state.limiter.hit = false;
         state.stop_since.set(None);
         if self.inner.fuel {
             let _ = store.set_fuel(limits.get_fuel().unwrap_or(u64::MAX));
@@ -782,6 +829,8 @@ impl Interpreter {
             bytes_copied_out: tally.copied_out.load(Ordering::Relaxed),
             bytes_copied_in: tally.copied_in.load(Ordering::Relaxed),
             buffers_forwarded: tally.forwarded.load(Ordering::Relaxed),
+            messages_sent: tally.sent.load(Ordering::Relaxed),
+            messages_received: tally.received.load(Ordering::Relaxed),
             fuel_used,
         };
         RunResult {

@@ -123,6 +123,10 @@ pub struct RunStats {
     pub bytes_copied_in: u64,
     /// Buffers this run forwarded without copying.
     pub buffers_forwarded: u64,
+    /// Messages this run sent successfully (bytes, views and ends alike).
+    pub messages_sent: u64,
+    /// Messages this run received.
+    pub messages_received: u64,
     /// Fuel consumed, when fuel is on.
     pub fuel_used: Option<u64>,
 }

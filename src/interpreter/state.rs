@@ -70,6 +70,8 @@ pub(crate) struct Tally {
     pub(crate) copied_out: AtomicU64,
     pub(crate) copied_in: AtomicU64,
     pub(crate) forwarded: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) received: AtomicU64,
 }
 
 impl Tally {
@@ -78,11 +80,15 @@ impl Tally {
     }
 }
 
-/// Caps linear memory growth at the interpreter's limit; past it the run
-/// ends with `Abort::MemoryLimit` instead of `memory.grow` returning -1, so
-/// the cause is never lost in a guest's out-of-memory path.
+/// Caps linear memory growth at the interpreter's limit. Past it a plain
+/// module's run ends with `Abort::MemoryLimit` instead of `memory.grow`
+/// returning -1, so the cause is never lost in a guest's out-of-memory path.
+/// A JS guest (`soft`) instead sees `memory.grow` fail, so QuickJS throws a
+/// catchable out-of-memory error; `hit` remembers it for the run's result.
 pub(crate) struct Limiter {
     pub(crate) max_memory: usize,
+    pub(crate) soft: bool,
+    pub(crate) hit: bool,
 }
 
 impl ResourceLimiter for Limiter {
@@ -93,6 +99,10 @@ impl ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.max_memory {
+            self.hit = true;
+            if self.soft {
+                return Ok(false);
+            }
             return Err(wasmtime::Error::new(Abort::MemoryLimit {
                 limit: self.max_memory,
             }));

@@ -7,5 +7,6 @@ mod abi;
 mod channels;
 mod cli;
 mod common;
+mod hostile;
 mod interpreters;
 mod js;
