@@ -76,6 +76,7 @@ build:
 
 test: guest
 	$(CARGO) test --release
+	$(MAKE) --no-print-directory examples
 
 # The ABI fuzzer for longer than `make test` gives it (FUZZ_SECS, default 300;
 # FUZZ_SEED picks another random sequence).
@@ -85,10 +86,16 @@ fuzz: guest
 	  $(CARGO) test --release --test it hostile::fuzz -- --nocapture
 
 demo: guest build
-	$(CARGO) run --release --quiet --example pipeline
+	$(CARGO) run --release --quiet --example demo
 
+# Every example checks its own result and exits non-zero when it is wrong.
+EXAMPLES := demo pipeline hello ping_pong zero_copy_pipeline fan_out plugin_host untrusted
 examples: guest
-	$(CARGO) run --release --quiet --example pipeline
+	$(CARGO) build --release --quiet --examples
+	@set -e; for e in $(EXAMPLES); do \
+	  echo "== example $$e"; \
+	  $(CARGO) run --release --quiet --example $$e; \
+	done
 
 bench:
 	@echo "make bench: the side-by-side benchmark is not there yet (see the speed issue)."

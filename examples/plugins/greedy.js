@@ -1,0 +1,3 @@
+// A misbehaving plugin: keeps everything it ever sees, and then some.
+const hoard = [];
+for (;;) hoard.push(new Array(1 << 16).fill(hoard.length));
