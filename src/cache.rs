@@ -10,21 +10,27 @@ use wasmtime::{Engine, Module};
 /// The cache file for `wasm` under `engine`: it changes whenever the wasm
 /// file or anything in the engine's configuration that compiled code depends
 /// on changes, so a stale file is never picked.
-fn cache_path(engine: &Engine, wasm: &Path, meta: &std::fs::Metadata) -> PathBuf {
+fn cache_path(engine: &Engine, wasm: &Path, meta: &std::fs::Metadata, tag: &str) -> PathBuf {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     meta.len().hash(&mut h);
     meta.modified().ok().hash(&mut h);
     let stem = wasm.file_stem().unwrap_or_default().to_string_lossy();
-    wasm.with_file_name(format!("{stem}.{:016x}.cwasm", h.finish()))
+    wasm.with_file_name(format!("{stem}.{tag}.{:016x}.cwasm", h.finish()))
 }
 
-/// Loads the module at `wasm`, from its compiled cache when there is a good
-/// one, else compiling it and writing the cache (best effort: a read-only
-/// folder only costs the compile).
-pub(crate) fn load(engine: &Engine, wasm: &Path) -> Result<Module, String> {
+/// Loads the module at `wasm`, after `prepare` (e.g. pre-initialisation),
+/// from its compiled cache when there is a good one, else preparing and
+/// compiling it and writing the cache (best effort: a read-only folder only
+/// costs the work). `tag` names what `prepare` does, in the cache's name.
+pub(crate) fn load(
+    engine: &Engine,
+    wasm: &Path,
+    tag: &str,
+    prepare: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, String>,
+) -> Result<Module, String> {
     let meta = std::fs::metadata(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
-    let cached = cache_path(engine, wasm, &meta);
+    let cached = cache_path(engine, wasm, &meta, tag);
     if cached.is_file() {
         // SAFETY: `deserialize_file` trusts the file to be wasmtime's own
         // output for a compatible engine. The cache file is written only
@@ -39,14 +45,39 @@ pub(crate) fn load(engine: &Engine, wasm: &Path) -> Result<Module, String> {
         }
     }
     let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    let bytes = prepare(bytes)?;
     let module = Module::new(engine, &bytes).map_err(|e| format!("{e:#}"))?;
     if let Ok(data) = module.serialize() {
         let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
         if std::fs::write(&tmp, data).is_ok() && std::fs::rename(&tmp, &cached).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
+        remove_stale(wasm, tag, &meta);
     }
     Ok(module)
+}
+
+/// Removes cache files of `wasm` made from an older build of it (other
+/// engine configurations' files for the current build stay).
+fn remove_stale(wasm: &Path, tag: &str, meta: &std::fs::Metadata) {
+    let (Some(dir), Some(stem), Ok(built)) = (wasm.parent(), wasm.file_stem(), meta.modified())
+    else {
+        return;
+    };
+    let prefix = format!("{}.{tag}.", stem.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let older = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < built);
+        if name.starts_with(&prefix) && name.ends_with(".cwasm") && older {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Where the JavaScript guest is: `$SUBINTERP_JS_WASM`, else

@@ -13,6 +13,7 @@ struct GuestInner {
     module: Module,
     pre: InstancePre<HostState>,
     js: bool,
+    preinit: bool,
 }
 
 /// A compiled, pre-linked wasm module. Cheap to clone; create any number of
@@ -23,7 +24,12 @@ pub struct Guest {
 }
 
 impl Guest {
-    pub(crate) fn new(name: String, module: Module, pre: InstancePre<HostState>) -> Self {
+    pub(crate) fn new(
+        name: String,
+        module: Module,
+        pre: InstancePre<HostState>,
+        preinit: bool,
+    ) -> Self {
         let js = module.get_export("si_js_eval").is_some()
             && module.get_export("si_js_alloc").is_some()
             && module.get_export("si_js_init").is_some();
@@ -33,8 +39,15 @@ impl Guest {
                 module,
                 pre,
                 js,
+                preinit,
             }),
         }
+    }
+
+    /// Whether this is the JavaScript guest started from a pre-initialised
+    /// snapshot (its runtime and context made ahead of time).
+    pub fn is_preinitialized(&self) -> bool {
+        self.inner.preinit
     }
 
     /// Whether this is the JavaScript guest (it runs

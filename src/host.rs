@@ -29,8 +29,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// (Rust's default of 2 MiB for spawned threads is enough). JavaScript
 /// recursion ends in a catchable `RangeError` well before it.
 pub const MAX_WASM_STACK: usize = 1 << 20;
-/// The largest linear memory any interpreter of a pooled host can have: 4 GiB.
-const POOL_MAX_MEMORY: usize = 4 << 30;
+/// Default for the largest linear memory an interpreter of a pooled host can
+/// have (each pool slot reserves this much address space): 4 GiB.
+pub const DEFAULT_POOL_MAX_MEMORY: usize = 4 << 30;
 
 /// Copy counters for the whole host.
 #[derive(Debug, Default)]
@@ -92,12 +93,12 @@ impl HostInner {
         self.strong.lock().keys().copied().collect()
     }
 
-    fn link(&self, name: &str, module: Module) -> Result<Guest, Error> {
+    fn link(&self, name: &str, module: Module, preinit: bool) -> Result<Guest, Error> {
         let pre = self
             .linker
             .instantiate_pre(&module)
             .map_err(|e| Error::Link(format!("{e:#}")))?;
-        Ok(Guest::new(name.to_string(), module, pre))
+        Ok(Guest::new(name.to_string(), module, pre, preinit))
     }
 
     /// The JavaScript guest, loaded (from the compiled cache when there is
@@ -106,8 +107,19 @@ impl HostInner {
         self.js
             .get_or_init(|| {
                 let path = crate::cache::js_wasm_path()?;
-                let module = crate::cache::load(&self.engine, &path)?;
-                let guest = self.link("js", module).map_err(|e| e.to_string())?;
+                // The pre-initialised snapshot, or (should snapshotting fail)
+                // the plain module, which sets itself up in each interpreter.
+                let snap = crate::cache::load(&self.engine, &path, "snap", |wasm| {
+                    let state = crate::interpreter::scratch_state(&self.counters);
+                    crate::snapshot::pre_initialize(&self.engine, &self.linker, &wasm, state)
+                });
+                let (module, preinit) = match snap {
+                    Ok(m) => (m, true),
+                    Err(_) => (crate::cache::load(&self.engine, &path, "plain", Ok)?, false),
+                };
+                let guest = self
+                    .link("js", module, preinit)
+                    .map_err(|e| e.to_string())?;
                 if guest.is_js() {
                     Ok(guest)
                 } else {
@@ -139,6 +151,7 @@ impl HostInner {
 #[derive(Debug, Clone)]
 pub struct HostBuilder {
     pool_size: u32,
+    pool_max_memory: usize,
     fuel: bool,
     max_queued_bytes: usize,
 }
@@ -147,6 +160,7 @@ impl Default for HostBuilder {
     fn default() -> Self {
         HostBuilder {
             pool_size: DEFAULT_POOL_SIZE,
+            pool_max_memory: DEFAULT_POOL_MAX_MEMORY,
             fuel: false,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }
@@ -160,6 +174,16 @@ impl HostBuilder {
     /// allocation.
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = n;
+        self
+    }
+
+    /// The largest linear memory one pooled interpreter can have (default
+    /// [`DEFAULT_POOL_MAX_MEMORY`]); each slot reserves this much address
+    /// space, so a host with very many slots wants it smaller. An
+    /// interpreter's own [`Limits::max_memory`](crate::Limits::max_memory)
+    /// cannot go past it.
+    pub fn pool_max_memory(mut self, bytes: usize) -> Self {
+        self.pool_max_memory = bytes;
         self
     }
 
@@ -220,7 +244,7 @@ impl HostBuilder {
             pool.total_core_instances(pool_size)
                 .total_memories(pool_size)
                 .total_tables(pool_size)
-                .max_memory_size(POOL_MAX_MEMORY);
+                .max_memory_size(self.pool_max_memory);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))
@@ -289,7 +313,7 @@ impl Host {
     pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Guest, Error> {
         let module = Module::new(&self.inner.engine, wasm)
             .map_err(|e| Error::InvalidModule(format!("{e:#}")))?;
-        self.inner.link(name, module)
+        self.inner.link(name, module, false)
     }
 
     /// Reads and compiles a `.wasm` (or `.wat`) file.

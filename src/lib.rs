@@ -62,6 +62,7 @@ mod host;
 mod interpreter;
 pub mod limits;
 mod output;
+mod snapshot;
 
 pub use buffer::{Buffer, View};
 pub use channel::{
@@ -71,7 +72,8 @@ pub use channel::{
 pub use error::{Error, LimitError};
 pub use guest::Guest;
 pub use host::{
-    CopyCounters, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_POOL_SIZE, EPOCH_TICK, Host, HostBuilder,
+    CopyCounters, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_POOL_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK,
+    Host, HostBuilder, MAX_WASM_STACK,
 };
 pub use interpreter::{
     ChannelEnd, ErrorKind, GuestError, Interpreter, InterpreterBuilder, InterpreterId, Run, RunJob,

@@ -1,7 +1,14 @@
-"""Writes a copy of QuickJS-ng's quickjs.c with its C-stack check switched on
-under WASI (upstream turns it off there), so deep recursion in a script ends
-in a catchable RangeError instead of exhausting the wasm stack. The copy goes
-to the build folder; the registry's sources are never changed.
+"""Writes a copy of QuickJS-ng's quickjs.c for the subinterp JS guest, with
+two changes; the copy goes to the build folder, the registry's sources are
+never changed:
+
+1. its C-stack check is switched on under WASI (upstream turns it off there),
+   so deep recursion in a script ends in a catchable RangeError instead of
+   exhausting the wasm stack;
+2. one function is added, `si_js_reseed`, which gives a context a fresh
+   Math.random state and performance time origin. A pre-initialised snapshot
+   of the guest starts every interpreter from the same memory, so each one
+   reseeds itself before running any script.
 
 usage: python3 patch_quickjs.py SRC/quickjs.c OUT/quickjs.c
 """
@@ -18,5 +25,14 @@ new = """static void update_stack_limit(JSRuntime *rt)
 if text.count(old) != 1:
     sys.exit(f"patch_quickjs.py: update_stack_limit not found as expected in {src}")
 text = text.replace(old, new)
+text += """
+
+/* subinterp: see guest/js/patch_quickjs.py. */
+void si_js_reseed(JSContext *ctx, uint64_t seed)
+{
+    ctx->random_state = seed ? seed : 1;
+    ctx->time_origin = js__now_ms();
+}
+"""
 with open(out, "w", encoding="utf-8") as f:
     f.write(text)

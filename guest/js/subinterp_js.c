@@ -7,7 +7,15 @@
  *
  * Exports, called by the host:
  *   si_js_init(memory_limit)   create the runtime and context, evaluate the
- *                              prelude; 0 on success
+ *                              prelude; 0 on success (si_js_setup, then
+ *                              si_js_configure)
+ *   si_js_setup()              the first half: runtime, context, prelude.
+ *                              The host runs it once and snapshots the
+ *                              resulting memory, so new interpreters start
+ *                              from a ready heap
+ *   si_js_configure(memory_limit)
+ *                              the second half, per interpreter: the heap
+ *                              limit, and a fresh random seed and time origin
  *   si_js_alloc(len)           a buffer of len+1 bytes for the next source
  *   si_js_eval(ptr, len)       evaluate that source as a global script, run
  *                              promise jobs to completion; 0 when it completed,
@@ -496,11 +504,13 @@ static int report_exception(const char *fallback_type) {
 
 /* ---- exports ------------------------------------------------------------ */
 
-EXPORT("si_js_init") int32_t si_js_init(int32_t memory_limit) {
+/* Added to quickjs.c by guest/js/patch_quickjs.py. */
+void si_js_reseed(JSContext *ctx, uint64_t seed);
+
+EXPORT("si_js_setup") int32_t si_js_setup(void) {
     if (rt) return 0;
     rt = JS_NewRuntime();
     if (!rt) return -1;
-    if (memory_limit > 0) JS_SetMemoryLimit(rt, (size_t)(uint32_t)memory_limit);
     JS_SetHostPromiseRejectionTracker(rt, rejection_tracker, NULL);
     JS_SetInterruptHandler(rt, interrupt_handler, NULL);
     JS_SetModuleLoaderFunc(rt, NULL, module_loader, NULL);
@@ -524,6 +534,26 @@ EXPORT("si_js_init") int32_t si_js_init(int32_t memory_limit) {
     }
     JS_FreeValue(ctx, r);
     return 0;
+}
+
+/* The snapshot's initialiser (a function of no arguments and no result, as
+ * the snapshotting tool wants); traps when the set-up fails. */
+EXPORT("si_js_snapshot_init") void si_js_snapshot_init(void) {
+    if (si_js_setup() != 0) __builtin_trap();
+}
+
+EXPORT("si_js_configure") int32_t si_js_configure(int32_t memory_limit) {
+    if (!ctx) return -5;
+    if (memory_limit > 0) JS_SetMemoryLimit(rt, (size_t)(uint32_t)memory_limit);
+    uint64_t seed = 0;
+    if (getentropy(&seed, sizeof seed) != 0) seed = 0x9e3779b97f4a7c15ULL;
+    si_js_reseed(ctx, seed);
+    return 0;
+}
+
+EXPORT("si_js_init") int32_t si_js_init(int32_t memory_limit) {
+    int32_t r = si_js_setup();
+    return r ? r : si_js_configure(memory_limit);
 }
 
 EXPORT("si_js_alloc") char *si_js_alloc(int32_t len) {
@@ -560,7 +590,8 @@ static int32_t eval(char *src, int32_t len, const char *name, int flags) {
         } else {
             if (!status) status = run_jobs();
             /* A module's evaluation is a promise: its rejection is the error. */
-            if (!status && JS_PromiseState(ctx, r) == JS_PROMISE_REJECTED) {
+            if (!status && (flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_MODULE &&
+                JS_PromiseState(ctx, r) == JS_PROMISE_REJECTED) {
                 JSValue reason = JS_PromiseResult(ctx, r);
                 report(reason, "Error");
                 JS_FreeValue(ctx, reason);

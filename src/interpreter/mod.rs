@@ -418,14 +418,24 @@ fn instantiate(
     let init_error = |e: wasmtime::Error| {
         Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
     };
-    if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+    // A pre-initialised snapshot has run its constructors already.
+    if !guest.is_preinitialized()
+        && let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize")
+    {
         init.call(&mut store, ()).map_err(init_error)?;
     }
     let js = if guest.is_js() {
-        Some(init_js(&mut store, &instance, limits).map_err(|e| match e {
-            JsInitError::Wasm(e) => init_error(e),
-            JsInitError::Guest(e) => Error::Instantiate(e),
-        })?)
+        let init = if guest.is_preinitialized() {
+            "si_js_configure"
+        } else {
+            "si_js_init"
+        };
+        Some(
+            init_js(&mut store, &instance, limits, init).map_err(|e| match e {
+                JsInitError::Wasm(e) => init_error(e),
+                JsInitError::Guest(e) => Error::Instantiate(e),
+            })?,
+        )
     } else {
         None
     };
@@ -457,6 +467,7 @@ fn init_js(
     store: &mut Store<HostState>,
     instance: &Instance,
     limits: &Limits,
+    init: &str,
 ) -> Result<JsFns, JsInitError> {
     let fns = JsFns {
         alloc: instance
@@ -470,7 +481,7 @@ fn init_js(
             .map_err(JsInitError::Wasm)?,
     };
     let init = instance
-        .get_typed_func::<i32, i32>(&mut *store, "si_js_init")
+        .get_typed_func::<i32, i32>(&mut *store, init)
         .map_err(JsInitError::Wasm)?;
     let code = init
         .call(&mut *store, js_heap_limit(limits.get_max_memory()))
@@ -518,6 +529,42 @@ fn js_error(reported: Option<&str>, limits: &Limits) -> GuestError {
             message
         },
         backtrace: Some(stack).filter(|s| !s.is_empty()),
+    }
+}
+
+/// A host state for a one-off instance outside any interpreter (the JS
+/// snapshot's set-up run).
+pub(crate) fn scratch_state(counters: &Arc<crate::host::Counters>) -> HostState {
+    let limits = Limits::default();
+    let out = Sink::new(OutputMode::Capture, limits.get_max_output());
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(out.clone()).stderr(out.clone());
+    HostState {
+        id: 0,
+        wasi: wasi.build_p1(),
+        limiter: Limiter {
+            max_memory: limits.get_max_memory(),
+            soft: false,
+            hit: false,
+        },
+        handles: HandleTable::new(0, 16),
+        names: HashMap::new(),
+        shared: Arc::new(Shared::default()),
+        deadline: None,
+        tally: Tally::default(),
+        counters: counters.clone(),
+        host: Weak::new(),
+        limits,
+        lineage: Lineage {
+            budgets: Vec::new(),
+            creator: 0,
+        },
+        reported: None,
+        grace: Duration::ZERO,
+        stop_since: std::cell::Cell::new(None),
+        children: Vec::new(),
+        stdout: out.clone(),
+        stderr: out,
     }
 }
 

@@ -42,6 +42,26 @@ fn runs_source_and_keeps_state_between_runs() {
 }
 
 #[test]
+fn js_interpreters_start_from_a_snapshot_yet_differ() {
+    let host = host();
+    assert!(host.js().unwrap().is_preinitialized());
+    let a = ok(
+        &host,
+        "console.log(Math.random(), performance.now() < 1000)",
+    );
+    let b = ok(
+        &host,
+        "console.log(Math.random(), performance.now() < 1000)",
+    );
+    assert_ne!(
+        a.stdout_text(),
+        b.stdout_text(),
+        "each gets its own random seed"
+    );
+    assert!(a.stdout_text().ends_with("true\n"), "a fresh time origin");
+}
+
+#[test]
 fn es2023_features_and_promise_jobs_run_to_completion() {
     let host = host();
     let r = ok(
@@ -103,7 +123,7 @@ fn uncaught_errors_reach_the_host_with_type_message_and_stack() {
         (
             "Promise.reject(new RangeError('nope'))",
             "UnhandledRejection",
-            "nope",
+            "unhandled promise rejection: nope",
             true,
         ),
         (

@@ -1,0 +1,780 @@
+//! `make bench`: subinterp measured side by side with its peers in one run on
+//! one machine — CPython subinterpreters, Node.js worker_threads, and OS
+//! processes over pipes (the scripts in `bench/peers/`) — printed as one
+//! table of medians with ratios, and written to `target/bench/results.json`.
+//!
+//! Run: `make bench` (or `cargo bench --bench side_by_side -- [--quick]`).
+//! Every figure is a median over the repetitions named in the table; the
+//! machine is shared and noisy, so compare ratios from one run, not figures
+//! across runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use subinterp::{Guest, Host, Interpreter, Limits, Run};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const MIB64: usize = 64 << 20;
+
+/// Whether a bigger figure is better (rates) or a smaller one (times, memory).
+#[derive(Clone, Copy, PartialEq)]
+enum Better {
+    Lower,
+    Higher,
+}
+
+struct Metric {
+    name: &'static str,
+    unit: &'static str,
+    better: Better,
+    what: String,
+    subinterp: Option<f64>,
+    peers: BTreeMap<String, Option<f64>>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Proportional set size of this process, in KiB (private pages count whole,
+/// shared copy-on-write pages are split between their users).
+fn pss_kib() -> f64 {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("Pss:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn compile(host: &Host, name: &str, wat: &str) -> Guest {
+    host.compile(name, wat.as_bytes())
+        .expect("bench guest compiles")
+}
+
+const IMPORTS: &str = r#"
+  (import "subinterp_v1" "lookup" (func $lookup (param i32 i32) (result i32)))
+  (import "subinterp_v1" "send" (func $send (param i32 i32 i32 i64) (result i32)))
+  (import "subinterp_v1" "send_handle" (func $fwd (param i32 i32 i64) (result i32)))
+  (import "subinterp_v1" "recv" (func $recv (param i32 i64) (result i32)))
+  (import "subinterp_v1" "view_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "subinterp_v1" "release" (func $release (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+"#;
+
+/// A raw guest with loops over the ABI; `pages` of memory, "in" at 0 and
+/// "out" at 8, scratch from 64.
+fn raw_guest(pages: u32, body: &str) -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (memory (export "memory") {pages})
+  (data (i32.const 0) "in") (data (i32.const 8) "out") (data (i32.const 16) "times")
+  (func $in (result i32) (call $lookup (i32.const 0) (i32.const 2)))
+  (func $out (result i32) (call $lookup (i32.const 8) (i32.const 3)))
+  (func $now (result i64) (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 32))) (i64.load (i32.const 32)))
+  {body})"#
+    )
+}
+
+fn send_loop(n: u32) -> String {
+    format!(
+        r#"(func (export "go") (local $i i32) (local $o i32) (local.set $o (call $out))
+      (loop $l (drop (call $send (local.get $o) (i32.const 64) (i32.const 64) (i64.const -1)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const {n})))))"#
+    )
+}
+
+fn recv_loop(n: u32) -> String {
+    format!(
+        r#"(func (export "go") (local $i i32) (local $r i32) (local.set $r (call $in))
+      (loop $l (drop (call $release (call $recv (local.get $r) (i64.const -1))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const {n})))))"#
+    )
+}
+
+/// Sends a 64-byte ping, waits for the pong, records each round trip in ns
+/// from offset 4096, and sends the records to "times" at the end.
+fn ping(n: u32) -> String {
+    format!(
+        r#"(func (export "go") (local $i i32) (local $t i64) (local $o i32) (local $r i32)
+      (local.set $o (call $out)) (local.set $r (call $in))
+      (loop $l
+        (local.set $t (call $now))
+        (drop (call $send (local.get $o) (i32.const 64) (i32.const 64) (i64.const -1)))
+        (drop (call $release (call $recv (local.get $r) (i64.const -1))))
+        (i64.store (i32.add (i32.const 4096) (i32.shl (local.get $i) (i32.const 3)))
+                   (i64.sub (call $now) (local.get $t)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const {n}))))
+      (drop (call $send (call $lookup (i32.const 16) (i32.const 5)) (i32.const 4096)
+                  (i32.mul (i32.const {n}) (i32.const 8)) (i64.const -1))))"#
+    )
+}
+
+/// Returns every message it receives to the sender, without copying.
+fn pong(n: u32) -> String {
+    format!(
+        r#"(func (export "go") (local $i i32) (local $v i32) (local $o i32) (local $r i32)
+      (local.set $o (call $out)) (local.set $r (call $in))
+      (loop $l (local.set $v (call $recv (local.get $r) (i64.const -1)))
+        (drop (call $fwd (local.get $o) (local.get $v) (i64.const -1)))
+        (drop (call $release (local.get $v)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const {n})))))"#
+    )
+}
+
+const FORWARD_ONE: &str = r#"(func (export "go") (local $v i32)
+      (local.set $v (call $recv (call $in) (i64.const -1)))
+      (drop (call $fwd (call $out) (local.get $v) (i64.const -1)))
+      (drop (call $release (local.get $v))))"#;
+
+const READ_ALL: &str = r#"(func (export "go") (result i32) (local $v i32) (local $n i32)
+      (local.set $v (call $recv (call $in) (i64.const -1)))
+      (local.set $n (call $read (local.get $v) (i32.const 0) (i32.const 65536) (i32.const 0x4000000)))
+      (drop (call $release (local.get $v)))
+      (local.get $n))"#;
+
+struct Bench {
+    quick: bool,
+    host: Host,
+}
+
+impl Bench {
+    fn reps(&self, full: usize) -> usize {
+        if self.quick { (full / 10).max(5) } else { full }
+    }
+
+    /// Create an interpreter and complete a first trivial run.
+    fn create_run_raw(&self) -> (f64, usize) {
+        let g = compile(
+            &self.host,
+            "tiny",
+            r#"(module (memory (export "memory") 1) (func (export "go")))"#,
+        );
+        let n = self.reps(5000);
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            let i = self.host.create(&g).unwrap();
+            i.run(Run::export("go")).unwrap();
+            v.push(us(t.elapsed()));
+            i.close();
+        }
+        (median(v), n)
+    }
+
+    fn create_run_js(&self) -> (f64, usize) {
+        let n = self.reps(500);
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            let i = self.host.create_js(Limits::new()).unwrap();
+            let r = i.run(Run::js("1+1")).unwrap();
+            v.push(us(t.elapsed()));
+            assert!(r.completed);
+            i.close();
+        }
+        (median(v), n)
+    }
+
+    /// Messages per second, one way, sender and receiver on separate threads.
+    fn oneway(&self, sender: (Interpreter, Run), receiver: (Interpreter, Run), n: u32) -> f64 {
+        let t = Instant::now();
+        let rj = receiver.0.start(receiver.1);
+        let sj = sender.0.start(sender.1);
+        assert!(sj.join().unwrap().completed);
+        assert!(rj.join().unwrap().completed);
+        let rate = f64::from(n) / t.elapsed().as_secs_f64();
+        sender.0.close();
+        receiver.0.close();
+        rate
+    }
+
+    fn msg64_raw(&self) -> (f64, usize) {
+        let n = if self.quick { 100_000 } else { 1_000_000 };
+        let s = compile(&self.host, "send", &raw_guest(1, &send_loop(n)));
+        let r = compile(&self.host, "recv", &raw_guest(1, &recv_loop(n)));
+        let reps = self.reps(5);
+        let v = (0..reps)
+            .map(|_| {
+                let (rx, tx) = self.host.create_channel(1024);
+                self.oneway(
+                    (
+                        self.host.create(&s).unwrap(),
+                        Run::export("go").channel("out", tx),
+                    ),
+                    (
+                        self.host.create(&r).unwrap(),
+                        Run::export("go").channel("in", rx),
+                    ),
+                    n,
+                )
+            })
+            .collect();
+        (median(v), reps)
+    }
+
+    fn msg64_js(&self) -> (f64, usize) {
+        let n = if self.quick { 20_000 } else { 200_000 };
+        let send = format!(
+            "const b = new Uint8Array(64), o = channels.out; for (let i = 0; i < {n}; i++) o.send(b);"
+        );
+        let recv =
+            format!("const r = channels.inbox; for (let i = 0; i < {n}; i++) r.recv().release();");
+        let reps = self.reps(5);
+        let v = (0..reps)
+            .map(|_| {
+                let (rx, tx) = self.host.create_channel(1024);
+                self.oneway(
+                    (
+                        self.host.create_js(Limits::new()).unwrap(),
+                        Run::js(send.as_str()).channel("out", tx),
+                    ),
+                    (
+                        self.host.create_js(Limits::new()).unwrap(),
+                        Run::js(recv.as_str()).channel("inbox", rx),
+                    ),
+                    n,
+                )
+            })
+            .collect();
+        (median(v), reps)
+    }
+
+    /// Round trips of 64 bytes between two raw interpreters, timed inside
+    /// the pinging guest: (p50, p99, count).
+    fn roundtrip(&self) -> (f64, f64, usize) {
+        let n: u32 = if self.quick { 2_000 } else { 20_000 };
+        let pages = (4096 + n * 8).div_ceil(65536) + 1;
+        let a = compile(&self.host, "ping", &raw_guest(pages, &ping(n)));
+        let b = compile(&self.host, "pong", &raw_guest(1, &pong(n)));
+        let (to_b_rx, to_b_tx) = self.host.create_channel(1);
+        let (to_a_rx, to_a_tx) = self.host.create_channel(1);
+        let (times_rx, times_tx) = self.host.create_channel(1);
+        let ia = self.host.create(&a).unwrap();
+        let ib = self.host.create(&b).unwrap();
+        let jb = ib.start(
+            Run::export("go")
+                .channel("in", to_b_rx)
+                .channel("out", to_a_tx),
+        );
+        let ra = ia
+            .run(
+                Run::export("go")
+                    .channel("out", to_b_tx)
+                    .channel("in", to_a_rx)
+                    .channel("times", times_tx),
+            )
+            .unwrap();
+        assert!(ra.completed, "{:?}", ra.error);
+        assert!(jb.join().unwrap().completed);
+        let view = times_rx.recv().unwrap().into_view().unwrap();
+        let samples: Vec<f64> = view
+            .chunks_exact(8)
+            .skip(n as usize / 10) // warm-up
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()) as f64 / 1e3)
+            .collect();
+        ia.close();
+        ib.close();
+        (
+            percentile(samples.clone(), 0.5),
+            percentile(samples, 0.99),
+            n as usize,
+        )
+    }
+
+    /// Host → guest → forwarded by the guest → host, for a 64 MiB buffer.
+    fn forward_64mib(&self) -> (f64, usize) {
+        let g = compile(&self.host, "fwd", &raw_guest(1, FORWARD_ONE));
+        let i = self.host.create(&g).unwrap();
+        let data = Bytes::from(vec![7u8; MIB64]);
+        let n = self.reps(200);
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (in_rx, in_tx) = self.host.create_channel(1);
+            let (out_rx, out_tx) = self.host.create_channel(1);
+            let t = Instant::now();
+            in_tx.send(data.clone()).unwrap();
+            i.run(
+                Run::export("go")
+                    .channel("in", in_rx)
+                    .channel("out", out_tx),
+            )
+            .unwrap();
+            let back = out_rx.recv().unwrap().into_view().unwrap();
+            v.push(us(t.elapsed()));
+            assert_eq!(back.as_ptr(), data.as_ptr(), "the same memory came back");
+        }
+        (median(v), n)
+    }
+
+    /// A guest reading all of a 64 MiB view, and a plain memcpy of 64 MiB.
+    fn read_64mib(&self) -> ((f64, f64), usize) {
+        let g = compile(&self.host, "read", &raw_guest(1100, READ_ALL));
+        let i = self.host.create(&g).unwrap();
+        let data = Bytes::from(vec![7u8; MIB64]);
+        let mut dst = vec![0u8; MIB64];
+        let n = self.reps(30);
+        let (mut guest, mut copy) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let (rx, tx) = self.host.create_channel(1);
+            tx.send(data.clone()).unwrap();
+            let r = i.run(Run::export("go").channel("in", rx)).unwrap();
+            assert_eq!(r.value, Some(MIB64 as i32));
+            // The run's own time includes the call; the read dominates it.
+            guest.push(MIB64 as f64 / r.wall.as_secs_f64() / 1e9);
+            let t = Instant::now();
+            dst.copy_from_slice(&data);
+            std::hint::black_box(&dst);
+            copy.push(MIB64 as f64 / t.elapsed().as_secs_f64() / 1e9);
+        }
+        ((median(guest), median(copy)), n)
+    }
+
+    /// Private memory per idle interpreter with `n` alive after a first run.
+    fn rss_idle(&self, js: bool, n: usize) -> f64 {
+        let tiny = compile(
+            &self.host,
+            "tiny",
+            r#"(module (memory (export "memory") 1) (func (export "go")))"#,
+        );
+        let before = pss_kib();
+        let mut live = Vec::with_capacity(n);
+        for _ in 0..n {
+            let i = if js {
+                let i = self.host.create_js(Limits::new()).unwrap();
+                i.run(Run::js("1+1")).unwrap();
+                i
+            } else {
+                let i = self.host.create(&tiny).unwrap();
+                i.run(Run::export("go")).unwrap();
+                i
+            };
+            live.push(i);
+        }
+        let after = pss_kib();
+        for i in live {
+            i.close();
+        }
+        (after - before) / n as f64
+    }
+}
+
+/// How many JS interpreters fit (up to `target`) and the time to create them.
+fn live_js(target: usize) -> (f64, f64) {
+    let host = Host::builder()
+        .pool_size(target as u32 + 1)
+        .pool_max_memory(64 << 20)
+        .build()
+        .unwrap();
+    let js = host.js().unwrap();
+    let t = Instant::now();
+    let mut live = Vec::with_capacity(target);
+    for _ in 0..target {
+        match host
+            .interpreter(&js)
+            .limits(Limits::new().max_memory(32 << 20))
+            .create()
+        {
+            Ok(i) => live.push(i),
+            Err(e) => {
+                eprintln!("  live JS interpreters: stopped at {}: {e}", live.len());
+                break;
+            }
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let n = live.len();
+    // Prove they are live: the last one still runs code.
+    assert!(live.last().unwrap().run(Run::js("1+1")).unwrap().completed);
+    drop(live);
+    (n as f64, secs)
+}
+
+/// Median wall time of a whole process, in ms.
+fn process_ms(cmd: &[&str], reps: usize) -> Option<f64> {
+    let mut v = Vec::new();
+    for i in 0..=reps {
+        let t = Instant::now();
+        let out = Command::new(cmd[0]).args(&cmd[1..]).output().ok()?;
+        if !out.status.success() || String::from_utf8_lossy(&out.stdout).trim() != "2" {
+            return None;
+        }
+        if i > 0 {
+            v.push(t.elapsed().as_secs_f64() * 1e3); // the first run warms caches
+        }
+    }
+    Some(median(v))
+}
+
+/// Python interpreters on this machine: PATH first, then pyenv's.
+fn pythons() -> BTreeMap<String, PathBuf> {
+    let mut found = BTreeMap::new();
+    let mut candidates: Vec<PathBuf> = ["python3.11", "python3.12", "python3.13", "python3"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    if let Ok(dirs) = std::fs::read_dir("/root/.pyenv/versions") {
+        for d in dirs.flatten() {
+            candidates.push(d.path().join("bin/python3"));
+        }
+    }
+    for c in candidates {
+        let Ok(out) = Command::new(&c)
+            .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+            .output()
+        else {
+            continue;
+        };
+        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !v.is_empty() {
+            found.entry(format!("cpython{v}")).or_insert(c);
+        }
+    }
+    found
+}
+
+/// Runs a peer script and returns its metrics, or why it could not.
+fn run_peer(cmd: &[&str], quick: bool) -> Result<Value, String> {
+    let mut c = Command::new(cmd[0]);
+    c.args(&cmd[1..]).current_dir(ROOT);
+    if quick {
+        c.arg("--quick");
+    }
+    let out = c.output().map_err(|e| format!("{}: {e}", cmd[0]))?;
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "{}: no JSON ({e}); stderr: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })?;
+    if let Some(m) = v.get("missing") {
+        return Err(m.to_string());
+    }
+    Ok(v)
+}
+
+fn fmt(v: Option<f64>) -> String {
+    match v {
+        None => "—".into(),
+        Some(x) if x.is_nan() => "—".into(),
+        Some(x) if x >= 1e6 => format!("{:.2}M", x / 1e6),
+        Some(x) if x >= 1e4 => format!("{:.0}k", x / 1e3),
+        Some(x) if x >= 100.0 => format!("{x:.0}"),
+        Some(x) if x >= 10.0 => format!("{x:.1}"),
+        Some(x) => format!("{x:.2}"),
+    }
+}
+
+fn main() {
+    let quick =
+        std::env::args().any(|a| a == "--quick") || std::env::var_os("BENCH_QUICK").is_some();
+    let started = Instant::now();
+    let host = Host::builder()
+        .pool_size(2100)
+        .pool_max_memory(256 << 20)
+        .build()
+        .unwrap();
+    host.js().expect("the JS guest (run `make guest`)");
+    let b = Bench { quick, host };
+    let mut metrics: Vec<Metric> = Vec::new();
+    let mut add = |name, unit, better, what: String, v: Option<f64>| {
+        eprintln!("  {name:<24} {:>10} {unit:<8} {what}", fmt(v));
+        metrics.push(Metric {
+            name,
+            unit,
+            better,
+            what,
+            subinterp: v,
+            peers: BTreeMap::new(),
+        });
+    };
+    eprintln!(
+        "subinterp bench{}: measuring subinterp",
+        if quick { " (quick)" } else { "" }
+    );
+    let (v, n) = b.create_run_raw();
+    add(
+        "create_run_raw_us",
+        "µs",
+        Better::Lower,
+        format!("median of {n}"),
+        Some(v),
+    );
+    let (v, n) = b.create_run_js();
+    add(
+        "create_run_js_us",
+        "µs",
+        Better::Lower,
+        format!("median of {n}, `1+1`"),
+        Some(v),
+    );
+    let (v, n) = b.msg64_raw();
+    add(
+        "msg64_oneway_raw_per_s",
+        "msg/s",
+        Better::Higher,
+        format!("median of {n} runs"),
+        Some(v),
+    );
+    let (v, n) = b.msg64_js();
+    add(
+        "msg64_oneway_js_per_s",
+        "msg/s",
+        Better::Higher,
+        format!("median of {n} runs"),
+        Some(v),
+    );
+    let (p50, p99, n) = b.roundtrip();
+    add(
+        "roundtrip_p50_us",
+        "µs",
+        Better::Lower,
+        format!("{n} round trips"),
+        Some(p50),
+    );
+    add(
+        "roundtrip_p99_us",
+        "µs",
+        Better::Lower,
+        format!("{n} round trips"),
+        Some(p99),
+    );
+    let (v, n) = b.forward_64mib();
+    add(
+        "forward_64mib_us",
+        "µs",
+        Better::Lower,
+        format!("median of {n}"),
+        Some(v),
+    );
+    let ((g, m), n) = b.read_64mib();
+    add(
+        "guest_read_64mib_gbps",
+        "GB/s",
+        Better::Higher,
+        format!("median of {n}"),
+        Some(g),
+    );
+    add(
+        "memcpy_64mib_gbps",
+        "GB/s",
+        Better::Higher,
+        format!("median of {n}, host memcpy"),
+        Some(m),
+    );
+    let idle = if quick { 200 } else { 1000 };
+    let v = b.rss_idle(false, idle);
+    add(
+        "rss_idle_raw_kib",
+        "KiB",
+        Better::Lower,
+        format!("Pss / {idle} live"),
+        Some(v),
+    );
+    let v = b.rss_idle(true, idle);
+    add(
+        "rss_idle_js_kib",
+        "KiB",
+        Better::Lower,
+        format!("Pss / {idle} live"),
+        Some(v),
+    );
+    drop(b);
+    let target = if quick { 1000 } else { 10_000 };
+    let (live, secs) = live_js(target);
+    add(
+        "live_js_max",
+        "count",
+        Better::Higher,
+        format!("tried {target}"),
+        Some(live),
+    );
+    add(
+        "create_10k_js_s",
+        "s",
+        Better::Lower,
+        format!("time to create {live}"),
+        Some(secs),
+    );
+    let cli = Path::new(ROOT).join("target/release/subinterp");
+    let cli = cli.to_string_lossy().into_owned();
+    let reps = if quick { 5 } else { 20 };
+    let v = process_ms(&[&cli, "run", "-e", "console.log(1+1)"], reps);
+    add(
+        "cli_js_hello_ms",
+        "ms",
+        Better::Lower,
+        format!("median of {reps} processes"),
+        v,
+    );
+
+    // The peers, each in its own process.
+    eprintln!("subinterp bench: measuring the peers");
+    let mut notes: BTreeMap<String, String> = BTreeMap::new();
+    let mut peer_results: Vec<(String, Result<Value, String>)> = Vec::new();
+    let pys = pythons();
+    for want in ["cpython3.11", "cpython3.12", "cpython3.13"] {
+        match pys.get(want) {
+            Some(py) => {
+                let py = py.to_string_lossy().into_owned();
+                peer_results.push((
+                    want.into(),
+                    run_peer(&[&py, "bench/peers/cpython.py"], quick),
+                ));
+            }
+            None => peer_results.push((want.into(), Err("not installed on this machine".into()))),
+        }
+    }
+    peer_results.push((
+        "node".into(),
+        run_peer(&["node", "bench/peers/node.js"], quick),
+    ));
+    peer_results.push((
+        "process".into(),
+        run_peer(&["python3", "bench/peers/process.py"], quick),
+    ));
+    for (peer, r) in peer_results {
+        match r {
+            Ok(v) => {
+                notes.insert(
+                    peer.clone(),
+                    format!(
+                        "{} {}",
+                        v["runtime"].as_str().unwrap_or(""),
+                        v["notes"].as_str().unwrap_or("")
+                    ),
+                );
+                for m in metrics.iter_mut() {
+                    m.peers
+                        .insert(peer.clone(), v.get(m.name).and_then(Value::as_f64));
+                }
+            }
+            Err(why) => {
+                eprintln!("  {peer}: missing ({why})");
+                notes.insert(peer.clone(), format!("missing: {why}"));
+                for m in metrics.iter_mut() {
+                    m.peers.insert(peer.clone(), None);
+                }
+            }
+        }
+    }
+    // Whole-process start-up of the peers' runtimes, for cli_js_hello_ms.
+    let node = process_ms(&["node", "-e", "console.log(1+1)"], reps);
+    let py = process_ms(&["python3", "-S", "-c", "print(1+1)"], reps);
+    for m in metrics.iter_mut().filter(|m| m.name == "cli_js_hello_ms") {
+        m.peers.insert("node".into(), node);
+        if let Some(p) = pys.keys().find(|k| *k == "cpython3.11") {
+            m.peers.insert(p.clone(), py);
+        }
+    }
+
+    print_table(&metrics, &notes);
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(ROOT)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let results = json!({
+        "commit": commit,
+        "date": date,
+        "quick": quick,
+        "machine": machine(),
+        "peers": notes,
+        "metrics": metrics.iter().map(|m| json!({
+            "name": m.name,
+            "unit": m.unit,
+            "subinterp": m.subinterp,
+            "peers": m.peers,
+            "what": m.what,
+        })).collect::<Vec<_>>(),
+    });
+    let dir = Path::new(ROOT).join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&results).unwrap(),
+    )
+    .unwrap();
+    println!(
+        "\nwrote target/bench/results.json (commit {commit}, {date}) in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cpu}, {cores} cores")
+}
+
+fn print_table(metrics: &[Metric], notes: &BTreeMap<String, String>) {
+    let peers: Vec<&String> = metrics
+        .first()
+        .map(|m| m.peers.keys().collect())
+        .unwrap_or_default();
+    print!("\n{:<24} {:<6} {:>10}", "metric", "unit", "subinterp");
+    for p in &peers {
+        print!(" {:>20}", p);
+    }
+    println!("   repetitions");
+    for m in metrics {
+        print!("{:<24} {:<6} {:>10}", m.name, m.unit, fmt(m.subinterp));
+        for p in &peers {
+            let v = m.peers.get(*p).copied().flatten();
+            let cell = match (v, m.subinterp) {
+                (Some(peer), Some(ours)) if peer > 0.0 && ours > 0.0 => {
+                    // "×N": how many times better subinterp is (below 1: worse).
+                    let r = if m.better == Better::Lower {
+                        peer / ours
+                    } else {
+                        ours / peer
+                    };
+                    format!("{} (×{})", fmt(Some(peer)), fmt(Some(r)))
+                }
+                (v, _) => fmt(v),
+            };
+            print!(" {cell:>20}");
+        }
+        println!("   {}", m.what);
+    }
+    println!(
+        "\n(×N: subinterp is N times better than that peer; — : not measured or not available)"
+    );
+    for (p, n) in notes {
+        println!("  {p}: {n}");
+    }
+}
