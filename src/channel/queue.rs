@@ -11,7 +11,7 @@
 //!   themselves queued as messages somewhere).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -83,7 +83,14 @@ pub(crate) struct Core {
     state: Mutex<State>,
     not_empty: Condvar,
     not_full: Condvar,
+    /// The queue's length, readable without the lock: a receiver about to
+    /// sleep on an empty queue spins on it briefly first, since the next
+    /// message is often microseconds away and a sleep and wake-up cost more.
+    queued: AtomicUsize,
 }
+
+/// How long a receiver polls `queued` before it sleeps.
+const SPIN: Duration = Duration::from_micros(20);
 
 /// Longest single sleep when a cancel flag must be watched.
 const CANCEL_POLL: Duration = Duration::from_millis(10);
@@ -137,6 +144,7 @@ impl Core {
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
+            queued: AtomicUsize::new(0),
         }
     }
 
@@ -196,14 +204,16 @@ impl Core {
         s.next_seq += 1;
         s.queued_bytes += msg.byte_len();
         s.queue.push_back((seq, msg));
+        self.queued.store(s.queue.len(), Ordering::Release);
         self.not_empty.notify_one();
         seq
     }
 
-    fn unqueue(s: &mut State, seq: u64) -> Option<Message> {
+    fn unqueue(&self, s: &mut State, seq: u64) -> Option<Message> {
         let pos = s.queue.iter().position(|(q, _)| *q == seq)?;
         let (_, msg) = s.queue.remove(pos)?;
         s.queued_bytes -= msg.byte_len();
+        self.queued.store(s.queue.len(), Ordering::Release);
         Some(msg)
     }
 
@@ -259,7 +269,7 @@ impl Core {
                 }
             };
             if let Some(fail) = fail {
-                return match Self::unqueue(&mut s, seq) {
+                return match self.unqueue(&mut s, seq) {
                     Some(msg) => Err((fail, msg)),
                     None => Ok(()),
                 };
@@ -270,9 +280,11 @@ impl Core {
     /// Takes the oldest message, waiting as `wait` allows.
     pub(crate) fn recv(&self, wait: Wait<'_>) -> Result<Message, RecvFail> {
         let mut s = self.state.lock();
+        let mut spun = false;
         loop {
             if let Some((_, msg)) = s.queue.pop_front() {
                 s.queued_bytes -= msg.byte_len();
+                self.queued.store(s.queue.len(), Ordering::Release);
                 self.not_full.notify_all();
                 return Ok(msg);
             }
@@ -281,6 +293,26 @@ impl Core {
             }
             if matches!(wait, Wait::NoWait) {
                 return Err(RecvFail::Empty);
+            }
+            if !spun && self.capacity > 0 {
+                spun = true;
+                let got = MutexGuard::unlocked(&mut s, || {
+                    let start = Instant::now();
+                    loop {
+                        for _ in 0..16 {
+                            std::hint::spin_loop();
+                            if self.queued.load(Ordering::Acquire) > 0 {
+                                return true;
+                            }
+                        }
+                        if start.elapsed() >= SPIN {
+                            return false;
+                        }
+                    }
+                });
+                if got {
+                    continue;
+                }
             }
             s.waiting_receivers += 1;
             // A rendezvous sender may be waiting for a receiver to show up.
