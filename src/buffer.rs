@@ -54,6 +54,12 @@ impl Buffer {
         }
     }
 
+    /// A view of the whole buffer, consuming the buffer (no reference-count
+    /// traffic at all).
+    pub fn into_view(self) -> View {
+        View { bytes: self.bytes }
+    }
+
     /// The bytes, shared (no copy).
     pub fn as_bytes(&self) -> &Bytes {
         &self.bytes

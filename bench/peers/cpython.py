@@ -346,9 +346,9 @@ def main():
     log(f"cpython peer: {runtime}")
 
     if args.quick:
-        cr_reps, ow_n, ow_reps, rt_n, rt_reps, alive = 15, 20_000, 2, 2_000, 2, 200
+        cr_reps, ow_n, ow_reps, rt_n, rt_reps, alive = 20, 20_000, 3, 2_000, 3, 200
     else:
-        cr_reps, ow_n, ow_reps, rt_n, rt_reps, alive = 50, 200_000, 5, 20_000, 5, 1000
+        cr_reps, ow_n, ow_reps, rt_n, rt_reps, alive = 100, 200_000, 7, 20_000, 9, 1000
 
     out = {
         "runtime": runtime,

@@ -67,23 +67,25 @@
     return Math.floor(ms * 1000);
   }
 
-  const handleOf = new WeakMap(); // wrapper -> native Handle
+  // Each wrapper keeps its native Handle under a symbol only this prelude
+  // holds (faster than a WeakMap on the message path).
+  const H = Symbol("handle");
 
   function live(obj, what) {
-    const h = handleOf.get(obj);
+    const h = obj[H];
     if (h === undefined) throw new ChannelReleasedError(`${what}: already released`);
     return h;
   }
 
   function release(obj) {
-    const h = handleOf.get(obj);
+    const h = obj[H];
     if (h === undefined) return;
-    handleOf.delete(obj);
+    obj[H] = undefined;
     si.release(h);
   }
 
   class View {
-    constructor(h) { handleOf.set(this, h); }
+    constructor(h) { this[H] = h; }
     get length() {
       const n = si.viewLen(live(this, "view.length"));
       if (n < 0) fail(n, "view.length");
@@ -131,11 +133,11 @@
   }
 
   class RecvChannel {
-    constructor(h) { handleOf.set(this, h); }
+    constructor(h) { this[H] = h; }
     /** Blocks until a message arrives; {timeout: ms} bounds the wait. */
     recv(opts) {
       const h = live(this, "recv");
-      const r = si.recv(h, micros(opts));
+      const r = si.recv(h, opts === undefined ? -1 : micros(opts));
       if (typeof r === "number") fail(r, "recv", micros(opts) > 0);
       return wrap(r);
     }
@@ -163,7 +165,7 @@
   }
 
   class SendChannel {
-    constructor(h) { handleOf.set(this, h); }
+    constructor(h) { this[H] = h; }
     _send(data, t) {
       const h = live(this, "send");
       const p = payload(data);
@@ -171,8 +173,11 @@
     }
     /** Blocks while the channel is full; {timeout: ms} bounds the wait. */
     send(data, opts) {
-      const t = micros(opts);
-      const r = this._send(data, t);
+      const t = opts === undefined ? -1 : micros(opts);
+      // Strings and Uint8Arrays go straight to the native call.
+      const r = typeof data === "string" || data instanceof Uint8Array
+        ? si.send(live(this, "send"), data, t)
+        : this._send(data, t);
       if (r < 0) fail(r, "send", t > 0);
     }
     /** true if queued, false if the channel was full. */
@@ -235,7 +240,7 @@
   }
 
   class Job {
-    constructor(h) { handleOf.set(this, h); }
+    constructor(h) { this[H] = h; }
     /** Waits for the run to end; returns {completed, error} (with check()). */
     join(opts) {
       const t = micros(opts);

@@ -236,7 +236,7 @@ fn send(mut cx: Cx<'_>, end: i32, ptr: i32, len: i32, timeout_us: i64) -> Ret {
     Tally::add(&state.tally.copied_out, len as u64);
     Tally::add(&state.counters.copied_out, len as u64);
     let r = waiting(&cx, timeout_us, |w| {
-        core.send(Message::View(buf.view()), w)
+        core.send(Message::View(buf.into_view()), w)
             .map(|()| 0)
             .map_err(|(f, _)| send_fail(f))
     })?;
