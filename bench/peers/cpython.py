@@ -14,10 +14,12 @@ Which modules exist depends on the CPython version and is detected at run time:
   ``create()`` defaults to the "isolated" config (own GIL).
 
 None of these modules has a blocking receive: ``recv`` either returns an item or
-a default.  Receivers therefore poll, calling ``os.sched_yield()`` between empty
-polls.  That call also releases the GIL, which on 3.11 is required: a thread
-waiting for the shared GIL sets the "drop request" on *its own* interpreter, so a
-thread busy in another interpreter never sees it and is never preempted.
+a default.  Receivers therefore poll: for the first 100 µs of a wait they call
+``os.sched_yield()`` between empty polls, then ``time.sleep(20e-6)``.  Both
+release the GIL, which on 3.11 is required: a thread waiting for the shared GIL
+sets the "drop request" on *its own* interpreter, so a thread busy in another
+interpreter never sees it and is never preempted.  (The high-level
+``test.support.interpreters`` of 3.13 polls with 10 ms sleeps instead.)
 
 By default the script re-executes itself with ``-S`` (no ``site``): every new
 subinterpreter otherwise imports ``site`` and runs the ``.pth`` hooks of the
@@ -36,6 +38,8 @@ import time
 import traceback
 
 MSG = b"\xab" * 64  # the 64-byte payload of every message
+STOP = b"stop"      # tells an echoing subinterpreter to return
+MIN_SAMPLES = 200   # round trips a repetition records even past its time budget
 
 
 def log(*args):
@@ -52,19 +56,26 @@ def log(*args):
 PRELUDE_COMMON = '''
 import os as _os, time as _time
 
+SPIN_S = 100e-6  # spin (yielding) this long before napping between polls
+NAP_S = 20e-6    # then sleep this long between polls (plus the timer slack)
+
 def recv(cid, timeout=60.0):
     """Wait for the next item of channel ``cid`` (the API only has try-receive)."""
     obj = try_recv(cid)
     if obj is not None:
         return obj
-    deadline = _time.monotonic() + timeout
+    start = _time.perf_counter()
     while True:
-        _os.sched_yield()  # yield the CPU and, with it, the GIL
+        waited = _time.perf_counter() - start
+        if waited < SPIN_S:
+            _os.sched_yield()  # yield the CPU and, with it, the GIL
+        elif waited < timeout:
+            _time.sleep(NAP_S)  # back off: do not burn a core on long waits
+        else:
+            raise TimeoutError("no message on channel %d" % cid)
         obj = try_recv(cid)
         if obj is not None:
             return obj
-        if _time.monotonic() > deadline:
-            raise TimeoutError("no message on channel %d" % cid)
 '''
 
 PRELUDE_311 = '''
@@ -274,18 +285,25 @@ for _ in range({n}):
     return statistics.median(rates)
 
 
-def bench_roundtrip(be, n, reps):
-    """(p50, p99) µs of a 64-byte ping-pong between the main interpreter (main
-    thread) and a subinterpreter echoing on its own thread; each is the median
-    over reps of that repetition's percentile."""
-    p50s, p99s = [], []
+def bench_roundtrip(be, n, reps, budget_s):
+    """(p50, p99, fewest samples) of a 64-byte ping-pong between the main
+    interpreter (main thread) and a subinterpreter echoing on its own thread.
+
+    p50/p99 are in µs, each the median over reps of that repetition's
+    percentile.  A repetition stops after n round trips or, once it has at
+    least MIN_SAMPLES, after budget_s seconds (a loaded machine can make
+    polling hand-offs take milliseconds)."""
+    p50s, p99s, counts = [], [], []
     iid = be.create()
     try:
         for _ in range(reps):
             ping, pong = be.channel(), be.channel()
             echo = InterpThread(be, iid, f"""
-for _ in range({n + 100}):
-    send({int(pong)}, recv({int(ping)}))
+while True:
+    m = recv({int(ping)})
+    if m == {STOP!r}:
+        break
+    send({int(pong)}, m)
 """)
             echo.start()
             send, recv, clock = be.send, be.recv, time.perf_counter_ns
@@ -293,22 +311,27 @@ for _ in range({n + 100}):
                 send(ping, MSG)
                 recv(pong)
             lat = []
-            for _ in range(n):
+            deadline = clock() + int(budget_s * 1e9)
+            for i in range(n):
                 t0 = clock()
+                if t0 > deadline and i >= MIN_SAMPLES:
+                    break
                 send(ping, MSG)
                 recv(pong)
                 lat.append(clock() - t0)
+            send(ping, STOP)
             echo.finish()
             lat.sort()
             p50s.append(percentile(lat, 50) / 1e3)
             p99s.append(percentile(lat, 99) / 1e3)
+            counts.append(len(lat))
             be.channel_destroy(ping)
             be.channel_destroy(pong)
     except BaseException:
         be.destroy_quietly(iid)
         raise
     be.destroy(iid)
-    return statistics.median(p50s), statistics.median(p99s)
+    return statistics.median(p50s), statistics.median(p99s), min(counts)
 
 
 def bench_rss_idle(be, count):
@@ -346,9 +369,11 @@ def main():
     log(f"cpython peer: {runtime}")
 
     if args.quick:
-        cr_reps, ow_n, ow_reps, rt_n, rt_reps, alive = 20, 20_000, 3, 2_000, 3, 200
+        cr_reps, ow_n, ow_reps, alive = 20, 20_000, 3, 200
+        rt_n, rt_reps, rt_budget_s = 2_000, 3, 1.0
     else:
-        cr_reps, ow_n, ow_reps, rt_n, rt_reps, alive = 100, 200_000, 7, 20_000, 9, 1000
+        cr_reps, ow_n, ow_reps, alive = 100, 200_000, 7, 1000
+        rt_n, rt_reps, rt_budget_s = 20_000, 9, 4.0
 
     out = {
         "runtime": runtime,
@@ -383,9 +408,11 @@ def main():
     rate = measure("oneway_per_s", bench_oneway, be, ow_n, ow_reps)
     if rate is not None:
         out["msg64_oneway_raw_per_s"] = round(rate)
-    lat = measure("roundtrip_p50_p99_us", bench_roundtrip, be, rt_n, rt_reps)
-    if lat is not None:
-        out["roundtrip_p50_us"], out["roundtrip_p99_us"] = round(lat[0], 2), round(lat[1], 2)
+    rt = measure("roundtrip_p50_p99_us_samples", bench_roundtrip, be, rt_n, rt_reps, rt_budget_s)
+    rt_samples = "?"
+    if rt is not None:
+        out["roundtrip_p50_us"], out["roundtrip_p99_us"] = round(rt[0], 2), round(rt[1], 2)
+        rt_samples = rt[2]
 
     if "shared" in be.label:
         # Measured on 3.11: a thread waiting for the GIL from another interpreter
@@ -399,8 +426,9 @@ def main():
         f"create_run: median of {cr_reps}; "
         f"oneway: main interp (main thread) -> subinterp (own thread), "
         f"{ow_n} msgs, median of {ow_reps}; "
-        f"roundtrip: main <-> subinterp thread, {rt_n} pings, median of {rt_reps} "
-        f"per-rep percentiles; receivers poll (no blocking recv) with sched_yield; "
+        f"roundtrip: main <-> subinterp thread, median of {rt_reps} per-rep percentiles, "
+        f"each rep {rt_n} pings or {rt_budget_s:g} s (fewest: {rt_samples}); "
+        f"receivers poll (no blocking recv): sched_yield for 100 us, then 20 us naps; "
         f"rss: Pss delta / {alive} alive"
     )
     if failed:

@@ -10,9 +10,14 @@ const { Worker } = require('node:worker_threads');
 const fs = require('node:fs');
 
 const QUICK = process.argv.includes('--quick');
+// Repetitions and sizes; rtBudgetS caps the seconds of one round-trip repetition.
 const CFG = QUICK
-  ? { createReps: 15, onewayN: 20_000, onewayReps: 3, rtN: 2_000, rtReps: 3, idle: 50 }
-  : { createReps: 50, onewayN: 200_000, onewayReps: 5, rtN: 20_000, rtReps: 7, idle: 100 };
+  ? { createReps: 15, onewayN: 20_000, onewayReps: 3, rtN: 2_000, rtReps: 3, rtBudgetS: 1,
+      idle: 50 }
+  : { createReps: 50, onewayN: 200_000, onewayReps: 5, rtN: 20_000, rtReps: 7, rtBudgetS: 4,
+      idle: 100 };
+// A round-trip repetition records at least this many samples, even past its budget.
+const MIN_SAMPLES = 200;
 
 const log = (...args) => console.error(...args);
 const nowNs = () => process.hrtime.bigint();
@@ -102,25 +107,27 @@ async function benchOneway(n, reps) {
 
 // --- roundtrip_p50_us / roundtrip_p99_us -----------------------------------------
 // Ping-pong of a 64-byte Uint8Array between the main thread and an echoing
-// worker; one sample per round trip. Returns medians over reps of each rep's
-// p50 and p99.
+// worker; one sample per round trip. A repetition stops after n round trips or,
+// once it has MIN_SAMPLES, after budgetS seconds. Returns medians over reps of
+// each rep's p50 and p99, and the fewest samples a rep took.
 const ECHO_SRC = `
 const { parentPort } = require('node:worker_threads');
 parentPort.on('message', (m) => parentPort.postMessage(m));
 `;
 
-function pingPong(w, n, msg) {
+function pingPong(w, n, msg, budgetS = Infinity) {
   return new Promise((resolve, reject) => {
     const lat = new Float64Array(n);
+    const deadline = Number.isFinite(budgetS) ? nowNs() + BigInt(budgetS * 1e9) : null;
     let i = 0;
     let t0 = nowNs();
     const onMessage = () => {
       const t1 = nowNs();
       lat[i++] = Number(t1 - t0) / 1e3;
-      if (i === n) {
+      if (i === n || (deadline !== null && i >= MIN_SAMPLES && t1 > deadline)) {
         w.off('message', onMessage);
         w.off('error', reject);
-        resolve(lat);
+        resolve(lat.subarray(0, i));
         return;
       }
       t0 = nowNs();
@@ -132,22 +139,24 @@ function pingPong(w, n, msg) {
   });
 }
 
-async function benchRoundtrip(n, reps) {
+async function benchRoundtrip(n, reps, budgetS) {
   const p50s = [];
   const p99s = [];
+  let fewest = n;
   const msg = new Uint8Array(64).fill(0xab);
   const w = evalWorker(ECHO_SRC);
   try {
     await pingPong(w, 200, msg); // warm-up (JIT, thread start)
     for (let r = 0; r < reps; r++) {
-      const lat = (await pingPong(w, n, msg)).sort();
+      const lat = (await pingPong(w, n, msg, budgetS)).sort(); // numeric sort
       p50s.push(percentile(lat, 50));
       p99s.push(percentile(lat, 99));
+      fewest = Math.min(fewest, lat.length);
     }
   } finally {
     await w.terminate();
   }
-  return { p50: median(p50s), p99: median(p99s) };
+  return { p50: median(p50s), p99: median(p99s), fewest };
 }
 
 // --- rss_idle_js_kib --------------------------------------------------------------
@@ -216,7 +225,8 @@ async function main() {
   }
   const rate = await measure('oneway_per_s', () => benchOneway(CFG.onewayN, CFG.onewayReps));
   if (rate !== null) out.msg64_oneway_js_per_s = Math.round(rate);
-  const rt = await measure('roundtrip_us', () => benchRoundtrip(CFG.rtN, CFG.rtReps));
+  const rt = await measure('roundtrip_us',
+    () => benchRoundtrip(CFG.rtN, CFG.rtReps, CFG.rtBudgetS));
   if (rt !== null) {
     out.roundtrip_p50_us = Math.round(rt.p50 * 100) / 100;
     out.roundtrip_p99_us = Math.round(rt.p99 * 100) / 100;
@@ -227,7 +237,8 @@ async function main() {
       ` (${createTerminate} us incl. await terminate())`,
     `oneway: main thread -> worker postMessage of 64-byte Uint8Array, ${CFG.onewayN} msgs,` +
       ` median of ${CFG.onewayReps}`,
-    `roundtrip: main <-> echo worker, ${CFG.rtN} pings, median of ${CFG.rtReps} per-rep percentiles`,
+    `roundtrip: main <-> echo worker, median of ${CFG.rtReps} per-rep percentiles, each rep` +
+      ` ${CFG.rtN} pings or ${CFG.rtBudgetS} s (fewest: ${rt ? rt.fewest : '?'})`,
     `rss: Pss delta / ${CFG.idle} idle workers alive`,
   ].join('; ') + (failed.length ? `; FAILED: ${failed.join(', ')}` : '');
 

@@ -21,6 +21,7 @@ import time
 import traceback
 
 MSG = b"\xab" * 64  # the 64-byte payload / record
+MIN_SAMPLES = 200   # round trips a repetition records even past its time budget
 TRUE = "/bin/true"
 
 
@@ -131,10 +132,12 @@ def bench_oneway(n, reps):
     return statistics.median(rates)
 
 
-def bench_roundtrip(n, reps):
-    """(p50, p99) µs of a 64-byte ping-pong with a forked echo child over two
-    pipes; medians over reps of each repetition's percentiles."""
-    p50s, p99s = [], []
+def bench_roundtrip(n, reps, budget_s):
+    """(p50, p99, fewest samples) of a 64-byte ping-pong with a forked echo
+    child over two pipes.  p50/p99 are in µs, medians over reps of each
+    repetition's percentiles.  A repetition stops after n round trips or, once
+    it has MIN_SAMPLES, after budget_s seconds."""
+    p50s, p99s, counts = [], [], []
     for _ in range(reps):
         ping_r, ping_w = os.pipe()
         pong_r, pong_w = os.pipe()
@@ -142,8 +145,8 @@ def bench_roundtrip(n, reps):
         def echo():
             os.close(ping_w)
             os.close(pong_r)
-            for _ in range(n + 100):
-                os.write(pong_w, read_exactly(ping_r, len(MSG)))
+            while msg := os.read(ping_r, len(MSG)):  # until EOF
+                os.write(pong_w, msg)
 
         pid = fork_child(echo, child_fds=(ping_r, pong_w))
         clock, write, size = time.perf_counter_ns, os.write, len(MSG)
@@ -151,18 +154,22 @@ def bench_roundtrip(n, reps):
             write(ping_w, MSG)
             read_exactly(pong_r, size)
         lat = []
-        for _ in range(n):
+        deadline = clock() + int(budget_s * 1e9)
+        for i in range(n):
             t0 = clock()
+            if t0 > deadline and i >= MIN_SAMPLES:
+                break
             write(ping_w, MSG)
             read_exactly(pong_r, size)
             lat.append(clock() - t0)
-        os.close(ping_w)
+        os.close(ping_w)  # EOF ends the echo loop
         os.close(pong_r)
         reap(pid)
         lat.sort()
         p50s.append(percentile(lat, 50) / 1e3)
         p99s.append(percentile(lat, 99) / 1e3)
-    return statistics.median(p50s), statistics.median(p99s)
+        counts.append(len(lat))
+    return statistics.median(p50s), statistics.median(p99s), min(counts)
 
 
 def bench_rss_idle(reps):
@@ -199,9 +206,11 @@ def main():
     args = ap.parse_args()
 
     if args.quick:
-        cr_reps, ow_n, ow_reps, rt_n, rt_reps, rss_reps = 50, 20_000, 3, 2_000, 3, 3
+        cr_reps, ow_n, ow_reps, rss_reps = 50, 20_000, 3, 3
+        rt_n, rt_reps, rt_budget_s = 2_000, 3, 1.0
     else:
-        cr_reps, ow_n, ow_reps, rt_n, rt_reps, rss_reps = 300, 200_000, 7, 20_000, 9, 7
+        cr_reps, ow_n, ow_reps, rss_reps = 300, 200_000, 7, 7
+        rt_n, rt_reps, rt_budget_s = 20_000, 9, 4.0
 
     out = {
         "runtime": (f"Linux {platform.release()} processes + pipes, driven by "
@@ -239,16 +248,19 @@ def main():
     rate = measure("oneway_per_s", bench_oneway, ow_n, ow_reps)
     if rate is not None:
         out["msg64_oneway_raw_per_s"] = round(rate)
-    lat = measure("roundtrip_p50_p99_us", bench_roundtrip, rt_n, rt_reps)
-    if lat is not None:
-        out["roundtrip_p50_us"], out["roundtrip_p99_us"] = round(lat[0], 2), round(lat[1], 2)
+    rt = measure("roundtrip_p50_p99_us_samples", bench_roundtrip, rt_n, rt_reps, rt_budget_s)
+    rt_samples = "?"
+    if rt is not None:
+        out["roundtrip_p50_us"], out["roundtrip_p99_us"] = round(rt[0], 2), round(rt[1], 2)
+        rt_samples = rt[2]
 
     out["notes"] = (
         f"create_run: posix_spawn {TRUE} + waitpid, median of {cr_reps}; "
         f"oneway: forked child writes {ow_n} 64-byte records (1 write each) to a pipe, "
         f"parent bulk-reads, median of {ow_reps}; "
-        f"roundtrip: ping-pong with forked child over 2 pipes, {rt_n} pings, "
-        f"median of {rt_reps} per-rep percentiles; "
+        f"roundtrip: ping-pong with forked child over 2 pipes, median of {rt_reps} "
+        f"per-rep percentiles, each rep {rt_n} pings or {rt_budget_s:g} s "
+        f"(fewest: {rt_samples}); "
         f"rss: Pss of one idle forked python child (Private {private} KiB), "
         f"median of {rss_reps}"
     )
