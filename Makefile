@@ -3,7 +3,7 @@
 #   make demo     build everything and run the demo
 #   make test     build everything and run the test suite
 #   make guest    build the wasm guests under guest/ with zig
-#   make bench    the side-by-side benchmark (not there yet)
+#   make bench    the side-by-side benchmark against the peers
 #   make clean    remove build outputs and the local tool folder
 
 CARGO    ?= cargo
@@ -97,8 +97,10 @@ examples: guest
 	  $(CARGO) run --release --quiet --example $$e; \
 	done
 
-bench:
-	@echo "make bench: the side-by-side benchmark is not there yet (see the speed issue)."
+# The side-by-side benchmark (BENCH_ARGS=--quick for a short run); prints a
+# table and writes target/bench/results.json.
+bench: guest build
+	$(CARGO) bench --bench side_by_side -- $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean
