@@ -507,64 +507,154 @@ fn main() {
             peers: BTreeMap::new(),
         });
     };
-    eprintln!("subinterp bench{}: measuring subinterp", if quick { " (quick)" } else { "" });
+    eprintln!(
+        "subinterp bench{}: measuring subinterp",
+        if quick { " (quick)" } else { "" }
+    );
     // BENCH_ONLY=a,b measures only the metrics whose names start so (and no peers).
     let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
         .ok()
         .map(|s| s.split(',').map(str::to_string).collect());
-    let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| name.starts_with(p.as_str())));
+    let want = |name: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.iter().any(|p| name.starts_with(p.as_str())))
+    };
     if want("create_run_raw") {
         let (v, n) = b.create_run_raw();
-        add("create_run_raw_us", "µs", Better::Lower, format!("median of {n}"), Some(v));
+        add(
+            "create_run_raw_us",
+            "µs",
+            Better::Lower,
+            format!("median of {n}"),
+            Some(v),
+        );
     }
     if want("create_run_js") {
         let (v, n) = b.create_run_js();
-        add("create_run_js_us", "µs", Better::Lower, format!("median of {n}, `1+1`"), Some(v));
+        add(
+            "create_run_js_us",
+            "µs",
+            Better::Lower,
+            format!("median of {n}, `1+1`"),
+            Some(v),
+        );
     }
     if want("msg64_oneway_raw") {
         let (v, n) = b.msg64_raw();
-        add("msg64_oneway_raw_per_s", "msg/s", Better::Higher, format!("median of {n} runs"), Some(v));
+        add(
+            "msg64_oneway_raw_per_s",
+            "msg/s",
+            Better::Higher,
+            format!("median of {n} runs"),
+            Some(v),
+        );
     }
     if want("msg64_oneway_js") {
         let (v, n) = b.msg64_js();
-        add("msg64_oneway_js_per_s", "msg/s", Better::Higher, format!("median of {n} runs"), Some(v));
+        add(
+            "msg64_oneway_js_per_s",
+            "msg/s",
+            Better::Higher,
+            format!("median of {n} runs"),
+            Some(v),
+        );
     }
     if want("roundtrip") {
         let (p50, p99, n) = b.roundtrip();
-        add("roundtrip_p50_us", "µs", Better::Lower, format!("{n} round trips"), Some(p50));
-        add("roundtrip_p99_us", "µs", Better::Lower, format!("{n} round trips"), Some(p99));
+        add(
+            "roundtrip_p50_us",
+            "µs",
+            Better::Lower,
+            format!("{n} round trips"),
+            Some(p50),
+        );
+        add(
+            "roundtrip_p99_us",
+            "µs",
+            Better::Lower,
+            format!("{n} round trips"),
+            Some(p99),
+        );
     }
     if want("forward_64mib") {
         let (v, n) = b.forward_64mib();
-        add("forward_64mib_us", "µs", Better::Lower, format!("median of {n}"), Some(v));
+        add(
+            "forward_64mib_us",
+            "µs",
+            Better::Lower,
+            format!("median of {n}"),
+            Some(v),
+        );
     }
     if want("guest_read") || want("memcpy") {
         let ((g, m), n) = b.read_64mib();
-        add("guest_read_64mib_gbps", "GB/s", Better::Higher, format!("median of {n}"), Some(g));
-        add("memcpy_64mib_gbps", "GB/s", Better::Higher, format!("median of {n}, host memcpy"), Some(m));
+        add(
+            "guest_read_64mib_gbps",
+            "GB/s",
+            Better::Higher,
+            format!("median of {n}"),
+            Some(g),
+        );
+        add(
+            "memcpy_64mib_gbps",
+            "GB/s",
+            Better::Higher,
+            format!("median of {n}, host memcpy"),
+            Some(m),
+        );
     }
     let idle = if quick { 200 } else { 1000 };
     if want("rss_idle_raw") {
         let v = b.rss_idle(false, idle);
-        add("rss_idle_raw_kib", "KiB", Better::Lower, format!("Pss / {idle} live"), Some(v));
+        add(
+            "rss_idle_raw_kib",
+            "KiB",
+            Better::Lower,
+            format!("Pss / {idle} live"),
+            Some(v),
+        );
     }
     if want("rss_idle_js") {
         let v = b.rss_idle(true, idle);
-        add("rss_idle_js_kib", "KiB", Better::Lower, format!("Pss / {idle} live"), Some(v));
+        add(
+            "rss_idle_js_kib",
+            "KiB",
+            Better::Lower,
+            format!("Pss / {idle} live"),
+            Some(v),
+        );
     }
     drop(b);
     if want("live_js") || want("create_10k") {
         let target = if quick { 1000 } else { 10_000 };
         let (live, secs) = live_js(target);
-        add("live_js_max", "count", Better::Higher, format!("tried {target}"), Some(live));
-        add("create_10k_js_s", "s", Better::Lower, format!("time to create {live}"), Some(secs));
+        add(
+            "live_js_max",
+            "count",
+            Better::Higher,
+            format!("tried {target}"),
+            Some(live),
+        );
+        add(
+            "create_10k_js_s",
+            "s",
+            Better::Lower,
+            format!("time to create {live}"),
+            Some(secs),
+        );
     }
     let reps = if quick { 5 } else { 20 };
     if want("cli") {
         let cli = Path::new(ROOT).join("target/release/subinterp");
         let cli = cli.to_string_lossy().into_owned();
         let v = process_ms(&[&cli, "run", "-e", "console.log(1+1)"], reps);
-        add("cli_js_hello_ms", "ms", Better::Lower, format!("median of {reps} processes"), v);
+        add(
+            "cli_js_hello_ms",
+            "ms",
+            Better::Lower,
+            format!("median of {reps} processes"),
+            v,
+        );
     }
     if only.is_some() {
         return;

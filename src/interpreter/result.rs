@@ -108,7 +108,10 @@ pub struct GuestError {
 
 impl fmt::Display for GuestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.name(), self.message)
+        match &self.kind {
+            ErrorKind::Exception { name } => write!(f, "{name}: {}", self.message),
+            k => write!(f, "{}: {}", k.name(), self.message),
+        }
     }
 }
 
