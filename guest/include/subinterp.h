@@ -47,6 +47,7 @@
 #define SI_ERR_INVALID -10    /* invalid argument (negative capacity, bad UTF-8) */
 #define SI_ERR_TOO_LARGE -11  /* message over the channel's queued-bytes limit */
 #define SI_ERR_RELEASED -12   /* the named end was released by this interpreter */
+#define SI_ERR_BUSY -13       /* that interpreter is already running */
 
 /* Timeouts. */
 #define SI_BLOCK ((int64_t)-1)
@@ -56,6 +57,7 @@
 #define SI_KIND_VIEW 1
 #define SI_KIND_RECV 2
 #define SI_KIND_SEND 3
+#define SI_KIND_JOB 4   /* a started run, from si_interp_start */
 
 /* The channel end the host passed to this run under `name` (UTF-8, `len`
  * bytes). Returns the handle (borrowed: the same one on every call), or
@@ -139,17 +141,20 @@ SI_IMPORT("should_stop") int32_t si_should_stop(void);
  * capped (SI_ERR_LIMIT). Ids are int64; the host is 0. */
 
 /* Create a JS interpreter. `opts` is UTF-8 JSON with optional limits:
- * {"timeout_ms", "max_memory", "fuel", "max_output", "max_handles"}; each
- * is clamped to this interpreter's own. Returns the id (> 0), or
- * SI_ERR_LIMIT, SI_ERR_INVALID (bad JSON), SI_ERR_BOUNDS. */
+ * {"timeout_ms", "max_memory", "fuel", "max_output", "max_handles",
+ * "max_interpreters", "max_depth"} (non-negative numbers; any other key is
+ * SI_ERR_INVALID); each is clamped to this interpreter's own (interpreters
+ * and depth to one less). Returns the id (> 0), or SI_ERR_LIMIT (count,
+ * depth, pool or memory), SI_ERR_INVALID, SI_ERR_BOUNDS. */
 SI_IMPORT("interp_create") int64_t si_interp_create(const char *opts, uint32_t len);
 
 /* Run `src` (UTF-8 JavaScript) in child `id`, blocking until it ends (or
  * this run's own deadline). `bindings` is UTF-8 JSON {"name": handle, ...}
  * of this interpreter's channel ends (borrowed) that the child sees as
  * `channels.name`. Returns a created view holding the result JSON
- * {"completed": bool, "error": null | {"type", "message", "stack"}}, or
- * SI_ERR_NOT_FOUND (not a live child), SI_ERR_INVALID, SI_ERR_BAD_HANDLE,
+ * {"completed": bool, "error": null | {"type", "kind", "message", "stack"}}, or
+ * SI_ERR_NOT_FOUND (closed or unknown), SI_ERR_INVALID (not a child of this
+ * interpreter, bad UTF-8 or JSON), SI_ERR_BUSY, SI_ERR_BAD_HANDLE,
  * SI_ERR_WRONG_KIND, SI_ERR_BOUNDS, SI_ERR_LIMIT. */
 SI_IMPORT("interp_run") int32_t si_interp_run(int64_t id, const char *src, uint32_t src_len,
                                               const char *bindings, uint32_t bindings_len);
@@ -164,7 +169,9 @@ SI_IMPORT("interp_start") int32_t si_interp_start(int64_t id, const char *src, u
  * SI_ERR_TIMEOUT / SI_ERR_EMPTY when `timeout_us` passes first. */
 SI_IMPORT("interp_join") int32_t si_interp_join(int32_t job, int64_t timeout_us);
 
-/* Close child `id` (stops it if running). 0, or SI_ERR_NOT_FOUND. */
+/* Close child `id` (stops it if running). 0, SI_ERR_NOT_FOUND (no such live
+ * interpreter; closing twice is fine), or SI_ERR_INVALID (not created by this
+ * interpreter, or this interpreter itself). */
 SI_IMPORT("interp_close") int32_t si_interp_close(int64_t id);
 
 /* 0 idle, 1 running, or SI_ERR_NOT_FOUND (no such live interpreter). */

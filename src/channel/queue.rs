@@ -296,23 +296,18 @@ impl Core {
             }
             if !spun && self.capacity > 0 {
                 spun = true;
-                let got = MutexGuard::unlocked(&mut s, || {
+                // Whatever the spin saw, look at the state again under the
+                // lock before sleeping: a message, a close or the last
+                // sender's release may have come while it was unlocked.
+                MutexGuard::unlocked(&mut s, || {
                     let start = Instant::now();
-                    loop {
+                    while self.queued.load(Ordering::Acquire) == 0 && start.elapsed() < SPIN {
                         for _ in 0..16 {
                             std::hint::spin_loop();
-                            if self.queued.load(Ordering::Acquire) > 0 {
-                                return true;
-                            }
-                        }
-                        if start.elapsed() >= SPIN {
-                            return false;
                         }
                     }
                 });
-                if got {
-                    continue;
-                }
+                continue;
             }
             s.waiting_receivers += 1;
             // A rendezvous sender may be waiting for a receiver to show up.

@@ -180,6 +180,7 @@ struct InterpInner {
     stdout: Sink,
     stderr: Sink,
     creator: u64,
+    js: bool,
     /// Its places in its ancestors' budgets of interpreters.
     slots: Mutex<Vec<TreeSlot>>,
 }
@@ -379,6 +380,7 @@ impl<'h> InterpreterBuilder<'h> {
             stdout,
             stderr,
             creator,
+            js,
             slots: Mutex::new(slots),
         });
         let interp = Interpreter { inner };
@@ -624,11 +626,7 @@ impl Interpreter {
 
     /// Whether this interpreter runs JavaScript.
     pub fn is_js(&self) -> bool {
-        self.inner
-            .live
-            .try_lock()
-            .map(|l| l.as_ref().is_some_and(|l| l.js.is_some()))
-            .unwrap_or(false)
+        self.inner.js
     }
 
     /// The interpreter that created this one ([`InterpreterId::MAIN`]: the host).
