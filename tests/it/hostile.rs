@@ -722,3 +722,30 @@ fn soak_child() {
         "RssAnon grew from {start} KiB to {end} KiB"
     );
 }
+
+#[test]
+fn invalid_truncated_and_mislinked_modules_are_typed_errors() {
+    let host = host();
+    let good = std::fs::read(crate::common::guest_path("relay")).unwrap();
+    beside(&host, || {
+        for cut in [4, 9, good.len() / 3, good.len() / 2, good.len() - 1] {
+            let e = host.compile("cut", &good[..cut]).unwrap_err();
+            assert!(matches!(e, Error::InvalidModule(_)), "cut at {cut}: {e}");
+        }
+        let mut flipped = good.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid..mid + 16].fill(0xff);
+        assert!(host.compile("flipped", &flipped).is_err());
+        for wat in [
+            r#"(module (import "subinterp_v1" "no_such_call" (func)))"#,
+            r#"(module (import "subinterp_v1" "send" (func (param i32))))"#,
+            r#"(module (import "env" "anything" (func)))"#,
+            r#"(module (import "wasi_snapshot_preview1" "sock_open" (func)))"#,
+        ] {
+            let e = host.compile("link", wat.as_bytes()).unwrap_err();
+            assert!(matches!(e, Error::Link(_)), "{wat}: {e}");
+        }
+    });
+    // The host compiles the good module afterwards all the same.
+    assert!(host.compile("relay", &good).is_ok());
+}
