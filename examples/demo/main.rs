@@ -11,7 +11,7 @@
 //! Run: `make demo` (or `make guest && cargo run --release --example demo`).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
@@ -95,22 +95,33 @@ fn main() -> Result<()> {
         corpus_tx.close();
         Ok(())
     });
+    // A progress line each second while it runs (rewritten in place on a terminal).
+    let tty = std::io::stderr().is_terminal();
     let mut last = Instant::now();
+    let mut shown = false;
     while !job.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
         if last.elapsed() >= Duration::from_secs(1) {
             let c = host.counters();
-            eprint!(
-                "\r  running: {} interpreters, {} buffers forwarded, {:.1} MB read by workers ",
+            let line = format!(
+                "  running: {} interpreters, {} chunks forwarded, {:.1} MB read by workers",
                 host.list_all().len(),
                 c.buffers_forwarded,
                 c.bytes_copied_in as f64 / 1e6
             );
-            let _ = std::io::stderr().flush();
+            if tty {
+                eprint!("\r\x1b[2K{line}");
+                let _ = std::io::stderr().flush();
+            } else {
+                eprintln!("{line}");
+            }
+            shown = true;
             last = Instant::now();
         }
     }
-    eprint!("\r{:80}\r", "");
+    if tty && shown {
+        eprint!("\r\x1b[2K");
+    }
     feeder.join().expect("feeder thread")?;
     let result = job.join()?;
     if let Some(e) = &result.error {
