@@ -94,7 +94,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
-            Error::Guest(e) | Error::Instantiate(e) => Some(e),
+            // A guest error is shown in full by Display; as a source too, an
+            // error report would print it twice.
             _ => None,
         }
     }
