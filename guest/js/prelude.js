@@ -310,7 +310,9 @@
   Object.freeze(interpreters);
   Object.defineProperty(globalThis, "interpreters", { value: interpreters, enumerable: false });
 
-  // Per run: the ends the caller passed by name, on the global `channels`.
+  // Per run: the ends the caller passed by name, on the global `channels`
+  // (the C layer calls this only when some are bound).
+  globalThis.channels = Object.freeze({});
   Object.defineProperty(globalThis, "__bindChannels", {
     value() {
       const chans = {};

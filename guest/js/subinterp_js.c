@@ -533,6 +533,14 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
         return -4;
     }
     JS_FreeValue(ctx, r);
+    /* Collect the set-up's garbage now, and put the next cycle collection a
+     * megabyte of allocations away: a collection walks (and writes to) every
+     * object, so in an interpreter started from the snapshot an early one
+     * would turn the whole shared heap image into private copies. */
+    JS_RunGC(rt);
+    JSMemoryUsage u;
+    JS_ComputeMemoryUsage(rt, &u);
+    JS_SetGCThreshold(rt, (size_t)u.malloc_size + 1024 * 1024);
     return 0;
 }
 
@@ -572,13 +580,29 @@ static int run_jobs(void) {
 }
 
 /* Evaluates src (NUL-terminated by the caller) as a script or a module. */
-static int32_t eval(char *src, int32_t len, const char *name, int flags) {
-    has_unhandled_rejection = false;
+/* Whether the global `channels` is the empty object the prelude made. */
+static bool channels_empty = true;
+
+/* Sets the global `channels` from the ends bound for this run. With none
+ * bound, and none before, there is nothing to do: skipping the JS call keeps
+ * a first run from writing to (and so copying) more of the snapshot's heap. */
+static JSValue bind_channels(void) {
+    int32_t names = si_bound_names();
+    int32_t n = names > 0 ? si_view_len(names) : -1;
+    if (names > 0) si_release(names);
+    if (n == 2 && channels_empty) return JS_UNDEFINED; /* "[]" */
+    channels_empty = n == 2;
     JSValue global = JS_GetGlobalObject(ctx);
     JSValue refresh = JS_GetPropertyStr(ctx, global, "__bindChannels");
     JSValue b = JS_Call(ctx, refresh, JS_UNDEFINED, 0, NULL);
     JS_FreeValue(ctx, refresh);
     JS_FreeValue(ctx, global);
+    return b;
+}
+
+static int32_t eval(char *src, int32_t len, const char *name, int flags) {
+    has_unhandled_rejection = false;
+    JSValue b = bind_channels();
     int status = 0;
     if (JS_IsException(b)) {
         status = report_exception("Error");

@@ -735,3 +735,22 @@ fn quickjs_ng_test_files_pass_inside_subinterp() {
     assert!(failed.is_empty(), "failed:\n  {}", failed.join("\n  "));
     assert!(ran.len() >= 50, "only {} ran", ran.len());
 }
+
+#[test]
+fn channels_global_is_there_with_or_without_bindings() {
+    let host = host();
+    let w = js(&host);
+    let check = |src: &str, run: Run| {
+        let r = w.run(run).unwrap();
+        assert!(r.completed, "{src}: {:?}", r.error);
+    };
+    let empty = "if (typeof channels !== 'object' || Object.keys(channels).length !== 0 \
+                 || !Object.isFrozen(channels)) throw new Error('channels: ' + channels)";
+    check(empty, Run::js(empty));
+    let (_rx, tx) = host.create_channel(1);
+    let bound =
+        "if (!(channels.out instanceof interpreters.SendChannel)) throw new Error('unbound')";
+    check(bound, Run::js(bound).channel("out", tx));
+    // A name bound by an earlier run stays bound.
+    check(bound, Run::js(bound));
+}
