@@ -29,21 +29,15 @@ CPython.  Pass ``--site`` to keep ``site``.
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
 import threading
 import time
-import traceback
 
-MSG = b"\xab" * 64  # the 64-byte payload of every message
+from peerlib import MIN_SAMPLES, MSG, Measurer, log, percentile, smaps_rollup_kib
+
 STOP = b"stop"      # tells an echoing subinterpreter to return
-MIN_SAMPLES = 200   # round trips a repetition records even past its time budget
-
-
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -197,21 +191,6 @@ def detect_backend():
 # Helpers
 # ---------------------------------------------------------------------------
 
-def percentile(sorted_values, p):
-    """Nearest-rank percentile of an already sorted list."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def pss_kib(pid="self"):
-    """Proportional set size of a process, from /proc/<pid>/smaps_rollup."""
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    raise RuntimeError("no Pss line in smaps_rollup")
-
-
 class InterpThread(threading.Thread):
     """A thread that runs one script in one subinterpreter, keeping any error."""
 
@@ -338,9 +317,9 @@ def bench_rss_idle(be, count):
     """KiB of Pss added per idle subinterpreter, with ``count`` alive at once."""
     for _ in range(2):  # warm-up: one-time costs are not per interpreter
         be.destroy(be.create())
-    before = pss_kib()
+    before = smaps_rollup_kib("self", "Pss")
     ids = [be.create() for _ in range(count)]
-    after = pss_kib()
+    after = smaps_rollup_kib("self", "Pss")
     for iid in ids:
         be.destroy(iid)
     return (after - before) / count
@@ -384,19 +363,8 @@ def main():
         "roundtrip_p99_us": None,
         "rss_idle_raw_kib": None,
     }
-    failed = []
-
-    def measure(name, fn, *fn_args):
-        """Run one benchmark; a failure leaves its metrics null."""
-        t = time.perf_counter()
-        try:
-            value = fn(*fn_args)
-        except Exception:
-            log(f"  {name} FAILED:\n{traceback.format_exc()}")
-            failed.append(name)
-            return None
-        log(f"  {name}: {value} ({time.perf_counter() - t:.1f} s)")
-        return value
+    measure = Measurer()
+    failed = measure.failed
 
     # Memory first, so that memory freed by the other benchmarks is not reused.
     kib = measure("rss_idle_kib", bench_rss_idle, be, alive)

@@ -12,7 +12,6 @@ os.write on raw pipe descriptors and leave with os._exit.
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -20,28 +19,9 @@ import sys
 import time
 import traceback
 
-MSG = b"\xab" * 64  # the 64-byte payload / record
-MIN_SAMPLES = 200   # round trips a repetition records even past its time budget
+from peerlib import MIN_SAMPLES, MSG, Measurer, log, percentile, smaps_rollup_kib
+
 TRUE = "/bin/true"
-
-
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
-def percentile(sorted_values, p):
-    """Nearest-rank percentile of an already sorted list."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def smaps_rollup_kib(pid, field):
-    """One field (e.g. "Pss") of /proc/<pid>/smaps_rollup, in KiB."""
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} line in /proc/{pid}/smaps_rollup")
 
 
 def read_exactly(fd, n):
@@ -222,19 +202,8 @@ def main():
         "rss_idle_raw_kib": None,
         "cli_js_hello_ms": None,  # no JS here
     }
-    failed = []
-
-    def measure(name, fn, *fn_args):
-        """Run one benchmark; a failure leaves its metrics null."""
-        t = time.perf_counter()
-        try:
-            value = fn(*fn_args)
-        except Exception:
-            log(f"  {name} FAILED:\n{traceback.format_exc()}")
-            failed.append(name)
-            return None
-        log(f"  {name}: {value} ({time.perf_counter() - t:.1f} s)")
-        return value
+    measure = Measurer()
+    failed = measure.failed
 
     log(f"process peer: {out['runtime']}")
     # Memory first, while this (the forked) process is still small.
