@@ -19,6 +19,8 @@ use subinterp::{Guest, Host, Interpreter, Limits, Run};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const MIB64: usize = 64 << 20;
+/// The CPython versions measured as peers (each where installed).
+const PEER_PYTHONS: [&str; 3] = ["cpython3.11", "cpython3.12", "cpython3.13"];
 
 /// Whether a bigger figure is better (rates) or a smaller one (times, memory).
 #[derive(Clone, Copy, PartialEq)]
@@ -665,7 +667,7 @@ fn main() {
     let mut notes: BTreeMap<String, String> = BTreeMap::new();
     let mut peer_results: Vec<(String, Result<Value, String>)> = Vec::new();
     let pys = pythons();
-    for want in ["cpython3.11", "cpython3.12", "cpython3.13"] {
+    for want in PEER_PYTHONS {
         match pys.get(want) {
             Some(py) => {
                 let py = py.to_string_lossy().into_owned();
@@ -712,11 +714,17 @@ fn main() {
     }
     // Whole-process start-up of the peers' runtimes, for cli_js_hello_ms.
     let node = process_ms(&["node", "-e", "console.log(1+1)"], reps);
-    let py = process_ms(&["python3", "-S", "-c", "print(1+1)"], reps);
     for m in metrics.iter_mut().filter(|m| m.name == "cli_js_hello_ms") {
         m.peers.insert("node".into(), node);
-        if let Some(p) = pys.keys().find(|k| *k == "cpython3.11") {
-            m.peers.insert(p.clone(), py);
+        for (name, py) in pys
+            .iter()
+            .filter(|(n, _)| PEER_PYTHONS.contains(&n.as_str()))
+        {
+            let py = py.to_string_lossy();
+            m.peers.insert(
+                name.clone(),
+                process_ms(&[&py, "-S", "-c", "print(1+1)"], reps),
+            );
         }
     }
 

@@ -219,8 +219,19 @@ fn child_run(
     Ok((target, run))
 }
 
+/// Whether this interpreter has room for one more handle (the result view or
+/// the job); checked before a child run starts, so a finished run's result
+/// is never refused for want of a handle.
+fn has_room(cx: &Cx<'_>) -> bool {
+    let handles = &cx.data().handles;
+    handles.len() < handles.limit()
+}
+
 /// `interp_run(id, src, src_len, bind, bind_len) -> view`: runs and waits.
 fn interp_run(mut cx: Cx<'_>, id: i64, sp: i32, sl: i32, bp: i32, bl: i32) -> Ret {
+    if !has_room(&cx) {
+        return Ok(ERR_LIMIT);
+    }
     let job = match child_run(&mut cx, id, (sp, sl), (bp, bl)).and_then(|(c, r)| Job::spawn(c, r)) {
         Ok(j) => j,
         Err(e) => return Ok(e),
@@ -232,8 +243,7 @@ fn interp_run(mut cx: Cx<'_>, id: i64, sp: i32, sl: i32, bp: i32, bl: i32) -> Re
 /// `interp_start(id, src, src_len, bind, bind_len) -> job`: runs on the
 /// child's own thread.
 fn interp_start(mut cx: Cx<'_>, id: i64, sp: i32, sl: i32, bp: i32, bl: i32) -> i32 {
-    let state_limit = cx.data().handles.len() >= cx.data().handles.limit();
-    if state_limit {
+    if !has_room(&cx) {
         return ERR_LIMIT;
     }
     match child_run(&mut cx, id, (sp, sl), (bp, bl)).and_then(|(c, r)| Job::spawn(c, r)) {

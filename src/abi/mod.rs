@@ -10,8 +10,11 @@
 //!
 //! Timeouts are microseconds as `i64`: negative blocks (until the run's
 //! deadline), 0 never waits, positive waits at most that long. When the
-//! run's own deadline passes during a wait, the run ends with
-//! [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) rather than returning.
+//! run's own deadline passes during a wait (or the interpreter is closed),
+//! a plain module's run ends there with
+//! [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (or `Closed`); the JS
+//! guest, which stops itself, gets `ERR_TIMEOUT` (or `ERR_CLOSED`) back
+//! during its grace period, and is stopped by force only after it.
 
 mod interp;
 
@@ -129,8 +132,9 @@ fn deadline(state: &HostState, timeout_us: i64) -> Option<Instant> {
     }
 }
 
-/// Runs `op` with the wait `timeout_us` asks for; a wait that ended because
-/// the run must stop becomes a trap.
+/// Runs `op` with the wait `timeout_us` asks for. A wait that ended because
+/// the run must stop becomes a trap, or, for a guest still in its grace
+/// period (JS), an error code it can unwind on.
 fn waiting<T>(
     cx: &Cx<'_>,
     timeout_us: i64,

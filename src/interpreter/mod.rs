@@ -155,6 +155,7 @@ impl Run {
 }
 
 struct JsFns {
+    memory: wasmtime::Memory,
     alloc: TypedFunc<i32, i32>,
     eval: TypedFunc<(i32, i32), i32>,
     eval_module: TypedFunc<(i32, i32, i32, i32), i32>,
@@ -472,6 +473,9 @@ fn init_js(
     init: &str,
 ) -> Result<JsFns, JsInitError> {
     let fns = JsFns {
+        memory: instance
+            .get_memory(&mut *store, "memory")
+            .ok_or_else(|| JsInitError::Wasm(wasmtime::Error::msg("JS guest has no memory")))?,
         alloc: instance
             .get_typed_func(&mut *store, "si_js_alloc")
             .map_err(JsInitError::Wasm)?,
@@ -741,9 +745,12 @@ impl Interpreter {
         }
         self.prepare(&mut live.store, cap);
         let fns = live.js.as_ref().expect("checked by the caller");
-        let (alloc, eval, eval_module) =
-            (fns.alloc.clone(), fns.eval.clone(), fns.eval_module.clone());
-        let memory = live.instance.get_memory(&mut live.store, "memory");
+        let (memory, alloc, eval, eval_module) = (
+            fns.memory,
+            fns.alloc.clone(),
+            fns.eval.clone(),
+            fns.eval_module.clone(),
+        );
         let started = Instant::now();
         let prev = CURRENT.with(|c| c.replace(self.inner.id));
         let oom = || {
@@ -755,7 +762,6 @@ impl Interpreter {
         let put = |store: &mut Store<HostState>, text: &str| -> wasmtime::Result<(i32, i32)> {
             let len = i32::try_from(text.len()).map_err(|_| oom())?;
             let ptr = alloc.call(&mut *store, len)?;
-            let memory = memory.ok_or_else(|| wasmtime::Error::msg("JS guest has no memory"))?;
             if ptr == 0 {
                 return Err(oom());
             }

@@ -184,3 +184,39 @@ fn javascript_errors_exit_non_zero_with_type_message_and_stack() {
     assert_eq!(v["error"]["kind"], "timeout");
     assert_eq!(v["error"]["limit"]["timeout_ms"], 200.0);
 }
+
+#[test]
+fn directory_grants_on_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("subinterp-cli-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("f.txt"), "granted").unwrap();
+    let hello = guest_path("hello");
+    let grant = format!("{}:/data:ro", dir.display());
+    let out = subinterp()
+        .args(["run", "--dir", &grant])
+        .arg(&hello)
+        .args(["cat", "/data/f.txt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("granted"));
+    let out = subinterp()
+        .args(["run", "--dir", &grant])
+        .arg(&hello)
+        .args(["write", "/data/new.txt", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "read-only: {out:?}");
+    // Bad input is a clear error before anything runs.
+    let out = subinterp()
+        .args(["run", "--dir", "/no/such/dir:/data"])
+        .arg(&hello)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/no/such/dir is not a directory"),
+        "{out:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
