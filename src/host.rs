@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -13,7 +13,7 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
 };
 
-use crate::channel::{self, ChannelId, Core, RecvChannel, SendChannel};
+use crate::channel::{self, ChannelId, Core, RecvChannel, Registry, SendChannel};
 use crate::error::Error;
 use crate::guest::Guest;
 use crate::interpreter::{HostState, Interpreter, InterpreterBuilder, InterpreterId};
@@ -31,6 +31,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub const MAX_WASM_STACK: usize = 1 << 20;
 /// Bytes of a freed pool slot's linear memory kept resident for its next user.
 const KEEP_RESIDENT: usize = 1 << 20;
+/// Bytes of a returned fiber stack kept resident for its next call.
+const STACK_KEEP_RESIDENT: usize = 32 << 10;
 /// Default for the largest linear memory an interpreter of a pooled host can
 /// have (each pool slot reserves this much address space): 4 GiB.
 pub const DEFAULT_POOL_MAX_MEMORY: usize = 4 << 30;
@@ -63,9 +65,12 @@ pub(crate) struct HostInner {
     max_queued_bytes: usize,
     next_id: AtomicU64,
     strong: Mutex<BTreeMap<u64, Interpreter>>,
-    channels: Mutex<BTreeMap<u64, Weak<Core>>>,
+    channels: Arc<Registry>,
     main: OnceLock<u64>,
-    js: OnceLock<Result<Guest, String>>,
+    /// The JS guest once loaded. A failure is not kept: a later call tries
+    /// again (the failure may have been a passing one, such as a process
+    /// out of file descriptors).
+    js: Mutex<Option<Guest>>,
 }
 
 impl HostInner {
@@ -106,30 +111,35 @@ impl HostInner {
     /// The JavaScript guest, loaded (from the compiled cache when there is
     /// one) the first time it is asked for.
     pub(crate) fn js(&self) -> Result<Guest, Error> {
-        self.js
-            .get_or_init(|| {
-                let path = crate::cache::js_wasm_path()?;
-                // The pre-initialised snapshot, or (should snapshotting fail)
-                // the plain module, which sets itself up in each interpreter.
-                let snap = crate::cache::load(&self.engine, &path, "snap", |wasm| {
-                    let state = crate::interpreter::scratch_state(&self.counters);
-                    crate::snapshot::pre_initialize(&self.engine, &self.linker, &wasm, state)
-                });
-                let (module, preinit) = match snap {
-                    Ok(m) => (m, true),
-                    Err(_) => (crate::cache::load(&self.engine, &path, "plain", Ok)?, false),
-                };
-                let guest = self
-                    .link("js", module, preinit)
-                    .map_err(|e| e.to_string())?;
-                if guest.is_js() {
-                    Ok(guest)
-                } else {
-                    Err(format!("{} is not the subinterp JS guest", path.display()))
-                }
-            })
-            .clone()
-            .map_err(Error::JsGuest)
+        let mut js = self.js.lock();
+        if let Some(g) = js.as_ref() {
+            return Ok(g.clone());
+        }
+        let guest = self.load_js().map_err(Error::JsGuest)?;
+        *js = Some(guest.clone());
+        Ok(guest)
+    }
+
+    fn load_js(&self) -> Result<Guest, String> {
+        let path = crate::cache::js_wasm_path()?;
+        // The pre-initialised snapshot, or (should snapshotting fail) the
+        // plain module, which sets itself up in each interpreter.
+        let snap = crate::cache::load(&self.engine, &path, "snap", |wasm| {
+            let state = crate::interpreter::scratch_state(&self.counters);
+            crate::snapshot::pre_initialize(&self.engine, &self.linker, &wasm, state)
+        });
+        let (module, preinit) = match snap {
+            Ok(m) => (m, true),
+            Err(_) => (crate::cache::load(&self.engine, &path, "plain", Ok)?, false),
+        };
+        let guest = self
+            .link("js", module, preinit)
+            .map_err(|e| e.to_string())?;
+        if guest.is_js() {
+            Ok(guest)
+        } else {
+            Err(format!("{} is not the subinterp JS guest", path.display()))
+        }
     }
 
     pub(crate) fn unregister(&self, id: u64) {
@@ -141,10 +151,9 @@ impl HostInner {
         capacity: usize,
         max_bytes: usize,
     ) -> (RecvChannel, SendChannel) {
-        let core = Arc::new(Core::new(self.next_id(), capacity, max_bytes));
-        let mut map = self.channels.lock();
-        map.retain(|_, w| w.strong_count() > 0);
-        map.insert(core.id, Arc::downgrade(&core));
+        let registry = Arc::downgrade(&self.channels);
+        let core = Arc::new(Core::new(self.next_id(), capacity, max_bytes, registry));
+        self.channels.add(&core);
         channel::new_pair(core)
     }
 }
@@ -213,7 +222,7 @@ impl HostBuilder {
             _ => (self.engine(0)?, 0),
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
         crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         spawn_ticker(&engine);
@@ -226,9 +235,9 @@ impl HostBuilder {
             max_queued_bytes: self.max_queued_bytes,
             next_id: AtomicU64::new(1),
             strong: Mutex::default(),
-            channels: Mutex::default(),
+            channels: Arc::default(),
             main: OnceLock::new(),
-            js: OnceLock::new(),
+            js: Mutex::new(None),
         };
         Ok(Host {
             inner: Arc::new(inner),
@@ -238,12 +247,14 @@ impl HostBuilder {
     fn engine(&self, pool_size: u32) -> Result<Engine, Error> {
         let mut config = Config::new();
         config
+            .async_stack_zeroing(true)
             .epoch_interruption(true)
             .consume_fuel(self.fuel)
             .max_wasm_stack(MAX_WASM_STACK);
         if pool_size > 0 {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_core_instances(pool_size)
+                .total_stacks(pool_size)
                 .total_memories(pool_size)
                 .total_tables(pool_size)
                 .max_memory_size(self.pool_max_memory)
@@ -252,6 +263,10 @@ impl HostBuilder {
                 // found with PAGEMAP_SCAN where the kernel has it): a new JS
                 // interpreter then starts without page faults on its heap.
                 .linear_memory_keep_resident(KEEP_RESIDENT)
+                // A returned fiber stack keeps its top resident (reset with
+                // memset) and gives the rest back to the system: without
+                // this every stack a deep call once touched stays resident.
+                .async_stack_keep_resident(STACK_KEEP_RESIDENT)
                 .table_keep_resident(KEEP_RESIDENT / 8)
                 .pagemap_scan(wasmtime::Enabled::Auto);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -413,9 +428,7 @@ impl Host {
 
     /// The ids of every channel that still has a live end.
     pub fn list_channels(&self) -> Vec<ChannelId> {
-        let mut map = self.inner.channels.lock();
-        map.retain(|_, w| w.strong_count() > 0);
-        map.keys().map(|&id| ChannelId(id)).collect()
+        self.inner.channels.ids().into_iter().map(ChannelId).collect()
     }
 
     /// The host's copy counters so far.

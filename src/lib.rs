@@ -56,6 +56,7 @@ mod buffer;
 mod cache;
 pub mod channel;
 mod error;
+mod exec;
 mod guest;
 mod handle;
 mod host;

@@ -5,12 +5,11 @@
 //! image, instead of some hundreds of microseconds of set-up.
 
 use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use wasmtime::{Engine, Instance, Linker, Module, Store, Val};
 use wasmtime_wizer::{InstanceState, SnapshotVal, Wizer};
 
+use crate::exec::block_on_trusted;
 use crate::interpreter::HostState;
 
 /// The export the snapshot runs: `si_js_setup`, as `() -> ()`.
@@ -52,17 +51,6 @@ impl InstanceState for Live<'_> {
     }
 }
 
-/// Drives a future that never waits (our `InstanceState` answers at once).
-fn now<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
-
 /// Runs the JS guest's set-up once and returns a module that starts from
 /// its result. `state` is a fresh host state for the one-off instance.
 pub(crate) fn pre_initialize(
@@ -77,17 +65,15 @@ pub(crate) fn pre_initialize(
     let module = Module::new(engine, &instrumented).map_err(|e| format!("{e:#}"))?;
     let mut store = Store::new(engine, state);
     store.set_epoch_deadline(u64::MAX / 2);
-    let instance = linker
-        .instantiate(&mut store, &module)
+    let instance = block_on_trusted(linker.instantiate_async(&mut store, &module))
         .map_err(|e| format!("{e:#}"))?;
     for name in ["_initialize", INIT] {
         let f = instance
             .get_typed_func::<(), ()>(&mut store, name)
             .map_err(|e| format!("{name}: {e:#}"))?;
-        f.call(&mut store, ())
-            .map_err(|e| format!("{name}: {e:#}"))?;
+        block_on_trusted(f.call_async(&mut store, ())).map_err(|e| format!("{name}: {e:#}"))?;
     }
-    now(wizer.snapshot(
+    block_on_trusted(wizer.snapshot(
         &cx,
         &mut Live {
             store: &mut store,

@@ -153,6 +153,7 @@ fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
             slots,
             stdout: state.stdout.clone(),
             stderr: state.stderr.clone(),
+            deadline_cap: state.deadline.map(|(at, _)| at),
         })
         .create();
     match child {

@@ -421,6 +421,7 @@ fn channel_create(mut cx: Cx<'_>, capacity: i32, out: i32) -> i32 {
     };
     let (rx, tx) = host.new_channel(capacity, host.max_queued_bytes());
     let (data, state) = mem.data_and_store_mut(&mut cx);
+    state.shared.own(rx.core());
     let hr = state.handles.insert(Entry::Recv(rx)).unwrap_or(ERR_LIMIT);
     let hs = state.handles.insert(Entry::Send(tx)).unwrap_or(ERR_LIMIT);
     data[r.start..r.start + 4].copy_from_slice(&hr.to_le_bytes());

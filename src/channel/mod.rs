@@ -20,7 +20,7 @@ use bytes::Bytes;
 pub use self::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-pub(crate) use self::queue::{Core, RecvFail, SendFail, Wait};
+pub(crate) use self::queue::{Core, RecvFail, Registry, SendFail, Wait};
 
 use crate::buffer::{Buffer, View};
 

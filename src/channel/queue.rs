@@ -10,7 +10,9 @@
 //! - `senders`/`receivers` count the live ends (including ends that are
 //!   themselves queued as messages somewhere).
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -78,6 +80,8 @@ struct State {
 
 pub(crate) struct Core {
     pub(crate) id: u64,
+    /// The host's list of channels, which this one leaves when dropped.
+    registry: Weak<Registry>,
     pub(crate) capacity: usize,
     pub(crate) max_queued_bytes: usize,
     state: Mutex<State>,
@@ -128,9 +132,15 @@ fn wait_on(cv: &Condvar, g: &mut MutexGuard<'_, State>, wait: Wait<'_>) -> Woke 
 }
 
 impl Core {
-    pub(crate) fn new(id: u64, capacity: usize, max_queued_bytes: usize) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        capacity: usize,
+        max_queued_bytes: usize,
+        registry: Weak<Registry>,
+    ) -> Self {
         Core {
             id,
+            registry,
             capacity,
             max_queued_bytes,
             state: Mutex::new(State {
@@ -177,6 +187,23 @@ impl Core {
         s.closed = true;
         self.not_empty.notify_all();
         self.not_full.notify_all();
+    }
+
+    /// Closes the channel for good and drops what it holds: senders and
+    /// receivers alike get "closed" from now on. What an interpreter's tree
+    /// created goes this way when the interpreter is closed, which also
+    /// breaks any cycle of channels holding each other's ends.
+    pub(crate) fn purge(&self) {
+        let queue = {
+            let mut s = self.state.lock();
+            s.closed = true;
+            s.queued_bytes = 0;
+            self.queued.store(0, Ordering::Release);
+            self.not_empty.notify_all();
+            self.not_full.notify_all();
+            std::mem::take(&mut s.queue)
+        };
+        bury(queue.into_iter().map(|(_, m)| m));
     }
 
     /// Whether the channel was closed by a sender.
@@ -320,5 +347,81 @@ impl Core {
                 Woke::Cancelled => return Err(RecvFail::Cancelled),
             }
         }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        let queue = std::mem::take(&mut self.state.get_mut().queue);
+        bury(queue.into_iter().map(|(_, m)| m));
+        if let Some(registry) = self.registry.upgrade() {
+            registry.remove(self.id);
+        }
+    }
+}
+
+/// The host's channels that still exist, by id. A channel leaves it when it
+/// is dropped, so the list never holds the dead.
+#[derive(Default)]
+pub(crate) struct Registry {
+    live: Mutex<BTreeMap<u64, Weak<Core>>>,
+}
+
+impl Registry {
+    pub(crate) fn add(&self, core: &std::sync::Arc<Core>) {
+        self.live
+            .lock()
+            .insert(core.id, std::sync::Arc::downgrade(core));
+    }
+
+    fn remove(&self, id: u64) {
+        self.live.lock().remove(&id);
+    }
+
+    /// The ids of the channels that exist now, oldest first.
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        self.live.lock().keys().copied().collect()
+    }
+}
+
+thread_local! {
+    /// Messages waiting to be dropped by the burial running on this thread.
+    static GRAVE: RefCell<Option<Vec<Message>>> = const { RefCell::new(None) };
+}
+
+/// Drops `messages` without recursion. A message can be a channel end whose
+/// channel holds more messages, and a guest controls how long such a chain
+/// is: dropping it from inside `Drop` would recurse once per link and
+/// overflow the host's stack. The first burial on a thread drops messages
+/// one at a time from a work list; burials that those drops start (a
+/// channel's last end going) only add to the list.
+pub(crate) fn bury(messages: impl Iterator<Item = Message>) {
+    let nested = GRAVE.try_with(|g| {
+        let mut g = g.borrow_mut();
+        match g.as_mut() {
+            Some(list) => {
+                list.extend(messages);
+                None
+            }
+            None => {
+                *g = Some(Vec::new());
+                Some(messages)
+            }
+        }
+    });
+    // The thread is exiting (no thread-locals left): drop in place.
+    let Ok(first) = nested else { return };
+    let Some(first) = first else { return };
+    for m in first {
+        drop(m);
+        drain_grave();
+    }
+    drain_grave();
+    let _ = GRAVE.try_with(|g| *g.borrow_mut() = None);
+}
+
+fn drain_grave() {
+    while let Some(m) = GRAVE.with(|g| g.borrow_mut().as_mut().and_then(Vec::pop)) {
+        drop(m);
     }
 }

@@ -19,7 +19,7 @@ pub use self::result::{ErrorKind, GuestError, RunResult, RunStats};
 pub(crate) use self::state::{Abort, HostState, Lineage, Shared, Tally, Tree, TreeSlot};
 
 use self::result::{Outcome, classify};
-use self::state::Limiter;
+use self::state::{Limiter, Stopper};
 use crate::channel::{RecvChannel, SendChannel};
 use crate::error::{Error, LimitError};
 use crate::guest::Guest;
@@ -80,6 +80,10 @@ impl From<SendChannel> for ChannelEnd {
 /// the host stops it by force. A JS interpreter stopped by force is closed,
 /// since its heap may be half-updated.
 pub const JS_STOP_GRACE: Duration = Duration::from_millis(100);
+
+/// How long past its deadline a run waits for its output to reach a host
+/// stream that is not being read.
+const OUTPUT_DRAIN_GRACE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 enum Body {
@@ -222,6 +226,8 @@ pub(crate) struct ChildOf {
     pub(crate) slots: Vec<TreeSlot>,
     pub(crate) stdout: Sink,
     pub(crate) stderr: Sink,
+    /// The creator's deadline: the child's creation ends by then.
+    pub(crate) deadline_cap: Option<Instant>,
 }
 
 impl<'h> InterpreterBuilder<'h> {
@@ -305,6 +311,7 @@ impl<'h> InterpreterBuilder<'h> {
     pub fn create(self) -> Result<Interpreter, Error> {
         let id = self.host.next_id();
         let shared = Arc::new(Shared::default());
+        let cap = self.child_of.as_ref().and_then(|c| c.deadline_cap);
         let (lineage, slots, stdout, stderr, own_output) = match self.child_of {
             Some(c) => (c.lineage, c.slots, c.stdout, c.stderr, false),
             None => (
@@ -355,7 +362,9 @@ impl<'h> InterpreterBuilder<'h> {
             handles: HandleTable::new(id, self.limits.get_max_handles()),
             names: HashMap::new(),
             shared: shared.clone(),
-            deadline: None,
+            // Creation (instantiation, start functions, `_initialize`, the JS
+            // set-up) is bounded by the same deadline as a run.
+            deadline: deadline_from(&self.limits, cap),
             tally: Tally::default(),
             counters: self.host.counters.clone(),
             host: Arc::downgrade(self.host),
@@ -409,15 +418,18 @@ fn instantiate(
     if host.fuel {
         let _ = store.set_fuel(limits.get_fuel().unwrap_or(u64::MAX));
     }
-    let instance = guest.pre().instantiate(&mut store).map_err(|e| {
-        if let Some(p) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-            let _ = p;
-            return Error::Limit(LimitError::TooManyInterpreters {
-                limit: host.pool_size,
-            });
-        }
-        Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
-    })?;
+    let stop = store.data().stopper();
+    let instance = stop
+        .drive(guest.pre().instantiate_async(&mut store))
+        .map_err(|e| {
+            if let Some(p) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+                let _ = p;
+                return Error::Limit(LimitError::TooManyInterpreters {
+                    limit: host.pool_size,
+                });
+            }
+            Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
+        })?;
     let init_error = |e: wasmtime::Error| {
         Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
     };
@@ -425,7 +437,8 @@ fn instantiate(
     if !guest.is_preinitialized()
         && let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize")
     {
-        init.call(&mut store, ()).map_err(init_error)?;
+        stop.drive(init.call_async(&mut store, ()))
+            .map_err(init_error)?;
     }
     let js = if guest.is_js() {
         let init = if guest.is_preinitialized() {
@@ -434,7 +447,7 @@ fn instantiate(
             "si_js_init"
         };
         Some(
-            init_js(&mut store, &instance, limits, init).map_err(|e| match e {
+            init_js(&mut store, &instance, limits, init, &stop).map_err(|e| match e {
                 JsInitError::Wasm(e) => init_error(e),
                 JsInitError::Guest(e) => Error::Instantiate(e),
             })?,
@@ -442,6 +455,7 @@ fn instantiate(
     } else {
         None
     };
+    store.data_mut().deadline = None;
     Ok(Live {
         store,
         instance,
@@ -471,6 +485,7 @@ fn init_js(
     instance: &Instance,
     limits: &Limits,
     init: &str,
+    stop: &Stopper,
 ) -> Result<JsFns, JsInitError> {
     let fns = JsFns {
         memory: instance
@@ -489,8 +504,8 @@ fn init_js(
     let init = instance
         .get_typed_func::<i32, i32>(&mut *store, init)
         .map_err(JsInitError::Wasm)?;
-    let code = init
-        .call(&mut *store, js_heap_limit(limits.get_max_memory()))
+    let code = stop
+        .drive(init.call_async(&mut *store, js_heap_limit(limits.get_max_memory())))
         .map_err(JsInitError::Wasm)?;
     if code != 0 {
         let reported = store.data_mut().reported.take();
@@ -619,6 +634,7 @@ impl Interpreter {
     /// no-op.
     pub fn close(&self) {
         self.inner.shared.closed.store(true, Ordering::Release);
+        self.inner.shared.purge_owned();
         if let Some(host) = self.inner.host.upgrade() {
             host.unregister(self.inner.id);
         }
@@ -714,7 +730,8 @@ impl Interpreter {
         let started = Instant::now();
         let mut results = vec![Val::I32(0); func.ty(&live.store).results().len()];
         let prev = CURRENT.with(|c| c.replace(self.inner.id));
-        let call = func.call(&mut live.store, &[], &mut results);
+        let stop = live.store.data().stopper();
+        let call = stop.drive(func.call_async(&mut live.store, &[], &mut results));
         CURRENT.with(|c| c.set(prev));
         let wall = started.elapsed();
         let outcome = match call {
@@ -758,10 +775,11 @@ impl Interpreter {
                 limit: self.inner.limits.get_max_memory(),
             })
         };
+        let stop = live.store.data().stopper();
         // Copies `text` into a fresh guest buffer: (pointer, length).
         let put = |store: &mut Store<HostState>, text: &str| -> wasmtime::Result<(i32, i32)> {
             let len = i32::try_from(text.len()).map_err(|_| oom())?;
-            let ptr = alloc.call(&mut *store, len)?;
+            let ptr = stop.drive(alloc.call_async(&mut *store, len))?;
             if ptr == 0 {
                 return Err(oom());
             }
@@ -771,10 +789,10 @@ impl Interpreter {
         let call = (|| -> wasmtime::Result<i32> {
             let (ptr, len) = put(&mut live.store, source)?;
             match module {
-                None => eval.call(&mut live.store, (ptr, len)),
+                None => stop.drive(eval.call_async(&mut live.store, (ptr, len))),
                 Some(name) => {
                     let (np, nl) = put(&mut live.store, name)?;
-                    eval_module.call(&mut live.store, (ptr, len, np, nl))
+                    stop.drive(eval_module.call_async(&mut live.store, (ptr, len, np, nl)))
                 }
             }
         })();
@@ -831,16 +849,8 @@ impl Interpreter {
 
     fn prepare(&self, store: &mut Store<HostState>, cap: Option<Instant>) {
         let limits = &self.inner.limits;
-        let now = Instant::now();
-        let own = limits
-            .get_timeout()
-            .and_then(|t| Some((now.checked_add(t)?, t)));
         let state = store.data_mut();
-        state.deadline = match (own, cap) {
-            (Some((at, _)), Some(c)) if c < at => Some((c, c.saturating_duration_since(now))),
-            (None, Some(c)) => Some((c, c.saturating_duration_since(now))),
-            (own, _) => own,
-        };
+        state.deadline = deadline_from(limits, cap);
         state.tally = Tally::default();
         state.reported = None;
         state.limiter.hit = false;
@@ -875,6 +885,18 @@ impl Interpreter {
         } else {
             None
         };
+        if self.inner.own_output {
+            // What went to the host's streams is written before the run
+            // returns, unless the reader does not read: then no longer than
+            // the deadline allows (and a moment more), or until a close.
+            let until = store
+                .data()
+                .deadline
+                .map(|(at, _)| at.max(Instant::now()) + OUTPUT_DRAIN_GRACE);
+            let closed = &self.inner.shared.closed;
+            self.inner.stdout.drain(until, closed);
+            self.inner.stderr.drain(until, closed);
+        }
         let tally = &store.data().tally;
         let stats = RunStats {
             bytes_copied_out: tally.copied_out.load(Ordering::Relaxed),
@@ -902,6 +924,20 @@ impl Interpreter {
             wall,
             stats,
         }
+    }
+}
+
+/// The deadline of a call starting now under `limits`, no later than `cap`,
+/// with the limit it comes from.
+fn deadline_from(limits: &Limits, cap: Option<Instant>) -> Option<(Instant, Duration)> {
+    let now = Instant::now();
+    let own = limits
+        .get_timeout()
+        .and_then(|t| Some((now.checked_add(t)?, t)));
+    match (own, cap) {
+        (Some((at, _)), Some(c)) if c < at => Some((c, c.saturating_duration_since(now))),
+        (None, Some(c)) => Some((c, c.saturating_duration_since(now))),
+        (own, _) => own,
     }
 }
 

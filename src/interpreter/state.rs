@@ -13,6 +13,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 use super::Interpreter;
 use super::result::ErrorKind;
+use crate::channel::Core;
 use crate::handle::HandleTable;
 use crate::host::{Counters, HostInner};
 use crate::limits::Limits;
@@ -57,11 +58,34 @@ impl fmt::Display for Abort {
 impl std::error::Error for Abort {}
 
 /// State shared between an interpreter's handle and its store.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Shared {
     /// Set by `close()`: running guests stop at the next epoch tick, and
     /// blocked channel waits give up.
     pub(crate) closed: AtomicBool,
+    /// The channels this interpreter's guest created: closed and emptied
+    /// when the interpreter is closed (its children's go with them).
+    owned: parking_lot::Mutex<Vec<Weak<Core>>>,
+}
+
+impl Shared {
+    /// Records a channel the guest created. Dropped channels are forgotten
+    /// as the list grows, so it stays as long as the live ones.
+    pub(crate) fn own(&self, core: &Arc<Core>) {
+        let mut owned = self.owned.lock();
+        if owned.len() >= 64 && owned.len().is_power_of_two() {
+            owned.retain(|w| w.strong_count() > 0);
+        }
+        owned.push(Arc::downgrade(core));
+    }
+
+    /// Closes and empties every channel the guest created.
+    pub(crate) fn purge_owned(&self) {
+        let owned = std::mem::take(&mut *self.owned.lock());
+        for core in owned.iter().filter_map(Weak::upgrade) {
+            core.purge();
+        }
+    }
 }
 
 /// Per-run counters, summed into the host's at the end of the run.
@@ -211,15 +235,53 @@ impl Drop for HostState {
     }
 }
 
+/// Why a call must stop now, if it must: the interpreter was closed, or the
+/// deadline passed.
+fn stop_reason(shared: &Shared, deadline: Option<(Instant, Duration)>) -> Option<Abort> {
+    if shared.closed.load(Ordering::Relaxed) {
+        return Some(Abort::Closed);
+    }
+    match deadline {
+        Some((at, limit)) if Instant::now() >= at => Some(Abort::Timeout { limit }),
+        _ => None,
+    }
+}
+
+/// What a guest call driven from outside its store checks: the same reasons
+/// to stop as [`HostState::must_stop`], without a borrow of the store.
+pub(crate) struct Stopper {
+    shared: Arc<Shared>,
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl Stopper {
+    fn reason(&self) -> Option<Abort> {
+        stop_reason(&self.shared, self.deadline)
+    }
+
+    /// Drives a guest call (see [`crate::exec`]): a call still waiting in a
+    /// WASI function when it must stop is abandoned and ends with the typed
+    /// reason.
+    pub(crate) fn drive<T>(
+        &self,
+        call: impl std::future::Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
+        crate::exec::block_on(call, || self.reason())
+            .unwrap_or_else(|abort| Err(wasmtime::Error::new(abort)))
+    }
+}
+
 impl HostState {
     /// The reason the current run must stop now, if any.
     pub(crate) fn must_stop(&self) -> Option<Abort> {
-        if self.shared.closed.load(Ordering::Relaxed) {
-            return Some(Abort::Closed);
-        }
-        match self.deadline {
-            Some((at, limit)) if Instant::now() >= at => Some(Abort::Timeout { limit }),
-            _ => None,
+        stop_reason(&self.shared, self.deadline)
+    }
+
+    /// What drives a call of the current run.
+    pub(crate) fn stopper(&self) -> Stopper {
+        Stopper {
+            shared: self.shared.clone(),
+            deadline: self.deadline,
         }
     }
 

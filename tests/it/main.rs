@@ -7,6 +7,7 @@ mod abi;
 mod channels;
 mod cli;
 mod common;
+mod hardening;
 mod hostile;
 mod interpreters;
 mod js;
