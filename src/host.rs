@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -13,6 +13,7 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
 };
 
+use crate::budget::Charge;
 use crate::channel::{self, ChannelId, Core, RecvChannel, Registry, SendChannel};
 use crate::error::Error;
 use crate::guest::Guest;
@@ -66,7 +67,6 @@ pub(crate) struct HostInner {
     next_id: AtomicU64,
     strong: Mutex<BTreeMap<u64, Interpreter>>,
     channels: Arc<Registry>,
-    main: OnceLock<u64>,
     /// The JS guest once loaded. A failure is not kept: a later call tries
     /// again (the failure may have been a passing one, such as a process
     /// out of file descriptors).
@@ -83,21 +83,16 @@ impl HostInner {
     }
 
     pub(crate) fn register(&self, interp: &Interpreter) {
-        self.main.get_or_init(|| interp.id().0);
         self.strong.lock().insert(interp.id().0, interp.clone());
-    }
-
-    /// The first interpreter this host created (0 before any).
-    pub(crate) fn main_id(&self) -> u64 {
-        self.main.get().copied().unwrap_or(0)
     }
 
     pub(crate) fn get(&self, id: u64) -> Option<Interpreter> {
         self.strong.lock().get(&id).cloned()
     }
 
-    pub(crate) fn live_ids(&self) -> Vec<u64> {
-        self.strong.lock().keys().copied().collect()
+    /// Every live interpreter, oldest first.
+    pub(crate) fn live(&self) -> Vec<Interpreter> {
+        self.strong.lock().values().cloned().collect()
     }
 
     fn link(&self, name: &str, module: Module, preinit: bool) -> Result<Guest, Error> {
@@ -146,13 +141,17 @@ impl HostInner {
         self.strong.lock().remove(&id);
     }
 
+    /// A new channel; `cost` is the creating tree's charge for it (none for
+    /// the host's own).
     pub(crate) fn new_channel(
         &self,
         capacity: usize,
         max_bytes: usize,
+        cost: Option<Charge>,
     ) -> (RecvChannel, SendChannel) {
         let registry = Arc::downgrade(&self.channels);
-        let core = Arc::new(Core::new(self.next_id(), capacity, max_bytes, registry));
+        let id = self.next_id();
+        let core = Arc::new(Core::new(id, capacity, max_bytes, registry, cost));
         self.channels.add(&core);
         channel::new_pair(core)
     }
@@ -236,7 +235,6 @@ impl HostBuilder {
             next_id: AtomicU64::new(1),
             strong: Mutex::default(),
             channels: Arc::default(),
-            main: OnceLock::new(),
             js: Mutex::new(None),
         };
         Ok(Host {
@@ -248,6 +246,9 @@ impl HostBuilder {
         let mut config = Config::new();
         config
             .async_stack_zeroing(true)
+            // One linear memory per instance: the memory limiter charges it
+            // to the tree's budget and settles on the size it is told.
+            .wasm_multi_memory(false)
             .epoch_interruption(true)
             .consume_fuel(self.fuel)
             .max_wasm_stack(MAX_WASM_STACK);
@@ -414,7 +415,7 @@ impl Host {
     /// Returns the receiving end first, as in PEP 554.
     pub fn create_channel(&self, capacity: usize) -> (RecvChannel, SendChannel) {
         self.inner
-            .new_channel(capacity, self.inner.max_queued_bytes)
+            .new_channel(capacity, self.inner.max_queued_bytes, None)
     }
 
     /// Creates a channel with its own queued-bytes limit.
@@ -423,12 +424,17 @@ impl Host {
         capacity: usize,
         max_queued_bytes: usize,
     ) -> (RecvChannel, SendChannel) {
-        self.inner.new_channel(capacity, max_queued_bytes)
+        self.inner.new_channel(capacity, max_queued_bytes, None)
     }
 
     /// The ids of every channel that still has a live end.
     pub fn list_channels(&self) -> Vec<ChannelId> {
-        self.inner.channels.ids().into_iter().map(ChannelId).collect()
+        self.inner
+            .channels
+            .ids()
+            .into_iter()
+            .map(ChannelId)
+            .collect()
     }
 
     /// The host's copy counters so far.

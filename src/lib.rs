@@ -52,6 +52,7 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+mod budget;
 mod buffer;
 mod cache;
 pub mod channel;

@@ -18,9 +18,20 @@ pub const DEFAULT_MAX_INTERPRETERS: usize = 64;
 /// Default cap on how many levels of interpreters may be created below one
 /// interpreter: 4.
 pub const DEFAULT_MAX_DEPTH: u32 = 4;
+/// Default cap on files and directories a tree's guests have open through
+/// WASI at once (beyond stdio and the granted directories): 256.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
 
 /// What one interpreter may use. Build with [`Limits::new`] (the `DEFAULT_*`
 /// values) and the setters.
+///
+/// An interpreter the host creates is the root of a tenant tree: the
+/// interpreters its guest creates, and theirs, share its limits rather than
+/// getting a copy each. Memory (linear memories plus the host memory the tree
+/// holds: buffers it sent, queued messages, channels it created), live
+/// handles and open files are one budget for the whole tree; a child's own
+/// limits can only be smaller; a child's runs take their fuel from their
+/// creator's; and output goes to the root's capped streams.
 ///
 /// ```
 /// use std::time::Duration;
@@ -38,6 +49,7 @@ pub struct Limits {
     max_handles: usize,
     max_interpreters: usize,
     max_depth: u32,
+    max_open_files: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +62,7 @@ impl Default for Limits {
             max_handles: DEFAULT_MAX_HANDLES,
             max_interpreters: DEFAULT_MAX_INTERPRETERS,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -108,6 +121,13 @@ impl Limits {
         self
     }
 
+    /// Cap on files and directories open at once through WASI (past it,
+    /// `path_open` fails with `EMFILE`).
+    pub fn max_open_files(mut self, n: usize) -> Self {
+        self.max_open_files = n;
+        self
+    }
+
     /// The limits for an interpreter a guest with these limits creates,
     /// asking for `asked`: each limit is the smaller of the two, so a child
     /// never gets more than its creator (and for interpreters and depth, one
@@ -130,7 +150,13 @@ impl Limits {
                 .saturating_sub(1)
                 .min(asked.max_interpreters),
             max_depth: self.max_depth.saturating_sub(1).min(asked.max_depth),
+            max_open_files: self.max_open_files.min(asked.max_open_files),
         }
+    }
+
+    /// The cap on files open at once.
+    pub fn get_max_open_files(&self) -> usize {
+        self.max_open_files
     }
 
     /// The memory ceiling in bytes.

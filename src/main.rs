@@ -1,13 +1,15 @@
 //! The `subinterp` command line: run a WASI module or a JavaScript file in a
 //! fresh sandboxed interpreter.
 
+use std::fmt::Display;
+use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use subinterp::{ErrorKind, Host, Limits, OutputMode, Run, RunResult};
+use subinterp::{Error, ErrorKind, GuestError, Host, Limits, OutputMode, Run, RunResult};
 
 /// Exit code when a limit (deadline, memory, fuel, output) ended the run.
 const EXIT_LIMIT: u8 = 125;
@@ -40,7 +42,13 @@ enum Command {
     /// Run a WASI command module (.wasm or .wat) or a JavaScript file (.js) in a fresh interpreter.
     ///
     /// Exit code: the program's own (for JS: 0 when the script completed, 1 on an uncaught
-    /// exception); 134 if it trapped; 125 if a limit stopped it; 1 if it could not be loaded.
+    /// exception); 134 if it trapped; 125 if a limit stopped it; 1 if it could not be loaded;
+    /// 2 for a bad flag.
+    ///
+    /// If whoever reads stdout goes away early (a broken pipe, as in `| head`), the rest of
+    /// the output, the --json result included, is dropped without a message and the exit
+    /// code is still the run's. Any other failure to write the --json result (e.g. a full
+    /// disk) exits 1 with a message. A closed or failing stderr is ignored.
     Run(RunArgs),
 }
 
@@ -50,20 +58,20 @@ struct RunArgs {
     #[arg(long)]
     json: bool,
     /// Wall-clock limit for the run, e.g. 500ms, 2s, 1m.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     timeout: Option<Duration>,
     /// Memory ceiling, e.g. 64MiB, 1GiB, 65536.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
     max_memory: Option<usize>,
     /// Instruction budget (fuel units).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_fuel, allow_hyphen_values = true)]
     fuel: Option<u64>,
     /// Cap on each of stdout and stderr, e.g. 1MiB.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
     max_output: Option<usize>,
     /// Grant an environment variable K=V (none is granted by default).
-    #[arg(long = "env", value_name = "K=V")]
-    env: Vec<String>,
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    env: Vec<(String, String)>,
     /// Grant a host directory as GUEST (default: the same path), read-only with :ro,
     /// e.g. --dir ./data:/data:ro. No directory is granted by default.
     #[arg(long = "dir", value_name = "HOST[:GUEST][:ro]", value_parser = parse_dir)]
@@ -115,7 +123,28 @@ fn parse_dir(s: &str) -> Result<Grant, String> {
     })
 }
 
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("--env wants K=V with a non-empty K, got {s:?}")),
+    }
+}
+
+fn parse_fuel(s: &str) -> Result<u64, String> {
+    s.trim().parse().map_err(|_| {
+        format!(
+            "fuel is a whole number of units from 0 to {}, got {s:?}",
+            u64::MAX
+        )
+    })
+}
+
+/// A duration such as `500ms`. The number is digits and at most one `.`, so it is
+/// never negative, NaN or written with an exponent; a huge one is "too large".
 fn parse_duration(s: &str) -> Result<Duration, String> {
+    if is_negative(s) {
+        return Err(format!("a duration cannot be negative: {s:?}"));
+    }
     let (num, unit) = split_unit(s);
     let n: f64 = num
         .parse()
@@ -125,26 +154,45 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" | "" => n,
         "m" => n * 60.0,
         "us" => n / 1e6,
-        _ => return Err(format!("unknown unit in {s:?}: use us, ms, s or m")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?}: use us, ms, s or m"
+            ));
+        }
     };
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+    // Fails on infinity (a long enough run of digits) and past u64::MAX seconds.
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("duration too large: {s:?}"))
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
+    if is_negative(s) {
+        return Err(format!("a size cannot be negative: {s:?}"));
+    }
     let (num, unit) = split_unit(s);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("not a size: {s:?} (try 64MiB)"))?;
+        .map_err(|_| format!("not a size: {s:?} (try 64MiB; whole numbers only)"))?;
     let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("unknown unit in {s:?}: use KiB, MiB or GiB")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?}: use KiB, MiB or GiB"
+            ));
+        }
     };
     n.checked_mul(mult)
         .and_then(|v| usize::try_from(v).ok())
         .ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+/// Whether `s` looks like a negative number (`-1s`, `-.5`), not another flag.
+fn is_negative(s: &str) -> bool {
+    s.trim_start()
+        .strip_prefix('-')
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
 }
 
 fn split_unit(s: &str) -> (&str, &str) {
@@ -156,16 +204,32 @@ fn split_unit(s: &str) -> (&str, &str) {
 }
 
 fn main() -> ExitCode {
+    // clap prints usage errors and --help itself, ignoring a closed stream.
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => match run(args) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("subinterp: {e:#}");
+                report(format_args!("subinterp: {e:#}"));
                 ExitCode::from(1)
             }
         },
     }
+}
+
+/// Writes one line to stderr. Unlike `eprintln!` it never panics: if stderr is
+/// closed or failing there is nowhere left to say so, so the error is dropped.
+fn report(line: impl Display) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// Writes one line to stdout and flushes it, returning the error `println!`
+/// would panic on.
+fn write_stdout(line: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 fn limits(a: &RunArgs) -> Limits {
@@ -228,60 +292,96 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     for d in &a.dirs {
         b = b.dir(&d.host, &d.guest, d.read_only);
     }
-    for kv in &a.env {
-        let Some((k, v)) = kv.split_once('=') else {
-            bail!("--env wants K=V, got {kv:?}");
-        };
+    for (k, v) in &a.env {
         b = b.env(k, v);
     }
-    let interp = b.create()?;
+    let interp = match b.create() {
+        Ok(i) => i,
+        // The guest's start function or set-up failed or hit a limit: the
+        // same report and exit code as a run that did.
+        Err(Error::Instantiate(e)) => return guest_failed_to_start(&e, a.json),
+        Err(e) => return Err(e.into()),
+    };
     let result = match js_source {
         Some(src) => interp.run(Run::js(src))?,
         None => interp.run(Run::start())?,
     };
     if a.json {
-        println!("{}", to_json(&result));
+        match write_stdout(&to_json(&result).to_string()) {
+            Ok(()) => {}
+            // The reader went away on purpose (`| head`): the run still happened.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(e).context("writing the result to stdout"),
+        }
     } else if let Some(e) = result.error.as_ref().filter(|_| !result.completed)
         && !matches!(e.kind, ErrorKind::Exit(_))
     {
         match &e.kind {
-            ErrorKind::Exception { name } => eprintln!("{name}: {}", e.message),
-            k => eprintln!("subinterp: {}: {}", k.name(), e.message),
+            ErrorKind::Exception { name } => report(format_args!("{name}: {}", e.message)),
+            k => report(format_args!("subinterp: {}: {}", k.name(), e.message)),
         }
         if let Some(bt) = &e.backtrace {
-            eprintln!("{}", bt.trim_end());
+            report(bt.trim_end());
         }
     }
     Ok(ExitCode::from(exit_code(&result)))
 }
 
+/// Reports a guest whose instantiation failed (its start function trapped
+/// or hit a limit) as a failed run is reported.
+fn guest_failed_to_start(e: &GuestError, json: bool) -> Result<ExitCode> {
+    if json {
+        let v = json!({"completed": false, "error": error_json(e), "exit_code": null});
+        match write_stdout(&v.to_string()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(e).context("writing the result to stdout"),
+        }
+    } else {
+        report(format_args!(
+            "subinterp: the module failed to start: {}: {}",
+            e.kind.name(),
+            e.message
+        ));
+    }
+    Ok(ExitCode::from(kind_exit_code(&e.kind)))
+}
+
 fn exit_code(r: &RunResult) -> u8 {
     match r.error.as_ref().map(|e| &e.kind) {
         None => r.exit_code.unwrap_or(0) as u8,
-        Some(ErrorKind::Exit(c)) => *c as u8,
-        Some(k) if k.is_limit() => EXIT_LIMIT,
-        Some(ErrorKind::Exception { .. }) => 1,
-        Some(_) => EXIT_TRAP,
+        Some(k) => kind_exit_code(k),
     }
 }
 
+fn kind_exit_code(k: &ErrorKind) -> u8 {
+    match k {
+        ErrorKind::Exit(c) => *c as u8,
+        k if k.is_limit() => EXIT_LIMIT,
+        ErrorKind::Exception { .. } => 1,
+        _ => EXIT_TRAP,
+    }
+}
+
+fn error_json(e: &GuestError) -> serde_json::Value {
+    let limit = match &e.kind {
+        ErrorKind::Timeout { limit } => json!({"timeout_ms": limit.as_secs_f64() * 1e3}),
+        ErrorKind::OutOfFuel { limit } => json!({"fuel": limit}),
+        ErrorKind::MemoryLimit { limit } => json!({"max_memory": limit}),
+        ErrorKind::OutputLimit { limit } => json!({"max_output": limit}),
+        _ => serde_json::Value::Null,
+    };
+    json!({
+        "type": e.kind.type_name(),
+        "kind": e.kind.name(),
+        "message": e.message,
+        "stack": e.backtrace,
+        "limit": limit,
+    })
+}
+
 fn to_json(r: &RunResult) -> serde_json::Value {
-    let error = r.error.as_ref().map(|e| {
-        let limit = match &e.kind {
-            ErrorKind::Timeout { limit } => json!({"timeout_ms": limit.as_secs_f64() * 1e3}),
-            ErrorKind::OutOfFuel { limit } => json!({"fuel": limit}),
-            ErrorKind::MemoryLimit { limit } => json!({"max_memory": limit}),
-            ErrorKind::OutputLimit { limit } => json!({"max_output": limit}),
-            _ => serde_json::Value::Null,
-        };
-        json!({
-            "type": e.kind.type_name(),
-            "kind": e.kind.name(),
-            "message": e.message,
-            "stack": e.backtrace,
-            "limit": limit,
-        })
-    });
+    let error = r.error.as_ref().map(error_json);
     json!({
         "completed": r.completed,
         "error": error,

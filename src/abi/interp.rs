@@ -45,8 +45,10 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap(m, "interp_close", interp_close)?;
     l.func_wrap(m, "interp_status", interp_status)?;
     l.func_wrap(m, "interp_list", interp_list)?;
+    // A guest's "main" is its tree's root: it sees nothing above it.
     l.func_wrap(m, "main_id", |cx: Cx<'_>| {
-        cx.data().host.upgrade().map_or(0, |h| h.main_id() as i64)
+        let state = cx.data();
+        state.lineage.ancestors.first().copied().unwrap_or(state.id) as i64
     })?;
     Ok(())
 }
@@ -70,10 +72,6 @@ fn give_text(cx: &mut Cx<'_>, text: String) -> i32 {
         .handles
         .insert(Entry::Text(view))
         .unwrap_or_else(bad)
-}
-
-fn flat(r: Result<i32, i32>) -> i32 {
-    r.unwrap_or_else(|e| e)
 }
 
 /// `run_error(json, len) -> 0`: the guest's report of why its run failed.
@@ -115,13 +113,33 @@ fn asked_limits(opts: &str) -> Option<Limits> {
             "max_handles" => l.max_handles(usize::try_from(whole).ok()?),
             "max_interpreters" => l.max_interpreters(usize::try_from(whole).ok()?),
             "max_depth" => l.max_depth(u32::try_from(whole).ok()?),
+            "max_open_files" => l.max_open_files(usize::try_from(whole).ok()?),
             _ => return None,
         };
     }
     Some(l)
 }
 
+/// Takes fuel out of the caller's store for work done on its behalf
+/// elsewhere (a child's creation or run): at most `want`, and at most a
+/// `1/share` of what the caller has left. `None` when fuel is off.
+fn take_fuel(cx: &mut Cx<'_>, want: Option<u64>, share: u64) -> Option<u64> {
+    let left = cx.get_fuel().ok()?;
+    let give = want.unwrap_or(u64::MAX).min(left / share);
+    cx.set_fuel(left - give).ok()?;
+    Some(give)
+}
+
+/// Gives the caller back fuel that work on its behalf did not use.
+fn return_fuel(cx: &mut Cx<'_>, unused: Option<u64>) {
+    if let (Some(n), Ok(left)) = (unused, cx.get_fuel()) {
+        let _ = cx.set_fuel(left.saturating_add(n));
+    }
+}
+
 /// `interp_create(opts, len) -> id`: a new JS interpreter owned by this one.
+/// Its memory, handles and files come out of this interpreter's tree's
+/// budget, and the fuel its creation burns out of this run's.
 fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
     let opts = match read_str(&mut cx, ptr, len) {
         Ok(s) => s,
@@ -130,59 +148,77 @@ fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
     let Some(asked) = asked_limits(&opts) else {
         return ERR_INVALID.into();
     };
-    let state = cx.data_mut();
-    let Some(host) = state.host.upgrade() else {
-        return ERR_CLOSED.into();
-    };
-    let Ok(guest) = host.js() else {
-        return ERR_NOT_FOUND.into();
-    };
-    if state.limits.get_max_depth() == 0 {
-        return ERR_LIMIT.into();
+    let limits = cx.data().limits.clamp(&asked);
+    let fuel = take_fuel(&mut cx, limits.get_fuel(), 1);
+    match create_child(cx.data_mut(), limits, fuel) {
+        Ok(child) => {
+            return_fuel(&mut cx, child.fuel_left());
+            child.id().0 as i64
+        }
+        Err(e) => e.into(),
     }
-    let Some(slots) = Tree::acquire_all(&state.lineage.budgets) else {
-        return ERR_LIMIT.into();
-    };
+}
+
+fn create_child(
+    state: &mut HostState,
+    limits: Limits,
+    fuel: Option<u64>,
+) -> Result<Interpreter, i32> {
+    let host = state.host.upgrade().ok_or(ERR_CLOSED)?;
+    let guest = host.js().map_err(|_| ERR_NOT_FOUND)?;
+    if state.limits.get_max_depth() == 0 {
+        return Err(ERR_LIMIT);
+    }
+    let slots = Tree::acquire_all(&state.lineage.budgets).ok_or(ERR_LIMIT)?;
+    let mut ancestors = state.lineage.ancestors.clone();
+    ancestors.push(state.id);
     let child = InterpreterBuilder::new(&host, &guest)
-        .limits(state.limits.clamp(&asked))
+        .limits(limits)
         .child_of(ChildOf {
             lineage: Lineage {
                 budgets: state.lineage.budgets.clone(),
                 creator: state.id,
+                ancestors,
+                tenant: state.lineage.tenant.clone(),
             },
             slots,
             stdout: state.stdout.clone(),
             stderr: state.stderr.clone(),
             deadline_cap: state.deadline.map(|(at, _)| at),
+            fuel,
         })
         .create();
     match child {
         Ok(c) => {
-            let id = c.id().0 as i64;
             if state.children.len() >= 32 {
                 state.children.retain(|c| !c.is_closed());
             }
-            state.children.push(c);
-            id
+            state.children.push(c.clone());
+            Ok(c)
         }
-        Err(Error::Limit(_)) => ERR_LIMIT.into(),
-        Err(Error::Instantiate(e)) if e.kind.is_limit() => ERR_LIMIT.into(),
-        Err(_) => ERR_INVALID.into(),
+        Err(Error::Limit(_)) => Err(ERR_LIMIT),
+        Err(Error::Instantiate(e)) if e.kind.is_limit() => Err(ERR_LIMIT),
+        Err(_) => Err(ERR_INVALID),
     }
 }
 
-/// This interpreter's live child `id`, or why not.
+/// This interpreter's live child `id`. Any other id, whether it exists or
+/// not, is `ERR_NOT_FOUND`: a guest learns nothing of interpreters outside
+/// its own tree.
 fn child(state: &HostState, id: i64) -> Result<Interpreter, i32> {
     let id = u64::try_from(id).map_err(|_| ERR_NOT_FOUND)?;
-    if let Some(c) = state.children.iter().find(|c| c.id().0 == id) {
-        return if c.is_closed() {
-            Err(ERR_NOT_FOUND)
-        } else {
-            Ok(c.clone())
-        };
-    }
-    let exists = state.host.upgrade().is_some_and(|h| h.get(id).is_some());
-    Err(if exists { ERR_INVALID } else { ERR_NOT_FOUND })
+    state
+        .children
+        .iter()
+        .find(|c| c.id().0 == id && !c.is_closed())
+        .cloned()
+        .ok_or(ERR_NOT_FOUND)
+}
+
+/// The live interpreter `id` if it is in the caller's tree below it.
+fn descendant(state: &HostState, id: u64) -> Option<Interpreter> {
+    let host = state.host.upgrade()?;
+    host.get(id).filter(|i| i.ancestors().contains(&state.id))
 }
 
 /// Builds the child's run: the source and the ends bound by name.
@@ -220,34 +256,57 @@ fn child_run(
     Ok((target, run))
 }
 
-/// Whether this interpreter has room for one more handle (the result view or
-/// the job); checked before a child run starts, so a finished run's result
-/// is never refused for want of a handle.
-fn has_room(cx: &Cx<'_>) -> bool {
-    let handles = &cx.data().handles;
-    handles.len() < handles.limit()
+/// Starts a child's run on its own thread, with fuel taken from the caller's
+/// (at most a `1/share` of what is left). A handle for what comes back (the
+/// result view or the job) is reserved first, so a finished run's result is
+/// never refused for want of a handle.
+fn start_child(
+    cx: &mut Cx<'_>,
+    id: i64,
+    src: (i32, i32),
+    bind: (i32, i32),
+    share: u64,
+) -> Result<Arc<Job>, i32> {
+    cx.data_mut().handles.reserve(1).map_err(bad)?;
+    let started = child_run(cx, id, src, bind).and_then(|(child, run)| {
+        let fuel = take_fuel(cx, child.limits().get_fuel(), share);
+        Job::spawn(child, run.fuel(fuel), fuel).inspect_err(|_| return_fuel(cx, fuel))
+    });
+    if started.is_err() {
+        cx.data_mut().handles.unreserve(1);
+    }
+    started
+}
+
+/// Hands the guest a finished run's result (into the handle reserved for
+/// it) and the caller the fuel the run did not use.
+fn give_result(cx: &mut Cx<'_>, done: Result<(String, Option<u64>), i32>) -> i32 {
+    match done {
+        Ok((text, unused)) => {
+            return_fuel(cx, unused);
+            give_text(cx, text)
+        }
+        Err(e) => e,
+    }
 }
 
 /// `interp_run(id, src, src_len, bind, bind_len) -> view`: runs and waits.
 fn interp_run(mut cx: Cx<'_>, id: i64, sp: i32, sl: i32, bp: i32, bl: i32) -> Ret {
-    if !has_room(&cx) {
-        return Ok(ERR_LIMIT);
-    }
-    let job = match child_run(&mut cx, id, (sp, sl), (bp, bl)).and_then(|(c, r)| Job::spawn(c, r)) {
+    let job = match start_child(&mut cx, id, (sp, sl), (bp, bl), 1) {
         Ok(j) => j,
         Err(e) => return Ok(e),
     };
-    let r = waiting(&cx, -1, |w| job.wait(w))?;
-    Ok(flat(r.map(|text| give_text(&mut cx, text))))
+    let done = waiting(&cx, -1, |w| job.wait(w))?;
+    if done.is_err() {
+        cx.data_mut().handles.unreserve(1);
+    }
+    Ok(give_result(&mut cx, done))
 }
 
 /// `interp_start(id, src, src_len, bind, bind_len) -> job`: runs on the
-/// child's own thread.
+/// child's own thread, with at most half the caller's fuel left.
 fn interp_start(mut cx: Cx<'_>, id: i64, sp: i32, sl: i32, bp: i32, bl: i32) -> i32 {
-    if !has_room(&cx) {
-        return ERR_LIMIT;
-    }
-    match child_run(&mut cx, id, (sp, sl), (bp, bl)).and_then(|(c, r)| Job::spawn(c, r)) {
+    match start_child(&mut cx, id, (sp, sl), (bp, bl), 2) {
         Ok(job) => cx
             .data_mut()
             .handles
@@ -264,8 +323,14 @@ fn interp_join(mut cx: Cx<'_>, job: i32, timeout_us: i64) -> Ret {
         Ok(_) => return Ok(ERR_WRONG_KIND),
         Err(e) => return Ok(bad(e)),
     };
-    let r = waiting(&cx, timeout_us, |w| job.wait(w))?;
-    Ok(flat(r.map(|text| give_text(&mut cx, text))))
+    if let Err(e) = cx.data_mut().handles.reserve(1) {
+        return Ok(bad(e));
+    }
+    let done = waiting(&cx, timeout_us, |w| job.wait(w))?;
+    if done.is_err() {
+        cx.data_mut().handles.unreserve(1);
+    }
+    Ok(give_result(&mut cx, done))
 }
 
 /// `interp_close(id) -> 0`: closes a child of this interpreter.
@@ -284,7 +349,8 @@ fn interp_close(mut cx: Cx<'_>, id: i64) -> i32 {
     }
 }
 
-/// `interp_status(id) -> 0 idle | 1 running`.
+/// `interp_status(id) -> 0 idle | 1 running`: of this interpreter or one
+/// below it; any other id is `ERR_NOT_FOUND`.
 fn interp_status(cx: Cx<'_>, id: i64) -> i32 {
     let Ok(id) = u64::try_from(id) else {
         return ERR_NOT_FOUND;
@@ -292,20 +358,26 @@ fn interp_status(cx: Cx<'_>, id: i64) -> i32 {
     if id == cx.data().id {
         return 1;
     }
-    match cx.data().host.upgrade().and_then(|h| h.get(id)) {
+    match descendant(cx.data(), id) {
         Some(i) => i32::from(i.is_running()),
         None => ERR_NOT_FOUND,
     }
 }
 
-/// `interp_list() -> view`: JSON array of every live interpreter's id.
+/// `interp_list() -> view`: JSON array of the ids of this interpreter and
+/// the live interpreters below it (never another tree's).
 fn interp_list(mut cx: Cx<'_>) -> i32 {
-    let ids = cx
-        .data()
-        .host
-        .upgrade()
-        .map(|h| h.live_ids())
-        .unwrap_or_default();
+    let state = cx.data();
+    let me = state.id;
+    let mut ids = vec![me];
+    if let Some(host) = state.host.upgrade() {
+        ids.extend(
+            host.live()
+                .into_iter()
+                .filter(|i| i.ancestors().contains(&me))
+                .map(|i| i.id().0),
+        );
+    }
     give_text(&mut cx, json!(ids).to_string())
 }
 
@@ -318,7 +390,8 @@ pub(crate) struct Job {
 
 enum JobState {
     Running,
-    Done(String),
+    /// The result as JSON, and the fuel the run was given but did not use.
+    Done(String, Option<u64>),
     Joined,
 }
 
@@ -329,7 +402,7 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
-    fn spawn(target: Interpreter, run: Run) -> Result<Arc<Job>, i32> {
+    fn spawn(target: Interpreter, run: Run, fuel: Option<u64>) -> Result<Arc<Job>, i32> {
         let job = Arc::new(Job {
             state: Mutex::new(JobState::Running),
             done: Condvar::new(),
@@ -338,16 +411,19 @@ impl Job {
         std::thread::Builder::new()
             .name(format!("subinterp-run-{}", target.id().0))
             .spawn(move || {
-                let text = result_json(target.run(run));
-                *j.state.lock() = JobState::Done(text);
+                let result = target.run(run);
+                let used = result.as_ref().ok().and_then(|r| r.stats.fuel_used);
+                let unused = fuel.map(|f| f.saturating_sub(used.unwrap_or(f)));
+                *j.state.lock() = JobState::Done(result_json(result), unused);
                 j.done.notify_all();
             })
             .map_err(|_| ERR_LIMIT)?;
         Ok(job)
     }
 
-    /// Waits for the result (once); polls `cancel` every 10 ms.
-    fn wait(&self, w: Wait<'_>) -> Result<String, i32> {
+    /// Waits for the result and the unused fuel (once); polls `cancel`
+    /// every 10 ms.
+    fn wait(&self, w: Wait<'_>) -> Result<(String, Option<u64>), i32> {
         let (deadline, cancel): (Option<Instant>, Option<&AtomicBool>) = match w {
             Wait::NoWait => (Some(Instant::now()), None),
             Wait::Until { deadline, cancel } => (deadline, cancel),
@@ -356,7 +432,7 @@ impl Job {
         let mut s = self.state.lock();
         loop {
             match std::mem::replace(&mut *s, JobState::Joined) {
-                JobState::Done(text) => return Ok(text),
+                JobState::Done(text, unused) => return Ok((text, unused)),
                 JobState::Joined => return Err(ERR_CLOSED),
                 JobState::Running => *s = JobState::Running,
             }

@@ -16,8 +16,10 @@
 //! guest, which stops itself, gets `ERR_TIMEOUT` (or `ERR_CLOSED`) back
 //! during its grace period, and is stopped by force only after it.
 
+mod files;
 mod interp;
 
+pub(crate) use files::OpenFiles;
 pub(crate) use interp::Job;
 pub use interp::{ERR_BUSY, KIND_JOB};
 
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Caller, Extern, Linker, Memory};
 
+use crate::budget::{CHANNEL_COST, ChargedBytes, MESSAGE_COST};
 use crate::buffer::Buffer;
 use crate::channel::{Core, Message, RecvFail, SendFail, Wait};
 use crate::handle::{Entry, HandleError};
@@ -82,7 +85,8 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap(MODULE, "close", close)?;
     l.func_wrap(MODULE, "channel_create", channel_create)?;
     l.func_wrap(MODULE, "interpreter_id", |cx: Cx<'_>| cx.data().id as i64)?;
-    interp::add_to_linker(l)
+    interp::add_to_linker(l)?;
+    files::add_to_linker(l)
 }
 
 fn memory(cx: &mut Cx<'_>) -> Option<Memory> {
@@ -235,12 +239,21 @@ fn send(mut cx: Cx<'_>, end: i32, ptr: i32, len: i32, timeout_us: i64) -> Ret {
     let Some(r) = range(data.len(), ptr, len as u64) else {
         return Ok(ERR_BOUNDS);
     };
-    let buf = Buffer::copy_from_slice(&data[r]);
+    // The bytes and the queue entry are charged to the sender's tree (the
+    // bytes for as long as any view of them exists); past its memory budget
+    // the send is refused before anything is copied or queued.
     let state = cx.data();
+    let tenant = &state.lineage.tenant;
+    let (Some(cost), Some(bytes)) = (
+        tenant.charge(MESSAGE_COST),
+        ChargedBytes::copy(tenant, &data[r]),
+    ) else {
+        return Ok(ERR_LIMIT);
+    };
     Tally::add(&state.tally.copied_out, len as u64);
     Tally::add(&state.counters.copied_out, len as u64);
     let r = waiting(&cx, timeout_us, |w| {
-        core.send(Message::View(buf.into_view()), w)
+        core.send(Message::View(Buffer::new(bytes).into_view()), Some(cost), w)
             .map(|()| 0)
             .map_err(|(f, _)| send_fail(f))
     })?;
@@ -267,8 +280,13 @@ fn send_handle(cx: Cx<'_>, end: i32, handle: i32, timeout_us: i64) -> Ret {
         Err(e) => return Ok(bad(e)),
     };
     let is_view = matches!(msg, Message::View(_));
+    let Some(cost) = state.lineage.tenant.charge(MESSAGE_COST) else {
+        return Ok(ERR_LIMIT);
+    };
     let r = waiting(&cx, timeout_us, |w| {
-        core.send(msg, w).map(|()| 0).map_err(|(f, _)| send_fail(f))
+        core.send(msg, Some(cost), w)
+            .map(|()| 0)
+            .map_err(|(f, _)| send_fail(f))
     })?;
     if r.is_ok() {
         Tally::add(&state.tally.sent, 1);
@@ -287,14 +305,22 @@ fn recv(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
         Ok(c) => c,
         Err(e) => return Ok(e),
     };
-    let handles = &cx.data().handles;
-    if handles.len() >= handles.limit() {
-        // Refuse before taking a message, so nothing is lost.
-        return Ok(ERR_LIMIT);
+    // Refuse before taking a message, so nothing is lost: the handle the
+    // message will need is reserved first.
+    if let Err(e) = cx.data_mut().handles.reserve(1) {
+        return Ok(bad(e));
     }
-    let msg = match waiting(&cx, timeout_us, |w| core.recv(w).map_err(recv_fail))? {
-        Ok(m) => m,
-        Err(e) => return Ok(e),
+    let received = waiting(&cx, timeout_us, |w| core.recv(w).map_err(recv_fail));
+    let msg = match received {
+        Ok(Ok(m)) => m,
+        Ok(Err(code)) => {
+            cx.data_mut().handles.unreserve(1);
+            return Ok(code);
+        }
+        Err(stop) => {
+            cx.data_mut().handles.unreserve(1);
+            return Err(stop);
+        }
     };
     Tally::add(&cx.data().tally.received, 1);
     let entry = match msg {
@@ -412,14 +438,16 @@ fn channel_create(mut cx: Cx<'_>, capacity: i32, out: i32) -> i32 {
     let Some(r) = range(mem.data_size(&cx), out, 8) else {
         return ERR_BOUNDS;
     };
-    let state = cx.data();
-    if state.handles.len() + 2 > state.handles.limit() {
-        return ERR_LIMIT;
-    }
-    let Some(host) = state.host.upgrade() else {
+    let Some(host) = cx.data().host.upgrade() else {
         return ERR_CLOSED;
     };
-    let (rx, tx) = host.new_channel(capacity, host.max_queued_bytes());
+    let Some(cost) = cx.data().lineage.tenant.charge(CHANNEL_COST) else {
+        return ERR_LIMIT;
+    };
+    if let Err(e) = cx.data_mut().handles.reserve(2) {
+        return bad(e);
+    }
+    let (rx, tx) = host.new_channel(capacity, host.max_queued_bytes(), Some(cost));
     let (data, state) = mem.data_and_store_mut(&mut cx);
     state.shared.own(rx.core());
     let hr = state.handles.insert(Entry::Recv(rx)).unwrap_or(ERR_LIMIT);

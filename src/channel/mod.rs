@@ -231,7 +231,7 @@ impl SendChannel {
     /// channel's queued-bytes limit. Either way the message comes back.
     pub fn send(&self, msg: impl Into<Message>) -> Result<(), SendError<Message>> {
         self.core
-            .send(msg.into(), Wait::forever())
+            .send(msg.into(), None, Wait::forever())
             .map_err(|(fail, m)| match fail {
                 SendFail::TooLarge(limit) => SendError::TooLarge { message: m, limit },
                 _ => SendError::Closed(m),
@@ -246,7 +246,7 @@ impl SendChannel {
     /// [`TrySendError::TooLarge`], with the message given back.
     pub fn send_nowait(&self, msg: impl Into<Message>) -> Result<(), TrySendError<Message>> {
         self.core
-            .send(msg.into(), Wait::NoWait)
+            .send(msg.into(), None, Wait::NoWait)
             .map_err(|(fail, m)| match fail {
                 SendFail::Closed => TrySendError::Closed(m),
                 SendFail::TooLarge(limit) => TrySendError::TooLarge { message: m, limit },
@@ -265,7 +265,7 @@ impl SendChannel {
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<Message>> {
         self.core
-            .send(msg.into(), Wait::timeout(timeout))
+            .send(msg.into(), None, Wait::timeout(timeout))
             .map_err(|(fail, m)| match fail {
                 SendFail::Closed => SendTimeoutError::Closed(m),
                 SendFail::TooLarge(limit) => SendTimeoutError::TooLarge { message: m, limit },

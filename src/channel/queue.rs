@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::Message;
+use crate::budget::Charge;
 
 /// How long an operation may wait.
 #[derive(Clone, Copy, Debug)]
@@ -69,7 +70,7 @@ pub(crate) enum RecvFail {
 }
 
 struct State {
-    queue: VecDeque<(u64, Message)>,
+    queue: VecDeque<(u64, Message, Option<Charge>)>,
     queued_bytes: usize,
     next_seq: u64,
     closed: bool,
@@ -82,6 +83,8 @@ pub(crate) struct Core {
     pub(crate) id: u64,
     /// The host's list of channels, which this one leaves when dropped.
     registry: Weak<Registry>,
+    /// What the channel costs the tree whose guest created it.
+    _cost: Option<Charge>,
     pub(crate) capacity: usize,
     pub(crate) max_queued_bytes: usize,
     state: Mutex<State>,
@@ -137,10 +140,12 @@ impl Core {
         capacity: usize,
         max_queued_bytes: usize,
         registry: Weak<Registry>,
+        cost: Option<Charge>,
     ) -> Self {
         Core {
             id,
             registry,
+            _cost: cost,
             capacity,
             max_queued_bytes,
             state: Mutex::new(State {
@@ -203,7 +208,7 @@ impl Core {
             self.not_full.notify_all();
             std::mem::take(&mut s.queue)
         };
-        bury(queue.into_iter().map(|(_, m)| m));
+        bury(queue.into_iter().map(|(_, m, _)| m));
     }
 
     /// Whether the channel was closed by a sender.
@@ -226,26 +231,33 @@ impl Core {
         }
     }
 
-    fn push(&self, s: &mut State, msg: Message) -> u64 {
+    fn push(&self, s: &mut State, msg: Message, cost: Option<Charge>) -> u64 {
         let seq = s.next_seq;
         s.next_seq += 1;
         s.queued_bytes += msg.byte_len();
-        s.queue.push_back((seq, msg));
+        s.queue.push_back((seq, msg, cost));
         self.queued.store(s.queue.len(), Ordering::Release);
         self.not_empty.notify_one();
         seq
     }
 
     fn unqueue(&self, s: &mut State, seq: u64) -> Option<Message> {
-        let pos = s.queue.iter().position(|(q, _)| *q == seq)?;
-        let (_, msg) = s.queue.remove(pos)?;
+        let pos = s.queue.iter().position(|(q, _, _)| *q == seq)?;
+        let (_, msg, _) = s.queue.remove(pos)?;
         s.queued_bytes -= msg.byte_len();
         self.queued.store(s.queue.len(), Ordering::Release);
         Some(msg)
     }
 
-    /// Queues `msg`, waiting as `wait` allows. On failure the message comes back.
-    pub(crate) fn send(&self, msg: Message, wait: Wait<'_>) -> Result<(), (SendFail, Message)> {
+    /// Queues `msg`, waiting as `wait` allows; `cost` (the sender's tree's
+    /// charge for the queue entry) stays with it while it is queued. On
+    /// failure the message comes back and the charge is given back.
+    pub(crate) fn send(
+        &self,
+        msg: Message,
+        cost: Option<Charge>,
+        wait: Wait<'_>,
+    ) -> Result<(), (SendFail, Message)> {
         let len = msg.byte_len();
         if len > self.max_queued_bytes {
             return Err((SendFail::TooLarge(self.max_queued_bytes), msg));
@@ -256,11 +268,11 @@ impl Core {
                 return Err((SendFail::Closed, msg));
             }
             if self.has_room(&s, len) {
-                self.push(&mut s, msg);
+                self.push(&mut s, msg, cost);
                 return Ok(());
             }
             if self.capacity == 0 && !matches!(wait, Wait::NoWait) {
-                return self.send_rendezvous(s, msg, wait);
+                return self.send_rendezvous(s, msg, cost, wait);
             }
             match wait_on(&self.not_full, &mut s, wait) {
                 Woke::Signalled => {}
@@ -279,11 +291,12 @@ impl Core {
         &self,
         mut s: MutexGuard<'_, State>,
         msg: Message,
+        cost: Option<Charge>,
         wait: Wait<'_>,
     ) -> Result<(), (SendFail, Message)> {
-        let seq = self.push(&mut s, msg);
+        let seq = self.push(&mut s, msg, cost);
         loop {
-            if !s.queue.iter().any(|(q, _)| *q == seq) {
+            if !s.queue.iter().any(|(q, _, _)| *q == seq) {
                 return Ok(());
             }
             let fail = if s.closed || s.receivers == 0 {
@@ -309,7 +322,7 @@ impl Core {
         let mut s = self.state.lock();
         let mut spun = false;
         loop {
-            if let Some((_, msg)) = s.queue.pop_front() {
+            if let Some((_, msg, _)) = s.queue.pop_front() {
                 s.queued_bytes -= msg.byte_len();
                 self.queued.store(s.queue.len(), Ordering::Release);
                 self.not_full.notify_all();
@@ -353,7 +366,7 @@ impl Core {
 impl Drop for Core {
     fn drop(&mut self) {
         let queue = std::mem::take(&mut self.state.get_mut().queue);
-        bury(queue.into_iter().map(|(_, m)| m));
+        bury(queue.into_iter().map(|(_, m, _)| m));
         if let Some(registry) = self.registry.upgrade() {
             registry.remove(self.id);
         }

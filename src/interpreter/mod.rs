@@ -100,6 +100,7 @@ pub struct Run {
     body: Body,
     channels: Vec<(String, ChannelEnd)>,
     deadline_cap: Option<Instant>,
+    fuel: Option<u64>,
 }
 
 impl Run {
@@ -114,6 +115,7 @@ impl Run {
             body: Body::Export(name.into()),
             channels: Vec::new(),
             deadline_cap: None,
+            fuel: None,
         }
     }
 
@@ -125,6 +127,7 @@ impl Run {
             body: Body::Js(source.into()),
             channels: Vec::new(),
             deadline_cap: None,
+            fuel: None,
         }
     }
 
@@ -141,12 +144,20 @@ impl Run {
             },
             channels: Vec::new(),
             deadline_cap: None,
+            fuel: None,
         }
     }
 
     /// Ends the run no later than `at`, whatever the interpreter's timeout.
     pub(crate) fn deadline_cap(mut self, at: Option<Instant>) -> Self {
         self.deadline_cap = at;
+        self
+    }
+
+    /// Gives the run this much fuel instead of the interpreter's own budget
+    /// (fuel taken from a creator's run for its child's).
+    pub(crate) fn fuel(mut self, fuel: Option<u64>) -> Self {
+        self.fuel = fuel;
         self
     }
 
@@ -185,6 +196,8 @@ struct InterpInner {
     stdout: Sink,
     stderr: Sink,
     creator: u64,
+    /// The ids from its tree's root down to its creator.
+    ancestors: Vec<u64>,
     js: bool,
     /// Its places in its ancestors' budgets of interpreters.
     slots: Mutex<Vec<TreeSlot>>,
@@ -228,6 +241,8 @@ pub(crate) struct ChildOf {
     pub(crate) stderr: Sink,
     /// The creator's deadline: the child's creation ends by then.
     pub(crate) deadline_cap: Option<Instant>,
+    /// Fuel for the creation, taken from the creator's (with fuel on).
+    pub(crate) fuel: Option<u64>,
 }
 
 impl<'h> InterpreterBuilder<'h> {
@@ -312,13 +327,14 @@ impl<'h> InterpreterBuilder<'h> {
         let id = self.host.next_id();
         let shared = Arc::new(Shared::default());
         let cap = self.child_of.as_ref().and_then(|c| c.deadline_cap);
+        let fuel = match &self.child_of {
+            Some(c) => c.fuel,
+            None => self.limits.get_fuel(),
+        };
         let (lineage, slots, stdout, stderr, own_output) = match self.child_of {
             Some(c) => (c.lineage, c.slots, c.stdout, c.stderr, false),
             None => (
-                Lineage {
-                    budgets: Vec::new(),
-                    creator: 0,
-                },
+                Lineage::root(&self.limits),
                 Vec::new(),
                 Sink::new(self.stdout, self.limits.get_max_output()),
                 Sink::new(self.stderr, self.limits.get_max_output()),
@@ -327,6 +343,8 @@ impl<'h> InterpreterBuilder<'h> {
         };
         let js = self.guest.is_js();
         let creator = lineage.creator;
+        let ancestors = lineage.ancestors.clone();
+        let tenant = lineage.tenant.clone();
         let mut lineage = lineage;
         lineage.budgets.insert(0, Tree::new(&self.limits));
         let mut wasi = WasiCtxBuilder::new();
@@ -354,12 +372,8 @@ impl<'h> InterpreterBuilder<'h> {
         let state = HostState {
             id,
             wasi: wasi.build_p1(),
-            limiter: Limiter {
-                max_memory: self.limits.get_max_memory(),
-                soft: js,
-                hit: false,
-            },
-            handles: HandleTable::new(id, self.limits.get_max_handles()),
+            limiter: Limiter::new(self.limits.get_max_memory(), js, tenant.clone()),
+            handles: HandleTable::new(self.limits.get_max_handles(), Some(tenant)),
             names: HashMap::new(),
             shared: shared.clone(),
             // Creation (instantiation, start functions, `_initialize`, the JS
@@ -371,13 +385,15 @@ impl<'h> InterpreterBuilder<'h> {
             limits: self.limits,
             reported: None,
             grace: if js { JS_STOP_GRACE } else { Duration::ZERO },
+            fuel_start: u64::MAX,
+            files: crate::abi::OpenFiles::new(lineage.tenant.clone()),
             stop_since: std::cell::Cell::new(None),
             children: Vec::new(),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
             lineage,
         };
-        let live = instantiate(self.host, &self.guest, state, &self.limits)?;
+        let live = instantiate(self.host, &self.guest, state, &self.limits, fuel)?;
         let inner = Arc::new(InterpInner {
             id,
             host: Arc::downgrade(self.host),
@@ -390,6 +406,7 @@ impl<'h> InterpreterBuilder<'h> {
             stdout,
             stderr,
             creator,
+            ancestors,
             js,
             slots: Mutex::new(slots),
         });
@@ -404,6 +421,7 @@ fn instantiate(
     guest: &Guest,
     state: HostState,
     limits: &Limits,
+    fuel: Option<u64>,
 ) -> Result<Live, Error> {
     let mut store = Store::new(&host.engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -416,7 +434,7 @@ fn instantiate(
     });
     store.set_epoch_deadline(1);
     if host.fuel {
-        let _ = store.set_fuel(limits.get_fuel().unwrap_or(u64::MAX));
+        let _ = store.set_fuel(fuel.unwrap_or(u64::MAX));
     }
     let stop = store.data().stopper();
     let instance = stop
@@ -563,12 +581,12 @@ pub(crate) fn scratch_state(counters: &Arc<crate::host::Counters>) -> HostState 
     HostState {
         id: 0,
         wasi: wasi.build_p1(),
-        limiter: Limiter {
-            max_memory: limits.get_max_memory(),
-            soft: false,
-            hit: false,
-        },
-        handles: HandleTable::new(0, 16),
+        limiter: Limiter::new(
+            limits.get_max_memory(),
+            false,
+            Lineage::root(&limits).tenant,
+        ),
+        handles: HandleTable::new(16, None),
         names: HashMap::new(),
         shared: Arc::new(Shared::default()),
         deadline: None,
@@ -576,12 +594,11 @@ pub(crate) fn scratch_state(counters: &Arc<crate::host::Counters>) -> HostState 
         counters: counters.clone(),
         host: Weak::new(),
         limits,
-        lineage: Lineage {
-            budgets: Vec::new(),
-            creator: 0,
-        },
+        lineage: Lineage::root(&limits),
         reported: None,
         grace: Duration::ZERO,
+        fuel_start: u64::MAX,
+        files: crate::abi::OpenFiles::new(Lineage::root(&limits).tenant),
         stop_since: std::cell::Cell::new(None),
         children: Vec::new(),
         stdout: out.clone(),
@@ -644,6 +661,18 @@ impl Interpreter {
         }
     }
 
+    /// The ids from its tree's root down to its creator (empty for an
+    /// interpreter the host created).
+    pub(crate) fn ancestors(&self) -> &[u64] {
+        &self.inner.ancestors
+    }
+
+    /// The fuel left in its store (`None` with fuel off, or while it runs).
+    pub(crate) fn fuel_left(&self) -> Option<u64> {
+        let live = self.inner.live.try_lock()?;
+        live.as_ref()?.store.get_fuel().ok()
+    }
+
     /// Whether this interpreter runs JavaScript.
     pub fn is_js(&self) -> bool {
         self.inner.js
@@ -698,7 +727,7 @@ impl Interpreter {
     /// Runs `run` in the live instance; the flag says whether the
     /// interpreter must be closed after it (a JS guest stopped by force).
     fn run_live(&self, live: &mut Live, run: Run) -> (Result<RunResult, Error>, bool) {
-        let (cap, channels) = (run.deadline_cap, run.channels);
+        let (cap, channels) = ((run.deadline_cap, run.fuel), run.channels);
         match run.body {
             Body::Export(ref name) => (self.run_export(live, name, channels, cap), false),
             _ if live.js.is_none() => (Err(Error::NotJavaScript(self.id())), false),
@@ -715,7 +744,7 @@ impl Interpreter {
         live: &mut Live,
         export: &str,
         channels: Vec<(String, ChannelEnd)>,
-        cap: Option<Instant>,
+        cap: (Option<Instant>, Option<u64>),
     ) -> Result<RunResult, Error> {
         let func = live
             .instance
@@ -755,7 +784,7 @@ impl Interpreter {
         module: Option<&str>,
         source: &str,
         channels: Vec<(String, ChannelEnd)>,
-        cap: Option<Instant>,
+        cap: (Option<Instant>, Option<u64>),
     ) -> (Result<RunResult, Error>, bool) {
         if let Err(e) = bind_channels(live.store.data_mut(), channels) {
             return (Err(e), false);
@@ -847,16 +876,18 @@ impl Interpreter {
         )
     }
 
-    fn prepare(&self, store: &mut Store<HostState>, cap: Option<Instant>) {
+    fn prepare(&self, store: &mut Store<HostState>, (cap, fuel): (Option<Instant>, Option<u64>)) {
         let limits = &self.inner.limits;
         let state = store.data_mut();
         state.deadline = deadline_from(limits, cap);
+        state.fuel_start = fuel.or(limits.get_fuel()).unwrap_or(u64::MAX);
         state.tally = Tally::default();
         state.reported = None;
         state.limiter.hit = false;
         state.stop_since.set(None);
         if self.inner.fuel {
-            let _ = store.set_fuel(limits.get_fuel().unwrap_or(u64::MAX));
+            let start = store.data().fuel_start;
+            let _ = store.set_fuel(start);
         }
         store.set_epoch_deadline(1);
         if self.inner.own_output {
@@ -872,16 +903,15 @@ impl Interpreter {
         value: Option<i32>,
         wall: std::time::Duration,
     ) -> RunResult {
-        let fuel_limit = self.inner.limits.get_fuel();
-        if let (Some(err), Some(limit)) = (outcome.error.as_mut(), fuel_limit)
+        let start = store.data().fuel_start;
+        if let Some(err) = outcome.error.as_mut()
             && err.kind == ErrorKind::Trap(wasmtime::Trap::OutOfFuel)
         {
-            err.kind = ErrorKind::OutOfFuel { limit };
-            err.message = format!("instruction budget of {limit} exhausted");
+            err.kind = ErrorKind::OutOfFuel { limit: start };
+            err.message = format!("instruction budget of {start} exhausted");
         }
         let fuel_used = if self.inner.fuel {
-            let start = fuel_limit.unwrap_or(u64::MAX);
-            store.get_fuel().ok().map(|left| start - left)
+            store.get_fuel().ok().map(|left| start.saturating_sub(left))
         } else {
             None
         };

@@ -13,6 +13,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 use super::Interpreter;
 use super::result::ErrorKind;
+use crate::budget::Budget;
 use crate::channel::Core;
 use crate::handle::HandleTable;
 use crate::host::{Counters, HostInner};
@@ -104,33 +105,73 @@ impl Tally {
     }
 }
 
-/// Caps linear memory growth at the interpreter's limit. Past it a plain
-/// module's run ends with `Abort::MemoryLimit` instead of `memory.grow`
-/// returning -1, so the cause is never lost in a guest's out-of-memory path.
-/// A JS guest (`soft`) instead sees `memory.grow` fail, so QuickJS throws a
-/// catchable out-of-memory error; `hit` remembers it for the run's result.
+/// Caps linear memory growth at the interpreter's limit and at what its
+/// tree's budget has left (the memory and tables are charged to it while the
+/// instance lives). Past either a plain module's run ends with
+/// `Abort::MemoryLimit` instead of `memory.grow` returning -1, so the cause
+/// is never lost in a guest's out-of-memory path. A JS guest (`soft`)
+/// instead sees `memory.grow` fail, so QuickJS throws a catchable
+/// out-of-memory error; `hit` remembers it for the run's result.
 pub(crate) struct Limiter {
-    pub(crate) max_memory: usize,
-    pub(crate) soft: bool,
+    max_memory: usize,
+    soft: bool,
     pub(crate) hit: bool,
+    budget: Arc<Budget>,
+    /// Bytes of linear memory charged to the budget now.
+    memory: usize,
+    /// Bytes of table charged to the budget now.
+    tables: usize,
+}
+
+/// Host bytes a table element costs.
+const TABLE_ELEMENT_COST: usize = 16;
+/// Most elements of one table.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl Limiter {
+    pub(crate) fn new(max_memory: usize, soft: bool, budget: Arc<Budget>) -> Self {
+        Limiter {
+            max_memory,
+            soft,
+            hit: false,
+            budget,
+            memory: 0,
+            tables: 0,
+        }
+    }
+
+    /// Refuses a growth. A memory being created (`current` 0) cannot start
+    /// at all: that is a memory limit error whatever the guest.
+    fn refuse(&mut self, current: usize, limit: usize) -> wasmtime::Result<bool> {
+        self.hit = true;
+        if self.soft && current > 0 {
+            return Ok(false);
+        }
+        Err(wasmtime::Error::new(Abort::MemoryLimit { limit }))
+    }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
-            self.hit = true;
-            if self.soft {
-                return Ok(false);
-            }
-            return Err(wasmtime::Error::new(Abort::MemoryLimit {
-                limit: self.max_memory,
-            }));
+        // A growth allowed here may still have failed: settle to what the
+        // memory really has (one memory per instance: multi-memory is off).
+        if current < self.memory {
+            self.budget.memory.give(self.memory - current);
+            self.memory = current;
         }
+        if desired > self.max_memory {
+            return self.refuse(current, self.max_memory);
+        }
+        let more = desired.saturating_sub(self.memory);
+        if !self.budget.memory.try_take(more) {
+            return self.refuse(current, self.budget.memory.max());
+        }
+        self.memory += more;
         Ok(true)
     }
 
@@ -140,7 +181,19 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
+        let bytes = desired.saturating_mul(TABLE_ELEMENT_COST);
+        let more = bytes.saturating_sub(self.tables);
+        if desired > MAX_TABLE_ELEMENTS || !self.budget.memory.try_take(more) {
+            return Ok(false);
+        }
+        self.tables += more;
+        Ok(true)
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.budget.memory.give(self.memory + self.tables);
     }
 }
 
@@ -188,12 +241,31 @@ impl Drop for TreeSlot {
     }
 }
 
-/// Where an interpreter sits among interpreters: its own budget first, then
-/// its ancestors', and who created it (0: the host).
+/// Where an interpreter sits among interpreters: its own budget of
+/// interpreters first, then its ancestors', who created it (0: the host),
+/// the ids from its tree's root down to its creator, and its tree's budget.
 #[derive(Debug, Clone)]
 pub(crate) struct Lineage {
     pub(crate) budgets: Vec<Arc<Tree>>,
     pub(crate) creator: u64,
+    pub(crate) ancestors: Vec<u64>,
+    pub(crate) tenant: Arc<Budget>,
+}
+
+impl Lineage {
+    /// The lineage of a root: a tree of its own, with a budget from `limits`.
+    pub(crate) fn root(limits: &Limits) -> Lineage {
+        Lineage {
+            budgets: Vec::new(),
+            creator: 0,
+            ancestors: Vec::new(),
+            tenant: Budget::new(
+                limits.get_max_memory(),
+                limits.get_max_handles(),
+                limits.get_max_open_files(),
+            ),
+        }
+    }
 }
 
 /// Everything the host imports of one interpreter can reach.
@@ -218,6 +290,10 @@ pub(crate) struct HostState {
     /// How long a guest that stops itself cleanly (JS) gets, once it must
     /// stop, before the host stops it by force; zero for plain modules.
     pub(crate) grace: Duration,
+    /// The fuel the current run started with (`u64::MAX`: no budget).
+    pub(crate) fuel_start: u64,
+    /// What the guest has open through WASI, on its tree's account.
+    pub(crate) files: crate::abi::OpenFiles,
     pub(crate) stop_since: Cell<Option<Instant>>,
     /// Interpreters this one created and has not closed.
     pub(crate) children: Vec<Interpreter>,

@@ -1,6 +1,6 @@
 //! The `subinterp` command line, run as a process.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::common::guest_path;
 
@@ -219,4 +219,175 @@ fn directory_grants_on_the_command_line() {
         "{out:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `cmd` with its stdout a pipe whose read end is closed before the
+/// process is waited for: once the pipe's buffer is full (or at once, if the
+/// read end is already gone) every write to stdout fails with a broken pipe.
+/// Returns the exit status and what the process wrote to stderr.
+fn run_with_stdout_closed(cmd: &mut Command) -> (std::process::ExitStatus, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Far more than a pipe buffers (64 KiB on Linux), so a write must fail.
+const LOTS: &str = "console.log('x'.repeat(400000)); console.log('done')";
+
+#[test]
+fn a_closed_stdout_ends_a_json_run_quietly_with_its_exit_code() {
+    let (status, stderr) = run_with_stdout_closed(subinterp().args(["run", "--json", "-e", LOTS]));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "the run's own exit code: {stderr}");
+    assert_eq!(stderr, "", "a reader that went away is not an error");
+
+    // A failed run keeps its own code too.
+    let (status, stderr) = run_with_stdout_closed(subinterp().args([
+        "run",
+        "--json",
+        "-e",
+        &format!("{LOTS}; null.y"),
+    ]));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+}
+
+#[test]
+fn a_closed_stdout_does_not_panic_the_guests_output() {
+    let (status, stderr) = run_with_stdout_closed(subinterp().args(["run", "-e", LOTS]));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(status.code(), Some(101), "{stderr}");
+    assert!(status.code().is_some(), "killed by a signal: {status:?}");
+
+    // A WASI guest printing its (many, long) arguments.
+    let long = "y".repeat(1000);
+    let (status, stderr) = run_with_stdout_closed(
+        subinterp()
+            .arg("run")
+            .arg(guest_path("hello"))
+            .args(std::iter::repeat_n(&long, 300)),
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(status.code(), Some(101), "{stderr}");
+    assert!(status.code().is_some(), "killed by a signal: {status:?}");
+}
+
+#[test]
+fn a_closed_stderr_does_not_panic() {
+    // The error report of a failed script, and a load error, go to stderr.
+    for args in [
+        &["run", "-e", "function f() { null.y }\nf()"][..],
+        &["run", "/no/such/file.wasm"],
+    ] {
+        let mut child = subinterp()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "{args:?}: {status:?}");
+    }
+}
+
+#[test]
+fn a_failing_stdout_is_a_clear_error() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // no /dev/full here
+    };
+    let out = subinterp()
+        .args(["run", "--json", "-e", "console.log(1)"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("subinterp: writing the result to stdout: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn odd_flags_end_with_a_clear_message_not_a_panic() {
+    let huge = format!("1{}s", "0".repeat(400));
+    let cases: &[&[&str]] = &[
+        &["--timeout", "-1s"],
+        &["--timeout=-1s"],
+        &["--timeout", "1e400s"],
+        &["--timeout", &huge],
+        &["--timeout", "99999999999999999999s"],
+        &["--timeout", "nan"],
+        &["--timeout", "inf"],
+        &["--timeout", ""],
+        &["--timeout", "1.2.3s"],
+        &["--max-memory", "99999999999GiB"],
+        &["--max-memory", "-1"],
+        &["--max-memory", "1.5GiB"],
+        &["--max-output", ""],
+        &["--max-output", "12parsecs"],
+        &["--fuel", "-1"],
+        &["--fuel", "1e3"],
+        &["--dir", ""],
+        &["--dir", ":ro"],
+        &["--dir", "/no/such/dir"],
+        &["--env", "NO_EQUALS_SIGN"],
+        &["--env", "=value"],
+        &["--no-such-flag"],
+    ];
+    for flags in cases {
+        let out = subinterp()
+            .arg("run")
+            .args(*flags)
+            .args(["-e", "console.log('ran')"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{flags:?}: {stderr}");
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{flags:?}: {:?} {stderr}",
+            out.status
+        );
+        let first = stderr.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("error: ") || first.starts_with("subinterp: "),
+            "{flags:?}: a one-line message first: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{flags:?}: nothing ran");
+    }
+    // Values that are odd but valid still run.
+    for flags in [
+        &["--timeout", "9999999999999999999s"][..],
+        &["--max-memory", "18446744073709551615"],
+        &["--timeout", "0.5"],
+    ] {
+        let out = subinterp()
+            .arg("run")
+            .args(flags)
+            .args(["-e", "console.log('ran')"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flags:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n", "{flags:?}");
+    } // A memory ceiling below what the guest needs to start is a limit.
+    let out = subinterp()
+        .args(["run", "--max-memory", "0", "-e", "console.log('ran')"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("memory_limit"));
 }

@@ -261,7 +261,12 @@ pub fn proc_figures() -> (u64, u64, u64, u64) {
 /// test binary), so that its /proc figures are its own; returns its output.
 fn in_child(name: &str) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([&format!("hardening::{name}"), "--exact", "--ignored", "--nocapture"])
+        .args([
+            &format!("hardening::{name}"),
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("SUBINTERP_CHILD", "1")
         .output()
         .unwrap();
@@ -269,6 +274,9 @@ fn in_child(name: &str) -> String {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("figures:"), "{text}");
+    for line in text.lines().filter(|l| l.starts_with("figures:")) {
+        println!("{name}: {line}");
+    }
     text
 }
 
@@ -327,7 +335,11 @@ fn closing_an_interpreter_frees_the_cycles_its_channels_made() {
     let w = host.create_js(Limits::new()).unwrap();
     let r = w.run(Run::js(CYCLE)).unwrap();
     assert!(r.completed, "{:?}", r.error);
-    assert_eq!(host.list_channels().len(), 1, "the cycle keeps itself alive");
+    assert_eq!(
+        host.list_channels().len(),
+        1,
+        "the cycle keeps itself alive"
+    );
     w.close();
     assert!(host.list_channels().is_empty());
 }
@@ -361,6 +373,225 @@ fn child_create_close_forever() {
          cycle before; peak {peak} KiB; threads {threads0} -> {threads}; fds {fds0} -> {fds}"
     );
     assert!(host.list_channels().is_empty());
-    assert!(end < start + start / 10 + 8192, "RssAnon {start} -> {end} KiB");
+    assert!(
+        end < start + start / 10 + 8192,
+        "RssAnon {start} -> {end} KiB"
+    );
     assert!(threads <= threads0 + 2 && fds <= fds0 + 2);
+}
+
+/// A guest stashes full channels inside another channel: 64 MiB each.
+const STASH: &str = "
+const [stashR, stashS] = interpreters.createChannel(100000);
+let sent = 0, refused = null;
+try {
+  for (let i = 0; i < 10000; i++) {
+    const [r, s] = interpreters.createChannel(64);
+    for (let j = 0; j < 64; j++) { s.send(new Uint8Array(1 << 20)); sent++; }
+    stashS.send(r); r.release(); s.release();
+  }
+} catch (e) { refused = e.name; }
+console.log(refused, sent);";
+
+#[test]
+fn messages_a_tree_queues_count_against_its_memory_limit() {
+    in_child("child_stash");
+}
+
+#[test]
+#[ignore = "run by messages_a_tree_queues_count_against_its_memory_limit in its own process"]
+fn child_stash() {
+    if !is_child() {
+        return;
+    }
+    let host = Host::builder().pool_size(8).build().unwrap();
+    let (peak0, ..) = proc_figures();
+    let r = beside(&host, || {
+        let w = host
+            .create_js(timeout(60_000).max_memory(16 << 20))
+            .unwrap();
+        w.run(Run::js(STASH)).unwrap()
+    });
+    let (peak, ..) = proc_figures();
+    let out = r.stdout_text();
+    println!("figures: {out:?}; peak RSS {peak0} -> {peak} KiB");
+    let (name, sent) = out.trim().split_once(' ').unwrap();
+    assert_eq!(name, "LimitError", "{out}");
+    assert!(sent.parse::<u32>().unwrap() < 16, "{out}");
+    assert!(peak < peak0 + 96 * 1024, "peak RSS {peak0} -> {peak} KiB");
+}
+
+/// A tree of children, each filling all the memory it may.
+const GREEDY_TREE: &str = "
+const kids = [];
+try { for (let i = 0; i < 64; i++) kids.push(interpreters.create()); } catch (e) {}
+let ok = 0;
+for (const k of kids) {
+  const r = k.run('globalThis.keep = []; try { for (;;) keep.push(new Uint8Array(1 << 20)); } catch (e) {}');
+  if (r.completed) ok++;
+}
+console.log(kids.length, ok);";
+
+#[test]
+fn a_tree_of_children_shares_its_roots_memory_limit() {
+    in_child("child_greedy_tree");
+}
+
+#[test]
+#[ignore = "run by a_tree_of_children_shares_its_roots_memory_limit in its own process"]
+fn child_greedy_tree() {
+    if !is_child() {
+        return;
+    }
+    let host = Host::builder().pool_size(80).build().unwrap();
+    let (peak0, ..) = proc_figures();
+    let r = beside(&host, || {
+        let w = host
+            .create_js(timeout(60_000).max_memory(64 << 20))
+            .unwrap();
+        w.run(Run::js(GREEDY_TREE)).unwrap()
+    });
+    let (peak, ..) = proc_figures();
+    println!(
+        "figures: {:?}; peak RSS {peak0} -> {peak} KiB",
+        r.stdout_text()
+    );
+    assert!(r.completed, "{:?}", r.error);
+    assert!(
+        peak < peak0 + 192 * 1024,
+        "peak RSS {peak0} -> {peak} KiB for a 64 MiB tree"
+    );
+}
+
+#[test]
+fn fuel_is_one_budget_for_a_tree() {
+    let host = Host::builder().pool_size(16).fuel(true).build().unwrap();
+    const WORK: &str = "for (let i = 0; i < 1e5; i++) {}";
+    // What one child's run costs, measured on an interpreter of its own.
+    let alone = host.create_js(timeout(60_000).fuel(u64::MAX / 2)).unwrap();
+    let cost = alone.run(Run::js(WORK)).unwrap().stats.fuel_used.unwrap();
+    let budget = 20 * cost;
+    let w = host.create_js(timeout(120_000).fuel(budget)).unwrap();
+    // Each round creates, runs and closes a child; the root prints a line
+    // per round until the tree's fuel runs out. Were each child given a
+    // budget of its own, the rounds would go on until the deadline.
+    let r = w
+        .run(Run::js(format!(
+            "for (;;) {{ const c = interpreters.create(); c.run('{WORK}'); c.close(); console.log('round'); }}"
+        )))
+        .unwrap();
+    let rounds = r.stdout_text().lines().count() as u64;
+    println!("figures: {rounds} rounds of {cost} fuel on a budget of {budget}");
+    let kind = r.error.clone().map(|e| e.kind);
+    assert!(
+        matches!(kind, Some(ErrorKind::OutOfFuel { .. })),
+        "{kind:?} after {rounds} rounds"
+    );
+    assert!(
+        rounds <= 20,
+        "{rounds} rounds of {cost} fuel on a budget of {budget}"
+    );
+}
+
+#[test]
+fn handles_are_one_budget_for_a_tree() {
+    let host = host();
+    let w = host.create_js(timeout(20_000).max_handles(40)).unwrap();
+    let r = w
+        .run(Run::js(
+            "const held = []; try { for (;;) held.push(interpreters.createChannel(1)); } catch (e) {}
+             for (let i = 0; i < 3; i++) { const [r, s] = held.pop(); r.release(); s.release(); }
+             const res = interpreters.create().run(
+               'const h = []; try { for (;;) h.push(interpreters.createChannel(1)); } catch (e) { console.log(e.name, h.length) }');
+             console.log(held.length, res.completed);",
+        ))
+        .unwrap();
+    assert!(r.completed, "{:?}", r.error);
+    let out = r.stdout_text();
+    let mut lines = out.lines();
+    let child = lines.next().unwrap();
+    let (name, made) = child.split_once(' ').unwrap();
+    assert_eq!(name, "LimitError", "{out}");
+    assert!(
+        made.parse::<u32>().unwrap() <= 3,
+        "the child made {made} pairs: {out}"
+    );
+}
+
+#[test]
+fn open_files_are_capped_and_given_back_when_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    let host = host();
+    let g = host
+        .compile(
+            "files",
+            r#"(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 300) "f")
+  ;; opens "f" until an open fails; returns count << 8 | errno
+  (func (export "hog") (result i32) (local $n i32) (local $e i32)
+    (block $done (loop $next
+      (local.set $e (call $open (i32.const 3) (i32.const 0) (i32.const 300) (i32.const 1)
+        (i32.const 0) (i64.const 2) (i64.const 2) (i32.const 0)
+        (i32.add (i32.const 1024) (i32.mul (local.get $n) (i32.const 4)))))
+      (br_if $done (local.get $e))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br $next)))
+    (i32.or (i32.shl (local.get $n) (i32.const 8)) (local.get $e)))
+  ;; closes the first n descriptors hog opened
+  (func (export "close4") (result i32) (local $i i32)
+    (loop $next
+      (drop (call $close (i32.load (i32.add (i32.const 1024) (i32.mul (local.get $i) (i32.const 4))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $next (i32.lt_u (local.get $i) (i32.const 4))))
+    (i32.const 0)))"#
+                .as_bytes(),
+        )
+        .unwrap();
+    let w = host
+        .interpreter(&g)
+        .limits(timeout(20_000).max_open_files(16))
+        .dir(dir.path(), "/d", true)
+        .create()
+        .unwrap();
+    let (fds0, value) = beside(&host, || {
+        let fds0 = proc_figures().3;
+        let r = w.run(Run::export("hog")).unwrap();
+        (fds0, r.value.unwrap())
+    });
+    assert_eq!(value, 16 << 8 | 33, "16 opens, then EMFILE");
+    assert!(proc_figures().3 < fds0 + 64);
+    assert_eq!(w.run(Run::export("close4")).unwrap().value, Some(0));
+    assert_eq!(w.run(Run::export("hog")).unwrap().value, Some(4 << 8 | 33));
+}
+
+#[test]
+fn a_guest_sees_only_its_own_tree() {
+    let host = host();
+    let other = host.create_js(timeout(20_000)).unwrap();
+    let root = host.create_js(timeout(20_000)).unwrap();
+    let r = root
+        .run(Run::js(
+            "const c = interpreters.create();
+             const seen = c.run(`const ids = interpreters.list().map(i => i.id);
+               console.log(interpreters.main().id, JSON.stringify(ids))`);
+             console.log(interpreters.main().id, JSON.stringify(interpreters.list().map(i => i.id)), c.id);",
+        ))
+        .unwrap();
+    assert!(r.completed, "{:?}", r.error);
+    let out = r.stdout_text();
+    let lines: Vec<&str> = out.lines().collect();
+    let me = root.id().0;
+    let child: u64 = lines[1].split(' ').nth(2).unwrap().parse().unwrap();
+    assert_eq!(
+        lines[0],
+        format!("{me} [{child}]"),
+        "the child sees itself; main is the root"
+    );
+    assert_eq!(lines[1], format!("{me} [{me},{child}] {child}"));
+    assert!(!out.contains(&other.id().0.to_string()) || other.id().0 == child);
 }
