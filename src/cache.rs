@@ -1,22 +1,127 @@
 //! Compiled-code cache: the JavaScript guest is compiled once per machine
 //! (per engine configuration), written next to its `.wasm` as a `.cwasm`,
 //! and loaded from there by later processes without compiling.
+//!
+//! A cache file is named `{stem}.{tag}.{content}-{engine}.cwasm`: `content`
+//! is a SHA-256 of the tag and of the wasm file's bytes (not its size and
+//! modification time, which a rebuild, a checkout or a copy can keep while the
+//! bytes change), `engine` a SHA-256 of the engine's
+//! [`precompile_compatibility_hash`](Engine::precompile_compatibility_hash).
 
 use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
-/// The cache file for `wasm` under `engine`: it changes whenever the wasm
-/// file or anything in the engine's configuration that compiled code depends
-/// on changes, so a stale file is never picked.
-fn cache_path(engine: &Engine, wasm: &Path, meta: &std::fs::Metadata, tag: &str) -> PathBuf {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+/// Hex digits of each half of a cache key (128 bits of SHA-256 for the
+/// contents, 64 for the engine).
+const CONTENT_HEX: usize = 32;
+const ENGINE_HEX: usize = 16;
+
+/// Feeds what a [`Hash`] impl writes into a SHA-256 (the engine's
+/// compatibility hash is only offered as `impl Hash`).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        0 // unused: the SHA-256 digest is what is read
+    }
+}
+
+fn hex(digest: &[u8], digits: usize) -> String {
+    digest
+        .iter()
+        .flat_map(|b| [b >> 4, b & 15])
+        .take(digits)
+        .map(|n| char::from_digit(u32::from(n), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// The part of a cache file's name that stands for `tag` and the wasm's
+/// bytes, which `feed` passes to the hasher.
+fn content_key(
+    tag: &str,
+    feed: impl FnOnce(&mut Sha256) -> std::io::Result<()>,
+) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    h.update(b"subinterp cache 1\0");
+    h.update((tag.len() as u64).to_le_bytes());
+    h.update(tag.as_bytes());
+    feed(&mut h)?;
+    Ok(hex(&h.finalize(), CONTENT_HEX))
+}
+
+/// [`content_key`] of the file at `wasm`, read in pieces: a whole-file buffer
+/// would cost a megabyte's worth of fresh pages (about as long again as
+/// hashing it) on every start-up that finds the cache.
+fn content_key_of_file(wasm: &Path, tag: &str) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(wasm)?;
+    content_key(tag, |h| {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => h.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// The part of a cache file's name that stands for everything in the
+/// engine's configuration (and wasmtime's version) that compiled code
+/// depends on.
+fn engine_key(engine: &Engine) -> String {
+    let mut h = Sha256Hasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut h);
-    meta.len().hash(&mut h);
-    meta.modified().ok().hash(&mut h);
+    hex(&h.0.finalize(), ENGINE_HEX)
+}
+
+/// The cache file for `wasm` under `engine`, `content` being the
+/// [`content_key`] of its bytes: it changes whenever the wasm's contents, the
+/// tag, or anything in the engine's configuration that compiled code depends
+/// on changes, so a stale file is never picked.
+fn cache_path(engine: &Engine, wasm: &Path, content: &str, tag: &str) -> PathBuf {
     let stem = wasm.file_stem().unwrap_or_default().to_string_lossy();
-    wasm.with_file_name(format!("{stem}.{tag}.{:016x}.cwasm", h.finish()))
+    let engine = engine_key(engine);
+    wasm.with_file_name(format!("{stem}.{tag}.{content}-{engine}.cwasm"))
+}
+
+/// Writes `data` to `path` as a whole: into a new temporary file beside it
+/// (a name no other writer, thread or process, uses), flushed to disk, then
+/// renamed over `path`. A reader therefore sees either no file or a complete
+/// one, and a file that is there is never written again (a later writer
+/// replaces the name, not the bytes, so whoever has the old file mapped keeps
+/// it unchanged). Best effort: failure only loses the cache.
+fn write_whole(path: &Path, data: &[u8]) {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let Some(name) = path.file_name() else {
+        return;
+    };
+    let tmp = path.with_file_name(format!(
+        "{}.{}-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(data)?;
+            f.sync_all()
+        });
+    if written.is_err() || std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 /// Loads the module at `wasm`, after `prepare` (e.g. pre-initialisation),
@@ -29,52 +134,101 @@ pub(crate) fn load(
     tag: &str,
     prepare: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, String>,
 ) -> Result<Module, String> {
-    let meta = std::fs::metadata(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
-    let cached = cache_path(engine, wasm, &meta, tag);
+    let io_err = |e: std::io::Error| format!("{}: {e}", wasm.display());
+    let content = content_key_of_file(wasm, tag).map_err(io_err)?;
+    let cached = cache_path(engine, wasm, &content, tag);
     if cached.is_file() {
-        // SAFETY: `deserialize_file` trusts the file to be wasmtime's own
-        // output for a compatible engine. The cache file is written only
-        // below, by `Module::serialize` of this crate, into the guest's build
-        // folder, under a name that encodes the engine's compatibility hash;
-        // wasmtime still checks the header and version and rejects (an
-        // error, not UB) a file from another configuration.
+        // SAFETY: `Module::deserialize_file` requires (wasmtime 48's docs)
+        // that (1) the file hold the unmodified output of `Module::serialize`
+        // or `Engine::precompile_module` — its contents are otherwise only
+        // lightly validated, and arbitrary bytes can run arbitrary code — and
+        // (2) the file stay unchanged, and a valid precompiled module, for as
+        // long as the returned `Module` lives, because it is mapped and its
+        // pages are read lazily from the file. How we meet them:
+        // (1) files of this name are written only by `write_whole` below,
+        //     with `Module::serialize`'s bytes, to a fresh temporary file that
+        //     is flushed and then renamed into place, so the name never shows
+        //     a partial file; the name carries a SHA-256 of the exact wasm
+        //     bytes (and tag) it was compiled from and of this engine's
+        //     `precompile_compatibility_hash`. A file from another wasmtime
+        //     version or configuration therefore has another name, and should
+        //     one still be opened wasmtime checks its header, version and
+        //     configuration and returns an error (not UB), after which we
+        //     compile instead.
+        // (2) nothing of ours ever writes into an existing cache file: a
+        //     rewrite renames a new file over the name and `remove_stale`
+        //     unlinks; both leave the inode that a running process has mapped
+        //     untouched.
+        // NOT guaranteed: that nobody else writes to the folder (the
+        // guest's build folder, or wherever `SUBINTERP_JS_WASM` points).
+        // Another process with write access to it — another user, another
+        // program — can plant a file under the expected name (the name is
+        // computed from public inputs, it is not a secret or a signature), or
+        // modify or truncate a cache file in place while it is mapped; either
+        // is memory-unsafe here (arbitrary code execution; SIGBUS on
+        // truncation). The folder must be writable only by those trusted as
+        // much as the host process itself.
         #[allow(unsafe_code)]
         let module = unsafe { Module::deserialize_file(engine, &cached) };
         if let Ok(m) = module {
             return Ok(m);
         }
     }
-    let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    // A miss: the key is taken again from the very bytes compiled, so a file
+    // that changed since it was hashed above cannot pair a name with the
+    // code of other contents.
+    let bytes = std::fs::read(wasm).map_err(io_err)?;
+    let content = content_key(tag, |h| {
+        h.update(&bytes);
+        Ok(())
+    })
+    .map_err(io_err)?;
+    let cached = cache_path(engine, wasm, &content, tag);
     let bytes = prepare(bytes)?;
     let module = Module::new(engine, &bytes).map_err(|e| format!("{e:#}"))?;
     if let Ok(data) = module.serialize() {
-        let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, data).is_ok() && std::fs::rename(&tmp, &cached).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        remove_stale(wasm, tag, &meta);
+        write_whole(&cached, &data);
+        remove_stale(wasm, tag, &cached);
     }
     Ok(module)
 }
 
-/// Removes cache files of `wasm` made from an older build of it (other
-/// engine configurations' files for the current build stay).
-fn remove_stale(wasm: &Path, tag: &str, meta: &std::fs::Metadata) {
-    let (Some(dir), Some(stem), Ok(built)) = (wasm.parent(), wasm.file_stem(), meta.modified())
+/// Removes cache files of `wasm` and `tag` made from other contents of it
+/// that are older than the wasm file (an older build). Files for the current
+/// contents under other engine configurations stay, and so do files written
+/// since the wasm was (e.g. by a process that read it just before it changed).
+/// Removing a file another process has mapped is safe: unlinking does not
+/// change the mapped file.
+fn remove_stale(wasm: &Path, tag: &str, current: &Path) {
+    let (Some(dir), Some(stem), Some(current)) =
+        (wasm.parent(), wasm.file_stem(), current.file_name())
     else {
         return;
     };
+    let Ok(built) = std::fs::metadata(wasm).and_then(|m| m.modified()) else {
+        return;
+    };
+    let current = current.to_string_lossy();
     let prefix = format!("{}.{tag}.", stem.to_string_lossy());
+    // The `{content}-` part of the current name: a file with it is for the
+    // current bytes, under some engine configuration.
+    let Some(same_content) = current.get(..prefix.len() + CONTENT_HEX + 1) else {
+        return;
+    };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&prefix) || !name.ends_with(".cwasm") || name.starts_with(same_content)
+        {
+            continue;
+        }
         let older = e
             .metadata()
             .and_then(|m| m.modified())
             .is_ok_and(|t| t < built);
-        if name.starts_with(&prefix) && name.ends_with(".cwasm") && older {
+        if older {
             let _ = std::fs::remove_file(e.path());
         }
     }

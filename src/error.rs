@@ -54,6 +54,28 @@ pub enum LimitError {
         /// The handle cap.
         limit: usize,
     },
+    /// A module is larger than [`CompileLimits::max_module_bytes`](crate::CompileLimits::max_module_bytes).
+    ModuleTooLarge {
+        /// The ceiling in bytes.
+        limit: usize,
+    },
+    /// A module has more of something than [`CompileLimits`](crate::CompileLimits) allow.
+    ModuleTooComplex {
+        /// What there is too much of: `functions`, `bytes in one function`,
+        /// `nested blocks` or `nested loops`.
+        what: &'static str,
+        /// The ceiling.
+        limit: usize,
+    },
+    /// Compiling a module took longer than its deadline (the compile goes on
+    /// in the background, and is not used).
+    CompileTimeout {
+        /// The deadline.
+        limit: std::time::Duration,
+    },
+    /// A compile abandoned at its deadline is still running: no other is
+    /// started until it ends.
+    CompileBusy,
 }
 
 impl fmt::Display for LimitError {
@@ -64,6 +86,18 @@ impl fmt::Display for LimitError {
             }
             LimitError::TooManyHandles { limit } => {
                 write!(f, "too many live handles (limit {limit})")
+            }
+            LimitError::ModuleTooLarge { limit } => {
+                write!(f, "module larger than {limit} bytes")
+            }
+            LimitError::ModuleTooComplex { what, limit } => {
+                write!(f, "module has more than {limit} {what}")
+            }
+            LimitError::CompileTimeout { limit } => {
+                write!(f, "compiling took longer than {limit:?}")
+            }
+            LimitError::CompileBusy => {
+                f.write_str("an abandoned compile is still running; try again when it ends")
             }
         }
     }

@@ -15,6 +15,7 @@ use wasmtime::{
 
 use crate::budget::Charge;
 use crate::channel::{self, ChannelId, Core, RecvChannel, Registry, SendChannel};
+use crate::compile::{CompileLimits, Runaways, compile};
 use crate::error::Error;
 use crate::guest::Guest;
 use crate::interpreter::{HostState, Interpreter, InterpreterBuilder, InterpreterId};
@@ -33,7 +34,7 @@ pub const MAX_WASM_STACK: usize = 1 << 20;
 /// Bytes of a freed pool slot's linear memory kept resident for its next user.
 const KEEP_RESIDENT: usize = 1 << 20;
 /// Bytes of a returned fiber stack kept resident for its next call.
-const STACK_KEEP_RESIDENT: usize = 32 << 10;
+const STACK_KEEP_RESIDENT: usize = 32768;
 /// Default for the largest linear memory an interpreter of a pooled host can
 /// have (each pool slot reserves this much address space): 4 GiB.
 pub const DEFAULT_POOL_MAX_MEMORY: usize = 4 << 30;
@@ -64,6 +65,8 @@ pub(crate) struct HostInner {
     pub(crate) fuel: bool,
     pub(crate) pool_size: usize,
     max_queued_bytes: usize,
+    compile_limits: CompileLimits,
+    runaways: Arc<Runaways>,
     next_id: AtomicU64,
     strong: Mutex<BTreeMap<u64, Interpreter>>,
     channels: Arc<Registry>,
@@ -164,6 +167,7 @@ pub struct HostBuilder {
     pool_max_memory: usize,
     fuel: bool,
     max_queued_bytes: usize,
+    compile_limits: CompileLimits,
 }
 
 impl Default for HostBuilder {
@@ -173,6 +177,7 @@ impl Default for HostBuilder {
             pool_max_memory: DEFAULT_POOL_MAX_MEMORY,
             fuel: false,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            compile_limits: CompileLimits::default(),
         }
     }
 }
@@ -211,6 +216,13 @@ impl HostBuilder {
         self
     }
 
+    /// Bounds on compiling modules the host is given (default
+    /// [`CompileLimits::default`]).
+    pub fn compile_limits(mut self, limits: CompileLimits) -> Self {
+        self.compile_limits = limits;
+        self
+    }
+
     /// Builds the host and starts its epoch ticker.
     ///
     /// # Errors
@@ -232,6 +244,8 @@ impl HostBuilder {
             fuel: self.fuel,
             pool_size,
             max_queued_bytes: self.max_queued_bytes,
+            compile_limits: self.compile_limits,
+            runaways: Arc::default(),
             next_id: AtomicU64::new(1),
             strong: Mutex::default(),
             channels: Arc::default(),
@@ -330,15 +344,18 @@ impl Host {
         self.inner.pool_size > 0
     }
 
-    /// Compiles wasm (binary, or text when the bytes are WAT) into a guest.
+    /// Compiles wasm (binary, or text when the bytes are WAT) into a guest,
+    /// within the host's [`CompileLimits`].
     ///
     /// # Errors
     /// [`Error::InvalidModule`] for bytes that are not a valid module;
-    /// [`Error::Link`] when it imports something the host does not provide.
+    /// [`Error::Limit`] for a module past the compile limits (size, shape,
+    /// deadline); [`Error::Link`] when it imports something the host does
+    /// not provide.
     pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Guest, Error> {
-        let module = Module::new(&self.inner.engine, wasm)
-            .map_err(|e| Error::InvalidModule(format!("{e:#}")))?;
-        self.inner.link(name, module, false)
+        let inner = &self.inner;
+        let module = compile(&inner.engine, wasm, &inner.compile_limits, &inner.runaways)?;
+        inner.link(name, module, false)
     }
 
     /// Reads and compiles a `.wasm` (or `.wat`) file.
@@ -397,9 +414,9 @@ impl Host {
         self.inner.strong.lock().get(&id.0).cloned()
     }
 
-    /// The host itself, PEP 554's main interpreter. (Scripts'
-    /// `interpreters.main()` is the first interpreter the host created,
-    /// since the host has no script of its own.)
+    /// The host itself, PEP 554's main interpreter. (A script's
+    /// `interpreters.main()` is the root of its own tree, the interpreter
+    /// the host created: a guest sees nothing above that.)
     pub fn get_main(&self) -> InterpreterId {
         InterpreterId::MAIN
     }

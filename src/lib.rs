@@ -56,6 +56,7 @@ mod budget;
 mod buffer;
 mod cache;
 pub mod channel;
+pub mod compile;
 mod error;
 mod exec;
 mod guest;
@@ -71,6 +72,7 @@ pub use channel::{
     ChannelId, Message, RecvChannel, RecvError, RecvTimeoutError, SendChannel, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
+pub use compile::CompileLimits;
 pub use error::{Error, LimitError};
 pub use guest::Guest;
 pub use host::{

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use subinterp::{Error, ErrorKind, GuestError, Host, Limits, OutputMode, Run, RunResult};
+use subinterp::{
+    CompileLimits, Error, ErrorKind, GuestError, Host, Limits, OutputMode, Run, RunResult,
+};
 
 /// Exit code when a limit (deadline, memory, fuel, output) ended the run.
 const EXIT_LIMIT: u8 = 125;
@@ -264,17 +266,27 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     } else {
         1
     };
+    // Compiling the module is bounded by the run's deadline too.
+    let mut compile = CompileLimits::new();
+    if let Some(t) = a.timeout {
+        compile = compile.timeout(t);
+    }
     let host = Host::builder()
         .pool_size(slots)
         .fuel(a.fuel.is_some())
+        .compile_limits(compile)
         .build()?;
     let (guest, name) = match (&js_source, &a.file) {
         (Some(_), _) => (host.js()?, "script".to_string()),
-        (None, Some(file)) => (
-            host.load_file(file)
-                .with_context(|| format!("loading {}", file.display()))?,
-            file.to_string_lossy().into_owned(),
-        ),
+        (None, Some(file)) => match host.load_file(file) {
+            Ok(g) => (g, file.to_string_lossy().into_owned()),
+            // Too large, too complex or too slow to compile: a limit.
+            Err(Error::Limit(l)) => {
+                report(format_args!("subinterp: loading {}: {l}", file.display()));
+                return Ok(ExitCode::from(EXIT_LIMIT));
+            }
+            Err(e) => return Err(e).with_context(|| format!("loading {}", file.display())),
+        },
         (None, None) => bail!("nothing to run: give a FILE or -e SOURCE"),
     };
     let (out, err) = if a.json {

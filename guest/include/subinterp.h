@@ -8,9 +8,14 @@
  *   - pointers, lengths and offsets are unsigned 32-bit values in the guest's
  *     own linear memory (its exported "memory");
  *   - a handle is a positive int32 naming a view or a channel end in this
- *     interpreter's handle table; handles are stamped with their owner and a
- *     generation, so a forged, stale (released) or foreign handle is refused
- *     with SI_ERR_BAD_HANDLE, never aliased;
+ *     interpreter's handle table; handles carry a generation and are
+ *     scrambled with a key of the table's own, so a forged, stale (released)
+ *     or foreign handle is refused with SI_ERR_BAD_HANDLE, never aliased; a
+ *     released handle is never valid again in the interpreter's lifetime;
+ *   - an interpreter and everything it creates share one budget (its
+ *     memory limit covers linear memories and what the host holds for the
+ *     tree: sent buffers, queued messages, channels; handles and open files
+ *     likewise); a call past it gets SI_ERR_LIMIT and nothing is lost;
  *   - a negative result is one of the SI_ERR_* codes; no argument can crash
  *     the host;
  *   - timeouts are microseconds: SI_BLOCK (-1) waits (but never past the
@@ -43,7 +48,7 @@
 #define SI_ERR_CLOSED -6      /* channel closed, or its other side is gone */
 #define SI_ERR_TIMEOUT -7     /* the call's own timeout passed */
 #define SI_ERR_NOT_FOUND -8   /* no channel end passed to run under that name */
-#define SI_ERR_LIMIT -9       /* this interpreter holds its limit of handles */
+#define SI_ERR_LIMIT -9       /* a limit of this interpreter or its tree: handles, memory, interpreters */
 #define SI_ERR_INVALID -10    /* invalid argument (negative capacity, bad UTF-8) */
 #define SI_ERR_TOO_LARGE -11  /* message over the channel's queued-bytes limit */
 #define SI_ERR_RELEASED -12   /* the named end was released by this interpreter */
@@ -65,9 +70,10 @@
 SI_IMPORT("lookup") int32_t si_lookup(const char *name, uint32_t len);
 
 /* Copy `len` bytes at `data` into a new buffer and send it on `end` (a
- * sending end, borrowed). Returns 0, or SI_ERR_FULL (nowait), SI_ERR_TIMEOUT,
- * SI_ERR_CLOSED, SI_ERR_TOO_LARGE, SI_ERR_BOUNDS, SI_ERR_BAD_HANDLE,
- * SI_ERR_WRONG_KIND. */
+ * sending end, borrowed). The buffer counts against this interpreter's
+ * tree's memory for as long as it exists anywhere. Returns 0, or SI_ERR_FULL
+ * (nowait), SI_ERR_TIMEOUT, SI_ERR_CLOSED, SI_ERR_TOO_LARGE, SI_ERR_LIMIT
+ * (the tree's memory), SI_ERR_BOUNDS, SI_ERR_BAD_HANDLE, SI_ERR_WRONG_KIND. */
 SI_IMPORT("send") int32_t si_send(int32_t end, const void *data, uint32_t len, int64_t timeout_us);
 
 /* Send what `handle` names without copying: a view is forwarded (the same
@@ -135,14 +141,16 @@ SI_IMPORT("should_stop") int32_t si_should_stop(void);
 
 /* ---- interpreters ------------------------------------------------------
  * A guest may create JavaScript interpreters and run source in them. It may
- * run, start and close only the interpreters it created itself; it may ask
- * any interpreter's status. A child never gets limits above its creator's,
- * and the number and nesting depth of interpreters a tree may create is
- * capped (SI_ERR_LIMIT). Ids are int64; the host is 0. */
+ * run, start and close only the interpreters it created itself, and see
+ * only itself and the interpreters below it: any other id, whether it exists
+ * or not, is SI_ERR_NOT_FOUND. A child never gets limits above its
+ * creator's, shares its tree's budget, and takes the fuel of its creation and
+ * of its runs from its creator's run; the number and nesting depth of
+ * interpreters a tree may create is capped (SI_ERR_LIMIT). Ids are int64. */
 
 /* Create a JS interpreter. `opts` is UTF-8 JSON with optional limits:
  * {"timeout_ms", "max_memory", "fuel", "max_output", "max_handles",
- * "max_interpreters", "max_depth"} (non-negative numbers; any other key is
+ * "max_interpreters", "max_depth", "max_open_files"} (non-negative numbers; any other key is
  * SI_ERR_INVALID); each is clamped to this interpreter's own (interpreters
  * and depth to one less). Returns the id (> 0), or SI_ERR_LIMIT (count,
  * depth, pool or memory), SI_ERR_INVALID, SI_ERR_BOUNDS. */
@@ -153,14 +161,15 @@ SI_IMPORT("interp_create") int64_t si_interp_create(const char *opts, uint32_t l
  * of this interpreter's channel ends (borrowed) that the child sees as
  * `channels.name`. Returns a created view holding the result JSON
  * {"completed": bool, "error": null | {"type", "kind", "message", "stack"}}, or
- * SI_ERR_NOT_FOUND (closed or unknown), SI_ERR_INVALID (not a child of this
- * interpreter, bad UTF-8 or JSON), SI_ERR_BUSY, SI_ERR_BAD_HANDLE,
+ * SI_ERR_NOT_FOUND (not a live child of this interpreter), SI_ERR_INVALID
+ * (bad UTF-8 or JSON), SI_ERR_BUSY, SI_ERR_BAD_HANDLE,
  * SI_ERR_WRONG_KIND, SI_ERR_BOUNDS, SI_ERR_LIMIT. */
 SI_IMPORT("interp_run") int32_t si_interp_run(int64_t id, const char *src, uint32_t src_len,
                                               const char *bindings, uint32_t bindings_len);
 
-/* As si_interp_run, but on the child's own thread: returns a created job
- * handle for si_interp_join. */
+/* As si_interp_run, but on the child's own thread (with at most half the
+ * fuel this run has left; the rest comes back at si_interp_join): returns a
+ * created job handle for si_interp_join. */
 SI_IMPORT("interp_start") int32_t si_interp_start(int64_t id, const char *src, uint32_t src_len,
                                                   const char *bindings, uint32_t bindings_len);
 
@@ -169,18 +178,22 @@ SI_IMPORT("interp_start") int32_t si_interp_start(int64_t id, const char *src, u
  * SI_ERR_TIMEOUT / SI_ERR_EMPTY when `timeout_us` passes first. */
 SI_IMPORT("interp_join") int32_t si_interp_join(int32_t job, int64_t timeout_us);
 
-/* Close child `id` (stops it if running). 0, SI_ERR_NOT_FOUND (no such live
- * interpreter; closing twice is fine), or SI_ERR_INVALID (not created by this
- * interpreter, or this interpreter itself). */
+/* Close child `id` (stops it if running; the channels it and its children
+ * created are closed and emptied). 0, SI_ERR_NOT_FOUND (not a live child of
+ * this interpreter; closing twice is fine), or SI_ERR_INVALID (this
+ * interpreter itself). */
 SI_IMPORT("interp_close") int32_t si_interp_close(int64_t id);
 
-/* 0 idle, 1 running, or SI_ERR_NOT_FOUND (no such live interpreter). */
+/* 0 idle, 1 running (this interpreter, or one below it), or
+ * SI_ERR_NOT_FOUND (any other id). */
 SI_IMPORT("interp_status") int32_t si_interp_status(int64_t id);
 
-/* A created view holding a JSON array of the ids of all live interpreters. */
+/* A created view holding a JSON array of the ids of this interpreter and
+ * the live interpreters below it. */
 SI_IMPORT("interp_list") int32_t si_interp_list(void);
 
-/* The id of the main interpreter: the first one the host created. */
+/* The id of this interpreter's tree's root (the interpreter the host
+ * created): a guest's "main". */
 SI_IMPORT("main_id") int64_t si_main_id(void);
 
 /* Convenience: look up a NUL-terminated name. */

@@ -199,9 +199,9 @@
   // Errors of calls on another interpreter.
   function interpFail(code, what, id) {
     switch (code) {
-      case INVALID: throw new Error(`${what}: interpreter ${id} was not created by this interpreter`);
+      case INVALID: throw new Error(`${what}: interpreter ${id} cannot do that to itself`);
       case BUSY: throw new Error(`${what}: interpreter ${id} is already running`);
-      case NOT_FOUND: throw new InterpreterClosedError(`${what}: interpreter ${id} is closed`);
+      case NOT_FOUND: throw new InterpreterClosedError(`${what}: interpreter ${id} is closed or not one this interpreter created`);
       default: fail(code, what);
     }
   }
