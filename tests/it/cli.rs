@@ -52,8 +52,8 @@ fn json_result_captures_output() {
 
 #[test]
 fn a_trap_prints_its_kind_and_backtrace() {
-    let dir = std::env::temp_dir().join(format!("subinterp-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     let wat = dir.join("trap.wat");
     std::fs::write(
         &wat,
@@ -97,7 +97,6 @@ fn a_trap_prints_its_kind_and_backtrace() {
         "a limit has its own exit code"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("timeout"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -126,8 +125,8 @@ fn runs_javascript_inline_and_from_a_file_with_childrens_output() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "one 2\n");
 
-    let dir = std::env::temp_dir().join(format!("subinterp-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     let script = dir.join("kids.js");
     std::fs::write(
         &script,
@@ -143,7 +142,6 @@ fn runs_javascript_inline_and_from_a_file_with_childrens_output() {
         "from the child\nfrom main\n"
     );
     assert_eq!(String::from_utf8_lossy(&out.stderr), "child err\n");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -187,8 +185,8 @@ fn javascript_errors_exit_non_zero_with_type_message_and_stack() {
 
 #[test]
 fn directory_grants_on_the_command_line() {
-    let dir = std::env::temp_dir().join(format!("subinterp-cli-dir-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::write(dir.join("f.txt"), "granted").unwrap();
     let hello = guest_path("hello");
     let grant = format!("{}:/data:ro", dir.display());
@@ -218,7 +216,6 @@ fn directory_grants_on_the_command_line() {
         String::from_utf8_lossy(&out.stderr).contains("/no/such/dir is not a directory"),
         "{out:?}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Runs `cmd` with its stdout a pipe whose read end is closed before the

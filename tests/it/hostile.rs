@@ -320,8 +320,8 @@ fn deadlocked_interpreters_are_ended_by_their_deadlines() {
 
 #[test]
 fn directories_are_granted_only_explicitly_and_read_only_means_it() {
-    let dir = std::env::temp_dir().join(format!("subinterp-dirs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::write(dir.join("f.txt"), "granted").unwrap();
     let host = host();
     let hello = crate::common::c_guest(&host, "hello");
@@ -346,7 +346,6 @@ fn directories_are_granted_only_explicitly_and_read_only_means_it() {
     let r = run(&["write", "/data/new.txt", "x"], Some(false));
     assert_eq!(r.exit_code, Some(0));
     assert_eq!(std::fs::read_to_string(dir.join("new.txt")).unwrap(), "x");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A producer guest: sends 8-byte numbered messages `(id << 32) | seq` to
