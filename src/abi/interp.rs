@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use wasmtime::Linker;
 
 use super::{
-    CANCELLED, Cx, ERR_BOUNDS, ERR_CLOSED, ERR_EMPTY, ERR_INVALID, ERR_LIMIT, ERR_NOT_FOUND,
-    ERR_TIMEOUT, ERR_WRONG_KIND, Ret, bad, memory, range, waiting,
+    CANCELLED, Cx, ERR_BOUNDS, ERR_BUSY, ERR_CLOSED, ERR_EMPTY, ERR_INVALID, ERR_LIMIT,
+    ERR_NOT_FOUND, ERR_TIMEOUT, ERR_WRONG_KIND, Ret, bad, memory, range, waiting,
 };
 use crate::buffer::Buffer;
 use crate::channel::Wait;
@@ -24,10 +24,6 @@ use crate::interpreter::{
 };
 use crate::limits::Limits;
 
-/// The interpreter is already running (runs of one interpreter do not overlap).
-pub const ERR_BUSY: i32 = -13;
-/// `handle_kind` result: a job from `interp_start`.
-pub const KIND_JOB: i32 = 4;
 /// The most bytes of error JSON a guest may report for one run.
 const MAX_REPORT: usize = 64 << 10;
 

@@ -21,7 +21,6 @@ mod interp;
 
 pub(crate) use files::OpenFiles;
 pub(crate) use interp::Job;
-pub use interp::{ERR_BUSY, KIND_JOB};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +60,8 @@ pub const ERR_INVALID: i32 = -10;
 pub const ERR_TOO_LARGE: i32 = -11;
 /// The named end was released by this interpreter.
 pub const ERR_RELEASED: i32 = -12;
+/// The interpreter is already running (runs of one interpreter do not overlap).
+pub const ERR_BUSY: i32 = -13;
 
 /// `handle_kind` result: a view.
 pub const KIND_VIEW: i32 = 1;
@@ -68,6 +69,35 @@ pub const KIND_VIEW: i32 = 1;
 pub const KIND_RECV: i32 = 2;
 /// `handle_kind` result: a sending end.
 pub const KIND_SEND: i32 = 3;
+/// `handle_kind` result: a job from `interp_start`.
+pub const KIND_JOB: i32 = 4;
+
+/// Every `ERR_*` code by name (without the prefix): the one source that
+/// `guest/include/subinterp.h` (`SI_ERR_*`) and the JS prelude are checked
+/// against by the tests.
+pub const ERRORS: &[(&str, i32)] = &[
+    ("BAD_HANDLE", ERR_BAD_HANDLE),
+    ("WRONG_KIND", ERR_WRONG_KIND),
+    ("BOUNDS", ERR_BOUNDS),
+    ("EMPTY", ERR_EMPTY),
+    ("FULL", ERR_FULL),
+    ("CLOSED", ERR_CLOSED),
+    ("TIMEOUT", ERR_TIMEOUT),
+    ("NOT_FOUND", ERR_NOT_FOUND),
+    ("LIMIT", ERR_LIMIT),
+    ("INVALID", ERR_INVALID),
+    ("TOO_LARGE", ERR_TOO_LARGE),
+    ("RELEASED", ERR_RELEASED),
+    ("BUSY", ERR_BUSY),
+];
+
+/// Every `KIND_*` value by name (without the prefix).
+pub const KINDS: &[(&str, i32)] = &[
+    ("VIEW", KIND_VIEW),
+    ("RECV", KIND_RECV),
+    ("SEND", KIND_SEND),
+    ("JOB", KIND_JOB),
+];
 
 type Cx<'a> = Caller<'a, HostState>;
 type Ret = wasmtime::Result<i32>;

@@ -186,3 +186,47 @@ fn handle_cap_refuses_without_losing_messages() {
     // The refused message was not taken.
     assert_eq!(&*in_rx.recv_nowait().unwrap().into_view().unwrap(), b"b");
 }
+
+/// `NAME = value` pairs with integer values found by `pattern` in `text`,
+/// names stripped of `prefix`.
+fn constants(text: &str, prefix: &str) -> std::collections::BTreeMap<String, i32> {
+    let mut out = std::collections::BTreeMap::new();
+    let words: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    for pair in words.windows(2) {
+        if let (Some(name), Ok(v)) = (pair[0].strip_prefix(prefix), pair[1].parse::<i32>()) {
+            out.insert(name.to_string(), v);
+        }
+    }
+    out
+}
+
+fn rust_table(t: &[(&str, i32)]) -> std::collections::BTreeMap<String, i32> {
+    t.iter().map(|&(n, v)| (n.to_string(), v)).collect()
+}
+
+#[test]
+fn the_c_header_and_the_js_prelude_agree_with_the_rust_abi_numbers() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = std::fs::read_to_string(root.join("guest/include/subinterp.h")).unwrap();
+    assert_eq!(
+        constants(&header, "SI_ERR_"),
+        rust_table(subinterp::abi::ERRORS)
+    );
+    assert_eq!(
+        constants(&header, "SI_KIND_"),
+        rust_table(subinterp::abi::KINDS)
+    );
+    // The prelude names the codes without a prefix, in one `const` list.
+    let prelude = std::fs::read_to_string(root.join("guest/js/prelude.js")).unwrap();
+    let start = prelude.find("const BAD_HANDLE").unwrap();
+    let list = &prelude[start..start + prelude[start..].find(';').unwrap()];
+    let errors = constants(&format!(" {list}"), "");
+    assert_eq!(errors, rust_table(subinterp::abi::ERRORS));
+    let kinds = constants(&prelude, "KIND_");
+    for (name, v) in subinterp::abi::KINDS.iter().filter(|(n, _)| *n != "JOB") {
+        assert_eq!(kinds.get(*name), Some(v), "KIND_{name}");
+    }
+}
