@@ -56,6 +56,11 @@ impl Wake for Unpark {
     }
 }
 
+thread_local! {
+    /// This thread's waker, made once: guest calls are frequent.
+    static WAKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+}
+
 /// Polls `fut` on this thread until it is ready, or until `stop` gives a
 /// reason to give up (checked whenever the future is pending, at least every
 /// [`STOP_POLL`]); then the future is dropped and the reason returned.
@@ -64,7 +69,7 @@ pub(crate) fn block_on<F: Future, E>(
     mut stop: impl FnMut() -> Option<E>,
 ) -> Result<F::Output, E> {
     let _runtime = RUNTIME.enter();
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let waker = WAKER.with(Waker::clone);
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
     loop {

@@ -23,7 +23,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::budget::Budget;
+use crate::budget::{Budget, Charge};
 use crate::buffer::View;
 use crate::channel::{RecvChannel, SendChannel};
 
@@ -52,6 +52,8 @@ pub(crate) enum HandleError {
 struct Slot {
     generation: u16,
     entry: Option<Entry>,
+    /// What holding the entry costs its tree (a received view's bytes).
+    charge: Option<Charge>,
 }
 
 /// The most slots a table can address (16 index bits).
@@ -153,6 +155,16 @@ impl HandleTable {
     }
 
     pub(crate) fn insert(&mut self, entry: Entry) -> Result<i32, HandleError> {
+        self.insert_charged(entry, None)
+    }
+
+    /// Inserts `entry` with what holding it costs its tree; the charge is
+    /// given back when the handle is released.
+    pub(crate) fn insert_charged(
+        &mut self,
+        entry: Entry,
+        charge: Option<Charge>,
+    ) -> Result<i32, HandleError> {
         if self.reserved > 0 {
             self.reserved -= 1;
         } else {
@@ -166,6 +178,7 @@ impl HandleTable {
                     self.slots.push(Slot {
                         generation: 1,
                         entry: None,
+                        charge: None,
                     });
                     self.slots.len() - 1
                 }
@@ -180,6 +193,7 @@ impl HandleTable {
             }
         };
         self.slots[index].entry = Some(entry);
+        self.slots[index].charge = charge;
         self.live += 1;
         Ok(self.encode(index, self.slots[index].generation))
     }
@@ -193,6 +207,7 @@ impl HandleTable {
         let index = self.decode(handle)?;
         let slot = &mut self.slots[index];
         slot.generation += 1;
+        slot.charge = None;
         if slot.generation < GENERATIONS {
             self.free.push_back(index as u16);
         }

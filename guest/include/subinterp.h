@@ -14,8 +14,9 @@
  *     released handle is never valid again in the interpreter's lifetime;
  *   - an interpreter and everything it creates share one budget (its
  *     memory limit covers linear memories and what the host holds for the
- *     tree: sent buffers, queued messages, channels; handles and open files
- *     likewise); a call past it gets SI_ERR_LIMIT and nothing is lost;
+ *     tree: sent buffers, views held, queued messages, channels; handles
+ *     and open files likewise); a call past it gets SI_ERR_LIMIT and nothing
+ *     is lost (a refused si_recv leaves the message at the channel's head);
  *   - a negative result is one of the SI_ERR_* codes; no argument can crash
  *     the host;
  *   - timeouts are microseconds: SI_BLOCK (-1) waits (but never past the

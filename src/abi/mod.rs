@@ -352,13 +352,23 @@ fn recv(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
             return Err(stop);
         }
     };
-    Tally::add(&cx.data().tally.received, 1);
-    let entry = match msg {
-        Message::View(v) => Entry::View(v),
-        Message::Recv(r) => Entry::Recv(r),
-        Message::Send(s) => Entry::Send(s),
+    // A view the tree holds counts against its memory too (as well as
+    // against the sender's, which pays for the buffer while it exists).
+    let (entry, charge) = match msg {
+        Message::View(v) => match cx.data().lineage.tenant.charge(v.len()) {
+            Some(c) => (Entry::View(v), Some(c)),
+            None => {
+                core.requeue_front(Message::View(v));
+                cx.data_mut().handles.unreserve(1);
+                return Ok(ERR_LIMIT);
+            }
+        },
+        Message::Recv(r) => (Entry::Recv(r), None),
+        Message::Send(s) => (Entry::Send(s), None),
     };
-    Ok(flat(cx.data_mut().handles.insert(entry).map_err(bad)))
+    Tally::add(&cx.data().tally.received, 1);
+    let handles = &mut cx.data_mut().handles;
+    Ok(flat(handles.insert_charged(entry, charge).map_err(bad)))
 }
 
 /// `handle_kind(handle) -> KIND_*`. `handle` is borrowed.
@@ -428,12 +438,19 @@ fn view_slice(mut cx: Cx<'_>, view: i32, offset: i32, len: i32) -> i32 {
     else {
         return ERR_BOUNDS;
     };
-    let entry = if counted {
-        Entry::View(s)
-    } else {
-        Entry::Text(s)
+    if !counted {
+        return flat(cx.data_mut().handles.insert(Entry::Text(s)).map_err(bad));
+    }
+    // A slice held is charged like a received view, by its own length.
+    let Some(charge) = cx.data().lineage.tenant.charge(s.len()) else {
+        return ERR_LIMIT;
     };
-    flat(cx.data_mut().handles.insert(entry).map_err(bad))
+    let handles = &mut cx.data_mut().handles;
+    flat(
+        handles
+            .insert_charged(Entry::View(s), Some(charge))
+            .map_err(bad),
+    )
 }
 
 /// `release(handle) -> 0`: lets go of a view or channel end (consumed).

@@ -211,6 +211,19 @@ impl Core {
         bury(queue.into_iter().map(|(_, m, _)| m));
     }
 
+    /// Puts back at the head a message a receiver took but could not keep
+    /// (its tree had no room for it): the next receive gets it, so nothing
+    /// is lost.
+    pub(crate) fn requeue_front(&self, msg: Message) {
+        let mut s = self.state.lock();
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        s.queued_bytes += msg.byte_len();
+        s.queue.push_front((seq, msg, None));
+        self.queued.store(s.queue.len(), Ordering::Release);
+        self.not_empty.notify_one();
+    }
+
     /// Whether the channel was closed by a sender.
     pub(crate) fn is_closed(&self) -> bool {
         self.state.lock().closed
