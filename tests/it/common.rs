@@ -2,11 +2,34 @@
 
 use std::path::PathBuf;
 
-use subinterp::{Guest, Host};
+use std::time::Duration;
+
+use subinterp::{Guest, Host, Limits, Run};
 
 /// A host with a small pool, so parallel tests do not reserve much address space.
 pub fn host() -> Host {
     Host::builder().pool_size(32).build().expect("host")
+}
+
+const GOOD: &str = "let s = 0; for (let i = 0; i < 2e6; i++) s += i % 7; console.log(s);";
+
+fn good_sum() -> u64 {
+    (0..2_000_000u64).map(|i| i % 7).sum()
+}
+
+/// Runs `attack` while a well-behaved JS interpreter computes beside it,
+/// then checks the good one's answer: the hostile suites' witness that the
+/// host and its other interpreters carry on.
+pub fn beside<T>(host: &Host, attack: impl FnOnce() -> T) -> T {
+    let good = host
+        .create_js(Limits::new().timeout(Duration::from_secs(120)))
+        .unwrap();
+    let job = good.start(Run::js(GOOD));
+    let out = attack();
+    let r = job.join().unwrap();
+    assert!(r.completed, "the good interpreter failed: {:?}", r.error);
+    assert_eq!(r.stdout_text().trim(), good_sum().to_string());
+    out
 }
 
 pub fn guest_path(name: &str) -> PathBuf {

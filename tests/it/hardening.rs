@@ -10,30 +10,10 @@ use std::time::{Duration, Instant};
 
 use subinterp::{Error, ErrorKind, Host, Limits, Run, RunResult};
 
-use crate::common::host;
+use crate::common::{beside, host};
 
 /// Slack on top of a deadline for a noisy 2-core machine.
 const MARGIN: Duration = Duration::from_millis(2000);
-
-const GOOD: &str = "let s = 0; for (let i = 0; i < 2e6; i++) s += i % 7; console.log(s);";
-
-fn good_sum() -> u64 {
-    (0..2_000_000u64).map(|i| i % 7).sum()
-}
-
-/// Runs `attack` while a well-behaved JS interpreter computes beside it,
-/// then checks the good one's answer.
-pub fn beside<T>(host: &Host, attack: impl FnOnce() -> T) -> T {
-    let good = host
-        .create_js(Limits::new().timeout(Duration::from_secs(120)))
-        .unwrap();
-    let job = good.start(Run::js(GOOD));
-    let out = attack();
-    let r = job.join().unwrap();
-    assert!(r.completed, "the good interpreter failed: {:?}", r.error);
-    assert_eq!(r.stdout_text().trim(), good_sum().to_string());
-    out
-}
 
 fn timeout(ms: u64) -> Limits {
     Limits::new().timeout(Duration::from_millis(ms))

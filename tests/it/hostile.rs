@@ -9,31 +9,11 @@ use bytes::Bytes;
 use subinterp::{Error, ErrorKind, Host, Limits, Run, RunResult};
 use wasmtime::Trap;
 
-use crate::common::host;
+use crate::common::{beside, host};
 
 /// Slack on top of a deadline: epoch ticks (5 ms), the JS stop grace
 /// (100 ms), and a shared 2-core machine.
 const MARGIN: Duration = Duration::from_millis(1500);
-
-const GOOD: &str = "let s = 0; for (let i = 0; i < 2e6; i++) s += i % 7; console.log(s);";
-
-fn good_sum() -> u64 {
-    (0..2_000_000u64).map(|i| i % 7).sum()
-}
-
-/// Runs `attack` while a well-behaved JS interpreter computes beside it,
-/// then checks the good one's answer.
-fn beside<T>(host: &Host, attack: impl FnOnce() -> T) -> T {
-    let good = host
-        .create_js(Limits::new().timeout(Duration::from_secs(60)))
-        .unwrap();
-    let job = good.start(Run::js(GOOD));
-    let out = attack();
-    let r = job.join().unwrap();
-    assert!(r.completed, "the good interpreter failed: {:?}", r.error);
-    assert_eq!(r.stdout_text().trim(), good_sum().to_string());
-    out
-}
 
 /// Runs hostile JS under `limits` beside a good interpreter; returns the
 /// result and how long it took.
