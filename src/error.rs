@@ -8,7 +8,8 @@
 
 use std::fmt;
 
-use crate::interpreter::{GuestError, InterpreterId};
+use crate::id::InterpreterId;
+use crate::outcome::GuestError;
 
 /// What went wrong in a host-side operation.
 #[derive(Debug)]

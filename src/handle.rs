@@ -37,7 +37,7 @@ pub(crate) enum Entry {
     /// read like a view, but not counted as message bytes.
     Text(View),
     /// A guest's started run of a child interpreter.
-    Job(std::sync::Arc<crate::abi::Job>),
+    Job(std::sync::Arc<crate::abi::ChildJob>),
 }
 
 /// Why a handle was refused.

@@ -62,9 +62,13 @@ mod exec;
 mod guest;
 mod handle;
 mod host;
+mod id;
 mod interpreter;
+mod job;
 pub mod limits;
+mod outcome;
 mod output;
+mod result;
 mod snapshot;
 
 pub use buffer::{Buffer, View};

@@ -17,8 +17,6 @@ use parking_lot::{Condvar, Mutex};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-use crate::interpreter::Abort;
-
 /// Where a guest's stream goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputMode {
@@ -29,6 +27,21 @@ pub enum OutputMode {
     /// Written straight to the host process's stderr.
     Stderr,
 }
+
+/// A guest wrote more than its output cap: the run ends with
+/// [`ErrorKind::OutputLimit`](crate::ErrorKind::OutputLimit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutputLimitExceeded {
+    pub(crate) limit: usize,
+}
+
+impl std::fmt::Display for OutputLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "output limit of {} bytes exceeded", self.limit)
+    }
+}
+
+impl std::error::Error for OutputLimitExceeded {}
 
 struct SinkState {
     mode: OutputMode,
@@ -67,13 +80,13 @@ impl Sink {
         s.captured.clear();
     }
 
-    fn write_bytes(&self, data: &[u8]) -> Result<(), Abort> {
+    fn write_bytes(&self, data: &[u8]) -> Result<(), OutputLimitExceeded> {
         let mut s = self.state.lock();
         if s.written.saturating_add(data.len()) > s.limit {
             let room = s.limit - s.written;
             s.written = s.limit;
             Self::emit(&mut s, &data[..room]);
-            return Err(Abort::OutputLimit { limit: s.limit });
+            return Err(OutputLimitExceeded { limit: s.limit });
         }
         s.written += data.len();
         Self::emit(&mut s, data);

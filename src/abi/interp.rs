@@ -4,10 +4,8 @@
 //! of UTF-8 JSON. See `guest/include/subinterp.h` for the guest-side text.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
 use serde_json::{Value, json};
 use wasmtime::Linker;
 
@@ -22,6 +20,7 @@ use crate::handle::Entry;
 use crate::interpreter::{
     ChannelEnd, ChildOf, HostState, Interpreter, InterpreterBuilder, Lineage, Run, RunResult, Tree,
 };
+use crate::job::{Job, JobWait};
 use crate::limits::Limits;
 
 /// The most bytes of error JSON a guest may report for one run.
@@ -262,11 +261,11 @@ fn start_child(
     src: (i32, i32),
     bind: (i32, i32),
     share: u64,
-) -> Result<Arc<Job>, i32> {
+) -> Result<Arc<ChildJob>, i32> {
     cx.data_mut().handles.reserve(1).map_err(bad)?;
     let started = child_run(cx, id, src, bind).and_then(|(child, run)| {
         let fuel = take_fuel(cx, child.limits().get_fuel(), share);
-        Job::spawn(child, run.fuel(fuel), fuel).inspect_err(|_| return_fuel(cx, fuel))
+        spawn_child(child, run.fuel(fuel), fuel).inspect_err(|_| return_fuel(cx, fuel))
     });
     if started.is_err() {
         cx.data_mut().handles.unreserve(1);
@@ -292,7 +291,7 @@ fn interp_run(mut cx: Cx<'_>, id: i64, sp: i32, sl: i32, bp: i32, bl: i32) -> Re
         Ok(j) => j,
         Err(e) => return Ok(e),
     };
-    let done = waiting(&cx, -1, |w| job.wait(w))?;
+    let done = waiting(&cx, -1, |w| wait_child(&job, w))?;
     if done.is_err() {
         cx.data_mut().handles.unreserve(1);
     }
@@ -322,7 +321,7 @@ fn interp_join(mut cx: Cx<'_>, job: i32, timeout_us: i64) -> Ret {
     if let Err(e) = cx.data_mut().handles.reserve(1) {
         return Ok(bad(e));
     }
-    let done = waiting(&cx, timeout_us, |w| job.wait(w))?;
+    let done = waiting(&cx, timeout_us, |w| wait_child(&job, w))?;
     if done.is_err() {
         cx.data_mut().handles.unreserve(1);
     }
@@ -378,72 +377,32 @@ fn interp_list(mut cx: Cx<'_>) -> i32 {
 }
 
 /// A child's run going on on its own thread; its result is kept as the JSON
-/// the guest gets.
-pub(crate) struct Job {
-    state: Mutex<JobState>,
-    done: Condvar,
+/// the guest gets, with the fuel it was given but did not use.
+pub(crate) type ChildJob = Job<(String, Option<u64>)>;
+
+fn spawn_child(target: Interpreter, run: Run, fuel: Option<u64>) -> Result<Arc<ChildJob>, i32> {
+    let name = format!("subinterp-run-{}", target.id().0);
+    Job::spawn(name, move || {
+        let result = target.run(run);
+        let used = result.as_ref().ok().and_then(|r| r.stats.fuel_used);
+        let unused = fuel.map(|f| f.saturating_sub(used.unwrap_or(f)));
+        (result_json(result), unused)
+    })
+    .map_err(|_| ERR_LIMIT)
 }
 
-enum JobState {
-    Running,
-    /// The result as JSON, and the fuel the run was given but did not use.
-    Done(String, Option<u64>),
-    Joined,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
-    }
-}
-
-impl Job {
-    fn spawn(target: Interpreter, run: Run, fuel: Option<u64>) -> Result<Arc<Job>, i32> {
-        let job = Arc::new(Job {
-            state: Mutex::new(JobState::Running),
-            done: Condvar::new(),
-        });
-        let j = job.clone();
-        std::thread::Builder::new()
-            .name(format!("subinterp-run-{}", target.id().0))
-            .spawn(move || {
-                let result = target.run(run);
-                let used = result.as_ref().ok().and_then(|r| r.stats.fuel_used);
-                let unused = fuel.map(|f| f.saturating_sub(used.unwrap_or(f)));
-                *j.state.lock() = JobState::Done(result_json(result), unused);
-                j.done.notify_all();
-            })
-            .map_err(|_| ERR_LIMIT)?;
-        Ok(job)
-    }
-
-    /// Waits for the result and the unused fuel (once); polls `cancel`
-    /// every 10 ms.
-    fn wait(&self, w: Wait<'_>) -> Result<(String, Option<u64>), i32> {
-        let (deadline, cancel): (Option<Instant>, Option<&AtomicBool>) = match w {
-            Wait::NoWait => (Some(Instant::now()), None),
-            Wait::Until { deadline, cancel } => (deadline, cancel),
-        };
-        let nowait = matches!(w, Wait::NoWait);
-        let mut s = self.state.lock();
-        loop {
-            match std::mem::replace(&mut *s, JobState::Joined) {
-                JobState::Done(text, unused) => return Ok((text, unused)),
-                JobState::Joined => return Err(ERR_CLOSED),
-                JobState::Running => *s = JobState::Running,
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return Err(if nowait { ERR_EMPTY } else { ERR_TIMEOUT });
-            }
-            if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
-                return Err(CANCELLED);
-            }
-            let slice = now + Duration::from_millis(10);
-            let until = deadline.map_or(slice, |d| d.min(slice));
-            self.done.wait_until(&mut s, until);
-        }
-    }
+/// Waits for a child's result as `w` allows, as an ABI code on failure.
+fn wait_child(job: &ChildJob, w: Wait<'_>) -> Result<(String, Option<u64>), i32> {
+    let (until, cancel) = match w {
+        Wait::NoWait => (Some(Instant::now()), None),
+        Wait::Until { deadline, cancel } => (deadline, cancel),
+    };
+    job.wait(until, cancel).map_err(|e| match e {
+        JobWait::Timeout if matches!(w, Wait::NoWait) => ERR_EMPTY,
+        JobWait::Timeout => ERR_TIMEOUT,
+        JobWait::Cancelled => CANCELLED,
+        JobWait::Taken | JobWait::Panicked => ERR_CLOSED,
+    })
 }
 
 /// `{completed, error: null | {type, kind, message, stack}}`.

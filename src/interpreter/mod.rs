@@ -1,48 +1,34 @@
 //! Interpreters: one wasm instance each, in its own `Store`, with its own
 //! linear memory and handle table. Nothing of one is visible to another.
 
-mod result;
 mod state;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use wasmtime::{Instance, Store, TypedFunc, UpdateDeadline, Val};
 use wasmtime_wasi::WasiCtxBuilder;
 
-pub use self::result::{ErrorKind, GuestError, RunResult, RunStats};
-pub(crate) use self::state::{Abort, HostState, Lineage, Shared, Tally, Tree, TreeSlot};
+pub(crate) use self::state::{HostState, Lineage, Shared, Tally, Tree, TreeSlot};
+pub use crate::id::InterpreterId;
+pub(crate) use crate::outcome::Abort;
+pub use crate::outcome::{ErrorKind, GuestError};
+pub use crate::result::{RunResult, RunStats};
 
-use self::result::{Outcome, classify};
 use self::state::{Limiter, Stopper};
 use crate::channel::{RecvChannel, SendChannel};
 use crate::error::{Error, LimitError};
 use crate::guest::Guest;
 use crate::handle::{Entry, HandleTable};
 use crate::host::HostInner;
+use crate::job::Job;
 use crate::limits::Limits;
 use crate::output::{OutputMode, Sink};
-
-/// An interpreter's id, unique within a [`Host`](crate::Host). Id 0 is the
-/// host itself ([`InterpreterId::MAIN`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InterpreterId(pub u64);
-
-impl InterpreterId {
-    /// The host itself: the "main" interpreter of PEP 554.
-    pub const MAIN: InterpreterId = InterpreterId(0);
-}
-
-impl fmt::Display for InterpreterId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "interpreter {}", self.0)
-    }
-}
+use crate::result::{Outcome, classify};
 
 thread_local! {
     static CURRENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -716,11 +702,15 @@ impl Interpreter {
     }
 
     /// Starts `run` on its own thread; [`RunJob::join`] waits for it.
+    ///
+    /// # Panics
+    /// If the host cannot start a thread.
     pub fn start(&self, run: Run) -> RunJob {
         let me = self.clone();
+        let name = format!("subinterp-run-{}", self.inner.id);
         RunJob {
             id: self.id(),
-            handle: std::thread::spawn(move || me.run(run)),
+            job: Job::spawn(name, move || me.run(run)).expect("spawning a run thread"),
         }
     }
 
@@ -999,7 +989,7 @@ impl HostState {
 /// A run going on on its own thread, from [`Interpreter::start`].
 pub struct RunJob {
     id: InterpreterId,
-    handle: JoinHandle<Result<RunResult, Error>>,
+    job: Arc<Job<Result<RunResult, Error>>>,
 }
 
 impl RunJob {
@@ -1010,7 +1000,7 @@ impl RunJob {
 
     /// Whether the run has ended.
     pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
+        self.job.is_finished()
     }
 
     /// Waits for the run to end and returns its result.
@@ -1021,6 +1011,9 @@ impl RunJob {
     /// # Panics
     /// If the run's thread panicked (a host bug, never a guest's doing).
     pub fn join(self) -> Result<RunResult, Error> {
-        self.handle.join().expect("run thread panicked")
+        match self.job.wait(None, None) {
+            Ok(result) => result,
+            Err(_) => panic!("run thread panicked"),
+        }
     }
 }

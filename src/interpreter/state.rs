@@ -1,9 +1,8 @@
-//! The per-`Store` host state every host import sees, the typed reasons the
-//! host ends a run, and the memory limiter.
+//! The per-`Store` host state every host import sees, and the memory
+//! limiter.
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -12,51 +11,13 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use super::Interpreter;
-use super::result::ErrorKind;
 use crate::budget::Budget;
 use crate::channel::Core;
 use crate::handle::HandleTable;
 use crate::host::{Counters, HostInner};
 use crate::limits::Limits;
+use crate::outcome::Abort;
 use crate::output::Sink;
-
-/// A host-side reason to end a run, carried inside `wasmtime::Error` and
-/// recovered by downcast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Abort {
-    Timeout { limit: Duration },
-    MemoryLimit { limit: usize },
-    OutputLimit { limit: usize },
-    Closed,
-}
-
-impl Abort {
-    pub(crate) fn kind(&self) -> ErrorKind {
-        match *self {
-            Abort::Timeout { limit } => ErrorKind::Timeout { limit },
-            Abort::MemoryLimit { limit } => ErrorKind::MemoryLimit { limit },
-            Abort::OutputLimit { limit } => ErrorKind::OutputLimit { limit },
-            Abort::Closed => ErrorKind::Closed,
-        }
-    }
-}
-
-impl fmt::Display for Abort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Abort::Timeout { limit } => write!(f, "deadline of {limit:?} exceeded"),
-            Abort::MemoryLimit { limit } => {
-                write!(f, "memory limit of {limit} bytes exceeded")
-            }
-            Abort::OutputLimit { limit } => {
-                write!(f, "output limit of {limit} bytes exceeded")
-            }
-            Abort::Closed => f.write_str("interpreter closed during the run"),
-        }
-    }
-}
-
-impl std::error::Error for Abort {}
 
 /// State shared between an interpreter's handle and its store.
 #[derive(Default)]

@@ -1,13 +1,10 @@
-//! What a run returns, and how a wasm failure is classified by type.
+//! How a guest failed: the kinds of failure scripts and hosts match on, and
+//! the host's own reasons to end a run.
 
 use std::fmt;
 use std::time::Duration;
 
-use wasmtime::{Trap, WasmBacktrace};
-use wasmtime_wasi::I32Exit;
-
-use super::state::Abort;
-use crate::error::Error;
+use wasmtime::Trap;
 
 /// The kind of a guest failure, recovered by downcast, never by message text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,104 +114,35 @@ impl fmt::Display for GuestError {
 
 impl std::error::Error for GuestError {}
 
-/// Per-run usage figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunStats {
-    /// Bytes this run copied out of the guest's memory (its sends).
-    pub bytes_copied_out: u64,
-    /// Bytes this run copied into the guest's memory (its view reads).
-    pub bytes_copied_in: u64,
-    /// Buffers this run forwarded without copying.
-    pub buffers_forwarded: u64,
-    /// Messages this run sent successfully (bytes, views and ends alike).
-    pub messages_sent: u64,
-    /// Messages this run received.
-    pub messages_received: u64,
-    /// Fuel consumed, when fuel is on.
-    pub fuel_used: Option<u64>,
+/// A host-side reason to end a run, carried inside `wasmtime::Error` and
+/// recovered by downcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Abort {
+    Timeout { limit: Duration },
+    MemoryLimit { limit: usize },
+    Closed,
 }
 
-/// What [`Interpreter::run`](crate::Interpreter::run) returns.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RunResult {
-    /// Whether the run finished without error (`proc_exit(0)` counts as finished).
-    pub completed: bool,
-    /// Why it did not, when it did not.
-    pub error: Option<GuestError>,
-    /// The exit code for a WASI command (`Some(0)` when `_start` returned).
-    pub exit_code: Option<i32>,
-    /// The value an exported `() -> i32` function returned.
-    pub value: Option<i32>,
-    /// Captured stdout (empty when output went to the host's streams).
-    pub stdout: Vec<u8>,
-    /// Captured stderr (empty when output went to the host's streams).
-    pub stderr: Vec<u8>,
-    /// Wall time of the run.
-    pub wall: Duration,
-    /// Usage figures.
-    pub stats: RunStats,
-}
-
-impl RunResult {
-    /// `Ok(self)` when the run completed, else [`Error::Guest`].
-    ///
-    /// # Errors
-    /// [`Error::Guest`] with the guest's error when the run did not complete.
-    pub fn check(self) -> Result<RunResult, Error> {
-        match self.error {
-            Some(e) if !self.completed => Err(Error::Guest(e)),
-            _ => Ok(self),
+impl Abort {
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match *self {
+            Abort::Timeout { limit } => ErrorKind::Timeout { limit },
+            Abort::MemoryLimit { limit } => ErrorKind::MemoryLimit { limit },
+            Abort::Closed => ErrorKind::Closed,
         }
     }
+}
 
-    /// Captured stdout as text (lossy).
-    pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    /// Captured stderr as text (lossy).
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
+impl fmt::Display for Abort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Abort::Timeout { limit } => write!(f, "deadline of {limit:?} exceeded"),
+            Abort::MemoryLimit { limit } => {
+                write!(f, "memory limit of {limit} bytes exceeded")
+            }
+            Abort::Closed => f.write_str("interpreter closed during the run"),
+        }
     }
 }
 
-/// How a finished call ended, before output and stats are attached.
-pub(crate) struct Outcome {
-    pub(crate) error: Option<GuestError>,
-    pub(crate) exit_code: Option<i32>,
-}
-
-/// Classifies a wasmtime error by downcasting to the types we know.
-pub(crate) fn classify(err: &wasmtime::Error) -> Outcome {
-    if let Some(exit) = err.downcast_ref::<I32Exit>() {
-        let error = (exit.0 != 0).then(|| GuestError {
-            kind: ErrorKind::Exit(exit.0),
-            message: format!("exited with code {}", exit.0),
-            backtrace: None,
-        });
-        return Outcome {
-            error,
-            exit_code: Some(exit.0),
-        };
-    }
-    let backtrace = err
-        .downcast_ref::<WasmBacktrace>()
-        .map(|bt| bt.to_string())
-        .filter(|s| !s.trim().is_empty());
-    let (kind, message) = if let Some(abort) = err.downcast_ref::<Abort>() {
-        (abort.kind(), abort.to_string())
-    } else if let Some(trap) = err.downcast_ref::<Trap>() {
-        (ErrorKind::Trap(*trap), trap.to_string())
-    } else {
-        (ErrorKind::Host, format!("{err:#}"))
-    };
-    Outcome {
-        error: Some(GuestError {
-            kind,
-            message,
-            backtrace,
-        }),
-        exit_code: None,
-    }
-}
+impl std::error::Error for Abort {}
