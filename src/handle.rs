@@ -26,6 +26,11 @@ use std::sync::Arc;
 use crate::budget::{Budget, Charge};
 use crate::buffer::View;
 use crate::channel::{RecvChannel, SendChannel};
+use crate::job::Job;
+
+/// A guest-started run of a child interpreter: its result as JSON, and the
+/// fuel it was given but did not use.
+pub(crate) type ChildJob = Job<(String, Option<u64>)>;
 
 /// What a handle refers to.
 #[derive(Debug, Clone)]
@@ -37,7 +42,7 @@ pub(crate) enum Entry {
     /// read like a view, but not counted as message bytes.
     Text(View),
     /// A guest's started run of a child interpreter.
-    Job(std::sync::Arc<crate::abi::ChildJob>),
+    Job(std::sync::Arc<ChildJob>),
 }
 
 /// Why a handle was refused.

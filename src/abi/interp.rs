@@ -16,7 +16,7 @@ use super::{
 use crate::buffer::Buffer;
 use crate::channel::Wait;
 use crate::error::Error;
-use crate::handle::Entry;
+use crate::handle::{ChildJob, Entry};
 use crate::interpreter::{
     ChannelEnd, ChildOf, HostState, Interpreter, InterpreterBuilder, Lineage, Run, RunResult, Tree,
 };
@@ -375,10 +375,6 @@ fn interp_list(mut cx: Cx<'_>) -> i32 {
     }
     give_text(&mut cx, json!(ids).to_string())
 }
-
-/// A child's run going on on its own thread; its result is kept as the JSON
-/// the guest gets, with the fuel it was given but did not use.
-pub(crate) type ChildJob = Job<(String, Option<u64>)>;
 
 fn spawn_child(target: Interpreter, run: Run, fuel: Option<u64>) -> Result<Arc<ChildJob>, i32> {
     let name = format!("subinterp-run-{}", target.id().0);

@@ -20,7 +20,6 @@ mod files;
 mod interp;
 
 pub(crate) use files::OpenFiles;
-pub(crate) use interp::ChildJob;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

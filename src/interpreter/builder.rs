@@ -1,0 +1,323 @@
+//! Creating an interpreter: its options, its store and WASI context, and
+//! its instantiation under the creation deadline.
+
+use super::*;
+
+/// Options for a new interpreter; from [`Host::interpreter`](crate::Host::interpreter).
+pub struct InterpreterBuilder<'h> {
+    host: &'h Arc<HostInner>,
+    guest: Guest,
+    limits: Limits,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdout: OutputMode,
+    stderr: OutputMode,
+    inherit_stdin: bool,
+    dirs: Vec<(std::path::PathBuf, String, bool)>,
+    child_of: Option<ChildOf>,
+}
+
+/// What a guest-created interpreter inherits from its creator.
+pub(crate) struct ChildOf {
+    pub(crate) lineage: Lineage,
+    pub(crate) slots: Vec<TreeSlot>,
+    pub(crate) stdout: Sink,
+    pub(crate) stderr: Sink,
+    /// The creator's deadline: the child's creation ends by then.
+    pub(crate) deadline_cap: Option<Instant>,
+    /// Fuel for the creation, taken from the creator's (with fuel on).
+    pub(crate) fuel: Option<u64>,
+}
+
+impl<'h> InterpreterBuilder<'h> {
+    pub(crate) fn new(host: &'h Arc<HostInner>, guest: &Guest) -> Self {
+        InterpreterBuilder {
+            host,
+            guest: guest.clone(),
+            limits: Limits::default(),
+            args: vec![guest.name().to_string()],
+            env: Vec::new(),
+            stdout: OutputMode::Capture,
+            stderr: OutputMode::Capture,
+            inherit_stdin: false,
+            dirs: Vec::new(),
+            child_of: None,
+        }
+    }
+
+    /// Grants the guest the host directory `host` (and everything below it)
+    /// as `guest` in its WASI filesystem, read-only when `read_only`. No
+    /// directory is granted by default.
+    pub fn dir(
+        mut self,
+        host: impl Into<std::path::PathBuf>,
+        guest: impl Into<String>,
+        read_only: bool,
+    ) -> Self {
+        self.dirs.push((host.into(), guest.into(), read_only));
+        self
+    }
+
+    /// Makes this a guest-created interpreter: it shares its creator's tree
+    /// budget and output streams.
+    pub(crate) fn child_of(mut self, c: ChildOf) -> Self {
+        self.child_of = Some(c);
+        self
+    }
+
+    /// The interpreter's limits (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The guest's argv (default: the guest's name alone).
+    pub fn args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Grants one environment variable (none by default).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Where the guest's stdout goes (default: captured).
+    pub fn stdout(mut self, mode: OutputMode) -> Self {
+        self.stdout = mode;
+        self
+    }
+
+    /// Where the guest's stderr goes (default: captured).
+    pub fn stderr(mut self, mode: OutputMode) -> Self {
+        self.stderr = mode;
+        self
+    }
+
+    /// Lets the guest read the host process's stdin (default: empty stdin).
+    pub fn inherit_stdin(mut self, yes: bool) -> Self {
+        self.inherit_stdin = yes;
+        self
+    }
+
+    /// Creates the interpreter: a new store and instance (a reactor's
+    /// `_initialize` runs now).
+    ///
+    /// # Errors
+    /// [`Error::Limit`] when the instance pool is full,
+    /// [`Error::Instantiate`] when the module's start code traps.
+    pub fn create(self) -> Result<Interpreter, Error> {
+        let id = self.host.next_id();
+        let shared = Arc::new(Shared::default());
+        let cap = self.child_of.as_ref().and_then(|c| c.deadline_cap);
+        let fuel = match &self.child_of {
+            Some(c) => c.fuel,
+            None => self.limits.get_fuel(),
+        };
+        let (lineage, slots, stdout, stderr, own_output) = match self.child_of {
+            Some(c) => (c.lineage, c.slots, c.stdout, c.stderr, false),
+            None => (
+                Lineage::root(&self.limits),
+                Vec::new(),
+                Sink::new(self.stdout, self.limits.get_max_output()),
+                Sink::new(self.stderr, self.limits.get_max_output()),
+                true,
+            ),
+        };
+        let js = self.guest.is_js();
+        let creator = lineage.creator;
+        let ancestors = lineage.ancestors.clone();
+        let tenant = lineage.tenant.clone();
+        let mut lineage = lineage;
+        lineage.budgets.insert(0, Tree::new(&self.limits));
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .args(&self.args)
+            .envs(&self.env);
+        if self.inherit_stdin {
+            wasi.inherit_stdin();
+        }
+        for (host_dir, guest_dir, read_only) in &self.dirs {
+            let perms = if *read_only {
+                wasmtime_wasi::FsPerms::ReadOnly
+            } else {
+                wasmtime_wasi::FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(host_dir, guest_dir, perms)
+                .map_err(|e| {
+                    Error::Io(std::io::Error::other(format!(
+                        "granting {}: {e:#}",
+                        host_dir.display()
+                    )))
+                })?;
+        }
+        let state = HostState {
+            id,
+            wasi: wasi.build_p1(),
+            limiter: Limiter::new(self.limits.get_max_memory(), js, tenant.clone()),
+            handles: HandleTable::new(self.limits.get_max_handles(), Some(tenant)),
+            names: HashMap::new(),
+            shared: shared.clone(),
+            // Creation (instantiation, start functions, `_initialize`, the JS
+            // set-up) is bounded by the same deadline as a run.
+            deadline: deadline_from(&self.limits, cap),
+            tally: Tally::default(),
+            counters: self.host.counters.clone(),
+            host: Arc::downgrade(self.host),
+            limits: self.limits,
+            reported: None,
+            grace: if js { JS_STOP_GRACE } else { Duration::ZERO },
+            fuel_start: u64::MAX,
+            files: crate::abi::OpenFiles::new(lineage.tenant.clone()),
+            stop_since: std::cell::Cell::new(None),
+            children: Vec::new(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            lineage,
+        };
+        let live = instantiate(self.host, &self.guest, state, &self.limits, fuel)?;
+        let inner = Arc::new(InterpInner {
+            id,
+            host: Arc::downgrade(self.host),
+            fuel: self.host.fuel,
+            limits: self.limits,
+            shared,
+            running: AtomicBool::new(false),
+            live: Mutex::new(Some(live)),
+            own_output,
+            stdout,
+            stderr,
+            creator,
+            ancestors,
+            js,
+            slots: Mutex::new(slots),
+        });
+        let interp = Interpreter { inner };
+        self.host.register(&interp);
+        Ok(interp)
+    }
+}
+
+fn instantiate(
+    host: &HostInner,
+    guest: &Guest,
+    state: HostState,
+    limits: &Limits,
+    fuel: Option<u64>,
+) -> Result<Live, Error> {
+    let mut store = Store::new(&host.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        match state.must_stop() {
+            Some(abort) if !state.in_grace() => Err(wasmtime::Error::new(abort)),
+            _ => Ok(UpdateDeadline::Continue(1)),
+        }
+    });
+    store.set_epoch_deadline(1);
+    if host.fuel {
+        let _ = store.set_fuel(fuel.unwrap_or(u64::MAX));
+    }
+    let stop = store.data().stopper();
+    let instance = stop
+        .drive(guest.pre().instantiate_async(&mut store))
+        .map_err(|e| {
+            if let Some(p) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+                let _ = p;
+                return Error::Limit(LimitError::TooManyInterpreters {
+                    limit: host.pool_size,
+                });
+            }
+            Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
+        })?;
+    let init_error = |e: wasmtime::Error| {
+        Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
+    };
+    // A pre-initialised snapshot has run its constructors already.
+    if !guest.is_preinitialized()
+        && let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize")
+    {
+        stop.drive(init.call_async(&mut store, ()))
+            .map_err(init_error)?;
+    }
+    let js = if guest.is_js() {
+        let init = if guest.is_preinitialized() {
+            "si_js_configure"
+        } else {
+            "si_js_init"
+        };
+        Some(
+            init_js(&mut store, &instance, limits, init, &stop).map_err(|e| match e {
+                JsInitError::Wasm(e) => init_error(e),
+                JsInitError::Guest(e) => Error::Instantiate(e),
+            })?,
+        )
+    } else {
+        None
+    };
+    store.data_mut().deadline = None;
+    Ok(Live {
+        store,
+        instance,
+        js,
+    })
+}
+
+/// A host state for a one-off instance outside any interpreter (the JS
+/// snapshot's set-up run).
+pub(crate) fn scratch_state(counters: &Arc<crate::host::Counters>) -> HostState {
+    let limits = Limits::default();
+    let out = Sink::new(OutputMode::Capture, limits.get_max_output());
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(out.clone()).stderr(out.clone());
+    HostState {
+        id: 0,
+        wasi: wasi.build_p1(),
+        limiter: Limiter::new(
+            limits.get_max_memory(),
+            false,
+            Lineage::root(&limits).tenant,
+        ),
+        handles: HandleTable::new(16, None),
+        names: HashMap::new(),
+        shared: Arc::new(Shared::default()),
+        deadline: None,
+        tally: Tally::default(),
+        counters: counters.clone(),
+        host: Weak::new(),
+        limits,
+        lineage: Lineage::root(&limits),
+        reported: None,
+        grace: Duration::ZERO,
+        fuel_start: u64::MAX,
+        files: crate::abi::OpenFiles::new(Lineage::root(&limits).tenant),
+        stop_since: std::cell::Cell::new(None),
+        children: Vec::new(),
+        stdout: out.clone(),
+        stderr: out,
+    }
+}
+
+fn host_error(e: &wasmtime::Error) -> GuestError {
+    GuestError {
+        kind: ErrorKind::Host,
+        message: format!("{e:#}"),
+        backtrace: None,
+    }
+}
+
+/// The deadline of a call starting now under `limits`, no later than `cap`,
+/// with the limit it comes from.
+pub(super) fn deadline_from(limits: &Limits, cap: Option<Instant>) -> Option<(Instant, Duration)> {
+    let now = Instant::now();
+    let own = limits
+        .get_timeout()
+        .and_then(|t| Some((now.checked_add(t)?, t)));
+    match (own, cap) {
+        (Some((at, _)), Some(c)) if c < at => Some((c, c.saturating_duration_since(now))),
+        (None, Some(c)) => Some((c, c.saturating_duration_since(now))),
+        (own, _) => own,
+    }
+}

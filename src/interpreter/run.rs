@@ -1,0 +1,144 @@
+//! What to run in an interpreter: the entry point or source, the channel
+//! ends bound by name, and a run started on its own thread.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::*;
+
+/// A channel end handed to a run by name.
+#[derive(Debug, Clone)]
+pub enum ChannelEnd {
+    /// A receiving end.
+    Recv(RecvChannel),
+    /// A sending end.
+    Send(SendChannel),
+}
+
+impl From<RecvChannel> for ChannelEnd {
+    fn from(e: RecvChannel) -> Self {
+        ChannelEnd::Recv(e)
+    }
+}
+
+impl From<SendChannel> for ChannelEnd {
+    fn from(e: SendChannel) -> Self {
+        ChannelEnd::Send(e)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum Body {
+    Export(String),
+    Js(String),
+    JsModule { name: String, source: String },
+}
+
+/// What to run: the entry point (or JavaScript source) and the channel ends
+/// the guest may look up by name (`subinterp_v1.lookup`; in JS, the global
+/// `channels`).
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub(super) body: Body,
+    pub(super) channels: Vec<(String, ChannelEnd)>,
+    pub(super) deadline_cap: Option<Instant>,
+    pub(super) fuel: Option<u64>,
+}
+
+impl Run {
+    /// Run a WASI command's `_start`.
+    pub fn start() -> Self {
+        Run::export("_start")
+    }
+
+    /// Run the exported function `name` (type `()` or `() -> i32`).
+    pub fn export(name: impl Into<String>) -> Self {
+        Run {
+            body: Body::Export(name.into()),
+            channels: Vec::new(),
+            deadline_cap: None,
+            fuel: None,
+        }
+    }
+
+    /// Evaluate JavaScript source as a global script in a JS interpreter
+    /// (one created from [`Host::js`](crate::Host::js)); promise jobs run to
+    /// completion before the run ends. Globals persist between runs.
+    pub fn js(source: impl Into<String>) -> Self {
+        Run {
+            body: Body::Js(source.into()),
+            channels: Vec::new(),
+            deadline_cap: None,
+            fuel: None,
+        }
+    }
+
+    /// Evaluate JavaScript source as an ES module named `name` (top-level
+    /// `await`, `import`/`export`). It can import, by name, the modules
+    /// evaluated earlier in the same interpreter (`import { f } from
+    /// "./util.js"` finds a module run as `"util.js"`); there is no loader
+    /// for anything else.
+    pub fn js_module(name: impl Into<String>, source: impl Into<String>) -> Self {
+        Run {
+            body: Body::JsModule {
+                name: name.into(),
+                source: source.into(),
+            },
+            channels: Vec::new(),
+            deadline_cap: None,
+            fuel: None,
+        }
+    }
+
+    /// Ends the run no later than `at`, whatever the interpreter's timeout.
+    pub(crate) fn deadline_cap(mut self, at: Option<Instant>) -> Self {
+        self.deadline_cap = at;
+        self
+    }
+
+    /// Gives the run this much fuel instead of the interpreter's own budget
+    /// (fuel taken from a creator's run for its child's).
+    pub(crate) fn fuel(mut self, fuel: Option<u64>) -> Self {
+        self.fuel = fuel;
+        self
+    }
+
+    /// Passes a channel end under `name`. A name bound by an earlier run of
+    /// the same interpreter is rebound.
+    pub fn channel(mut self, name: impl Into<String>, end: impl Into<ChannelEnd>) -> Self {
+        self.channels.push((name.into(), end.into()));
+        self
+    }
+}
+
+/// A run going on on its own thread, from [`Interpreter::start`].
+pub struct RunJob {
+    pub(super) id: InterpreterId,
+    pub(super) job: Arc<Job<Result<RunResult, Error>>>,
+}
+
+impl RunJob {
+    /// The interpreter the job runs in.
+    pub fn interpreter_id(&self) -> InterpreterId {
+        self.id
+    }
+
+    /// Whether the run has ended.
+    pub fn is_finished(&self) -> bool {
+        self.job.is_finished()
+    }
+
+    /// Waits for the run to end and returns its result.
+    ///
+    /// # Errors
+    /// As [`Interpreter::run`].
+    ///
+    /// # Panics
+    /// If the run's thread panicked (a host bug, never a guest's doing).
+    pub fn join(self) -> Result<RunResult, Error> {
+        match self.job.wait(None, None) {
+            Ok(result) => result,
+            Err(_) => panic!("run thread panicked"),
+        }
+    }
+}
