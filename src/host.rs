@@ -320,6 +320,15 @@ pub struct Host {
     inner: Arc<HostInner>,
 }
 
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("pooled", &self.is_pooled())
+            .field("interpreters", &self.inner.strong.lock().len())
+            .finish()
+    }
+}
+
 impl Host {
     /// A host with the defaults.
     ///

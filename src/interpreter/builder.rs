@@ -29,6 +29,17 @@ pub(crate) struct ChildOf {
     pub(crate) fuel: Option<u64>,
 }
 
+impl std::fmt::Debug for InterpreterBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterpreterBuilder")
+            .field("guest", &self.guest)
+            .field("limits", &self.limits)
+            .field("args", &self.args)
+            .field("dirs", &self.dirs)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'h> InterpreterBuilder<'h> {
     pub(crate) fn new(host: &'h Arc<HostInner>, guest: &Guest) -> Self {
         InterpreterBuilder {

@@ -112,6 +112,7 @@ impl Run {
 }
 
 /// A run going on on its own thread, from [`Interpreter::start`].
+#[derive(Debug)]
 pub struct RunJob {
     pub(super) id: InterpreterId,
     pub(super) job: Arc<Job<Result<RunResult, Error>>>,

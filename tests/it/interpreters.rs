@@ -357,3 +357,27 @@ fn pool_exhaustion_is_a_typed_limit() {
     host.create(&guest)
         .expect("a closed interpreter frees its slot");
 }
+
+#[test]
+fn public_types_are_debug_and_thread_safe_where_they_should_be() {
+    fn send_sync<T: Send + Sync + std::fmt::Debug>() {}
+    fn send<T: Send + std::fmt::Debug>() {}
+    use subinterp::*;
+    send_sync::<Host>();
+    send_sync::<HostBuilder>();
+    send_sync::<Guest>();
+    send_sync::<Interpreter>();
+    send_sync::<RecvChannel>();
+    send_sync::<SendChannel>();
+    send_sync::<Buffer>();
+    send_sync::<View>();
+    send_sync::<Message>();
+    send_sync::<Limits>();
+    send_sync::<CompileLimits>();
+    send_sync::<RunResult>();
+    send_sync::<Error>();
+    send_sync::<Run>();
+    send::<RunJob>();
+    fn debug<T: std::fmt::Debug>() {}
+    debug::<InterpreterBuilder<'static>>();
+}
