@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
+use crate::error::{BoxError, JsGuestError};
+
 /// Hex digits of each half of a cache key (128 bits of SHA-256 for the
 /// contents, 64 for the engine).
 const CONTENT_HEX: usize = 32;
@@ -132,9 +134,12 @@ pub(crate) fn load(
     engine: &Engine,
     wasm: &Path,
     tag: &str,
-    prepare: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, String>,
-) -> Result<Module, String> {
-    let io_err = |e: std::io::Error| format!("{}: {e}", wasm.display());
+    prepare: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, BoxError>,
+) -> Result<Module, JsGuestError> {
+    let io_err = |source| JsGuestError::Read {
+        path: wasm.to_path_buf(),
+        source,
+    };
     let content = content_key_of_file(wasm, tag).map_err(io_err)?;
     let cached = cache_path(engine, wasm, &content, tag);
     if cached.is_file() {
@@ -184,8 +189,8 @@ pub(crate) fn load(
     })
     .map_err(io_err)?;
     let cached = cache_path(engine, wasm, &content, tag);
-    let bytes = prepare(bytes)?;
-    let module = Module::new(engine, &bytes).map_err(|e| format!("{e:#}"))?;
+    let bytes = prepare(bytes).map_err(JsGuestError::Compile)?;
+    let module = Module::new(engine, &bytes).map_err(|e| JsGuestError::Compile(e.into()))?;
     if let Ok(data) = module.serialize() {
         write_whole(&cached, &data);
         remove_stale(wasm, tag, &cached);
@@ -237,7 +242,7 @@ fn remove_stale(wasm: &Path, tag: &str, current: &Path) {
 /// Where the JavaScript guest is: `$SUBINTERP_JS_WASM`, else
 /// `target/guest/js.wasm` in the source tree this crate was built from, else
 /// `guest/js.wasm` beside the running executable.
-pub(crate) fn js_wasm_path() -> Result<PathBuf, String> {
+pub(crate) fn js_wasm_path() -> Result<PathBuf, JsGuestError> {
     if let Some(p) = std::env::var_os("SUBINTERP_JS_WASM") {
         return Ok(PathBuf::from(p));
     }
@@ -254,8 +259,5 @@ pub(crate) fn js_wasm_path() -> Result<PathBuf, String> {
             return Ok(beside);
         }
     }
-    Err(format!(
-        "{} not found: run `make guest`, or set SUBINTERP_JS_WASM to the JS guest's path",
-        built.display()
-    ))
+    Err(JsGuestError::NotFound { path: built })
 }

@@ -280,9 +280,9 @@ pub(crate) fn compile(
 }
 
 fn compile_now(engine: &Engine, wasm: &[u8], limits: &CompileLimits) -> Result<Module, Error> {
-    let binary = wat::parse_bytes(wasm).map_err(|e| Error::InvalidModule(format!("{e:#}")))?;
+    let binary = wat::parse_bytes(wasm).map_err(|e| Error::InvalidModule(e.into()))?;
     limits.check(&binary)?;
-    Module::from_binary(engine, &binary).map_err(|e| Error::InvalidModule(format!("{e:#}")))
+    Module::from_binary(engine, &binary).map_err(|e| Error::InvalidModule(e.into()))
 }
 
 #[cfg(test)]

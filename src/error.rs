@@ -11,34 +11,84 @@ use std::fmt;
 use crate::id::InterpreterId;
 use crate::outcome::GuestError;
 
+/// An error of a dependency (wasmtime, the WAT parser), kept as the source
+/// of one of ours: its text is public, its type is not, so an application on
+/// another wasmtime version can still use this crate.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What went wrong in a host-side operation.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The bytes are not a valid WebAssembly module (or failed validation).
-    InvalidModule(String),
+    #[error("invalid wasm module")]
+    InvalidModule(#[source] BoxError),
     /// The module imports something the host does not provide.
-    Link(String),
-    /// Instantiating failed (its start function or `_initialize` trapped).
+    #[error("cannot link module")]
+    Link(#[source] BoxError),
+    /// Instantiating failed (its start function or `_initialize` trapped,
+    /// or hit a limit).
+    #[error("instantiation failed: {0}")]
     Instantiate(GuestError),
     /// The interpreter was closed.
+    #[error("{0} is closed")]
     InterpreterClosed(InterpreterId),
     /// The interpreter is already running (runs of one interpreter do not overlap).
+    #[error("{0} is already running")]
     InterpreterRunning(InterpreterId),
     /// The module has no exported function of that name (or of a supported type).
+    #[error("no exported function `{0}` of type () or () -> i32")]
     NoSuchExport(String),
     /// JavaScript source was given to an interpreter that does not run JS.
+    #[error("{0} does not run JavaScript")]
     NotJavaScript(InterpreterId),
     /// The JavaScript guest could not be found or loaded.
-    JsGuest(String),
+    #[error("JavaScript guest unavailable")]
+    JsGuest(#[source] JsGuestError),
     /// A host-wide limit was reached.
-    Limit(LimitError),
+    #[error("limit exceeded: {0}")]
+    Limit(#[from] LimitError),
     /// A guest run failed (from [`RunResult::check`](crate::RunResult::check)).
+    /// Its display is the guest's error; it is not also its source, so a
+    /// report does not print it twice.
+    #[error("{0}")]
     Guest(GuestError),
     /// Reading a file failed.
-    Io(std::io::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
     /// The engine could not be configured.
-    Engine(String),
+    #[error("engine configuration")]
+    Engine(#[source] BoxError),
+}
+
+/// Why the JavaScript guest could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsGuestError {
+    /// There is no guest file where it is looked for.
+    #[error("{} not found: run `make guest`, or set SUBINTERP_JS_WASM to the JS guest's path", path.display())]
+    NotFound {
+        /// Where it was looked for.
+        path: std::path::PathBuf,
+    },
+    /// The guest file could not be read.
+    #[error("reading {}", path.display())]
+    Read {
+        /// The guest file.
+        path: std::path::PathBuf,
+        /// Why not.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Compiling (or linking) the guest failed.
+    #[error("compiling the guest")]
+    Compile(#[source] BoxError),
+    /// The file is a wasm module, but not the subinterp JS guest.
+    #[error("{} is not the subinterp JS guest", path.display())]
+    NotTheGuest {
+        /// The file.
+        path: std::path::PathBuf,
+    },
 }
 
 /// A host-wide limit that was hit, naming the limit.
@@ -104,46 +154,4 @@ impl fmt::Display for LimitError {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::InvalidModule(m) => write!(f, "invalid wasm module: {m}"),
-            Error::Link(m) => write!(f, "cannot link module: {m}"),
-            Error::Instantiate(e) => write!(f, "instantiation failed: {e}"),
-            Error::InterpreterClosed(id) => write!(f, "{id} is closed"),
-            Error::InterpreterRunning(id) => write!(f, "{id} is already running"),
-            Error::NoSuchExport(n) => {
-                write!(f, "no exported function `{n}` of type () or () -> i32")
-            }
-            Error::NotJavaScript(id) => write!(f, "{id} does not run JavaScript"),
-            Error::JsGuest(m) => write!(f, "JavaScript guest unavailable: {m}"),
-            Error::Limit(l) => write!(f, "limit exceeded: {l}"),
-            Error::Guest(e) => write!(f, "{e}"),
-            Error::Io(e) => write!(f, "{e}"),
-            Error::Engine(m) => write!(f, "engine configuration: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(e) => Some(e),
-            // A guest error is shown in full by Display; as a source too, an
-            // error report would print it twice.
-            _ => None,
-        }
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(e)
-    }
-}
-
-impl From<LimitError> for Error {
-    fn from(e: LimitError) -> Self {
-        Error::Limit(e)
-    }
-}
+impl std::error::Error for LimitError {}

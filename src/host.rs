@@ -16,7 +16,7 @@ use wasmtime::{
 use crate::budget::Charge;
 use crate::channel::{self, ChannelId, Core, RecvChannel, Registry, SendChannel};
 use crate::compile::{CompileLimits, Runaways, compile};
-use crate::error::Error;
+use crate::error::{Error, JsGuestError};
 use crate::guest::Guest;
 use crate::interpreter::{HostState, Interpreter, InterpreterBuilder, InterpreterId};
 
@@ -102,7 +102,7 @@ impl HostInner {
         let pre = self
             .linker
             .instantiate_pre(&module)
-            .map_err(|e| Error::Link(format!("{e:#}")))?;
+            .map_err(|e| Error::Link(e.into()))?;
         Ok(Guest::new(name.to_string(), module, pre, preinit))
     }
 
@@ -118,7 +118,7 @@ impl HostInner {
         Ok(guest)
     }
 
-    fn load_js(&self) -> Result<Guest, String> {
+    fn load_js(&self) -> Result<Guest, JsGuestError> {
         let path = crate::cache::js_wasm_path()?;
         // The pre-initialised snapshot, or (should snapshotting fail) the
         // plain module, which sets itself up in each interpreter.
@@ -132,11 +132,11 @@ impl HostInner {
         };
         let guest = self
             .link("js", module, preinit)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| JsGuestError::Compile(e.into()))?;
         if guest.is_js() {
             Ok(guest)
         } else {
-            Err(format!("{} is not the subinterp JS guest", path.display()))
+            Err(JsGuestError::NotTheGuest { path })
         }
     }
 
@@ -234,8 +234,8 @@ impl HostBuilder {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut HostState| &mut s.wasi)
-            .map_err(|e| Error::Engine(format!("{e:#}")))?;
-        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+            .map_err(|e| Error::Engine(e.into()))?;
+        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Engine(e.into()))?;
         spawn_ticker(&engine);
         let inner = HostInner {
             engine,
@@ -286,7 +286,7 @@ impl HostBuilder {
                 .pagemap_scan(wasmtime::Enabled::Auto);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
-        Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))
+        Engine::new(&config).map_err(|e| Error::Engine(e.into()))
     }
 }
 

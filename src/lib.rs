@@ -77,7 +77,7 @@ pub use channel::{
     SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use compile::CompileLimits;
-pub use error::{Error, LimitError};
+pub use error::{BoxError, Error, JsGuestError, LimitError};
 pub use guest::Guest;
 pub use host::{
     CopyCounters, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_POOL_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK,

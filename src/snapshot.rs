@@ -9,6 +9,7 @@ use std::future::Future;
 use wasmtime::{Engine, Instance, Linker, Module, Store, Val};
 use wasmtime_wizer::{InstanceState, SnapshotVal, Wizer};
 
+use crate::error::BoxError;
 use crate::exec::block_on_trusted;
 use crate::interpreter::HostState;
 
@@ -58,20 +59,21 @@ pub(crate) fn pre_initialize(
     linker: &Linker<HostState>,
     wasm: &[u8],
     state: HostState,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, BoxError> {
     let mut wizer = Wizer::new();
     wizer.init_func(INIT);
-    let (cx, instrumented) = wizer.instrument(wasm).map_err(|e| format!("{e:#}"))?;
-    let module = Module::new(engine, &instrumented).map_err(|e| format!("{e:#}"))?;
+    let (cx, instrumented) = wizer.instrument(wasm).map_err(BoxError::from)?;
+    let module = Module::new(engine, &instrumented).map_err(BoxError::from)?;
     let mut store = Store::new(engine, state);
     store.set_epoch_deadline(u64::MAX / 2);
-    let instance = block_on_trusted(linker.instantiate_async(&mut store, &module))
-        .map_err(|e| format!("{e:#}"))?;
+    let instance =
+        block_on_trusted(linker.instantiate_async(&mut store, &module)).map_err(BoxError::from)?;
     for name in ["_initialize", INIT] {
         let f = instance
             .get_typed_func::<(), ()>(&mut store, name)
-            .map_err(|e| format!("{name}: {e:#}"))?;
-        block_on_trusted(f.call_async(&mut store, ())).map_err(|e| format!("{name}: {e:#}"))?;
+            .map_err(|e| BoxError::from(format!("{name}: {e:#}")))?;
+        block_on_trusted(f.call_async(&mut store, ()))
+            .map_err(|e| BoxError::from(format!("{name}: {e:#}")))?;
     }
     block_on_trusted(wizer.snapshot(
         &cx,
@@ -80,5 +82,5 @@ pub(crate) fn pre_initialize(
             instance,
         },
     ))
-    .map_err(|e| format!("{e:#}"))
+    .map_err(BoxError::from)
 }
