@@ -187,6 +187,7 @@ impl HostBuilder {
     /// each instance on demand instead. Each slot reserves address space, not
     /// memory. If the pool cannot be reserved the host falls back to on-demand
     /// allocation.
+    #[must_use]
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = n;
         self
@@ -197,6 +198,7 @@ impl HostBuilder {
     /// space, so a host with very many slots wants it smaller. An
     /// interpreter's own [`Limits::max_memory`](crate::Limits::max_memory)
     /// cannot go past it.
+    #[must_use]
     pub fn pool_max_memory(mut self, bytes: usize) -> Self {
         self.pool_max_memory = bytes;
         self
@@ -204,6 +206,7 @@ impl HostBuilder {
 
     /// Turns on instruction counting so [`Limits::fuel`](crate::Limits::fuel)
     /// works (off by default: it slows every guest down).
+    #[must_use]
     pub fn fuel(mut self, on: bool) -> Self {
         self.fuel = on;
         self
@@ -211,6 +214,7 @@ impl HostBuilder {
 
     /// Default limit on the bytes queued in one channel
     /// (default [`DEFAULT_MAX_QUEUED_BYTES`]).
+    #[must_use]
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.max_queued_bytes = bytes;
         self
@@ -218,6 +222,7 @@ impl HostBuilder {
 
     /// Bounds on compiling modules the host is given (default
     /// [`CompileLimits::default`]).
+    #[must_use]
     pub fn compile_limits(mut self, limits: CompileLimits) -> Self {
         self.compile_limits = limits;
         self

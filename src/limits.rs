@@ -75,6 +75,7 @@ impl Limits {
 
     /// Ceiling on linear memory, in bytes; growing past it ends the run with
     /// [`ErrorKind::MemoryLimit`](crate::ErrorKind::MemoryLimit).
+    #[must_use]
     pub fn max_memory(mut self, bytes: usize) -> Self {
         self.max_memory = bytes;
         self
@@ -83,24 +84,28 @@ impl Limits {
     /// Wall-clock deadline for each run; past it the run ends with
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), even while the guest
     /// waits on a channel.
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// Instruction budget for each run (the host must be built with fuel on).
+    #[must_use]
     pub fn fuel(mut self, fuel: u64) -> Self {
         self.fuel = Some(fuel);
         self
     }
 
     /// Cap on captured stdout and on captured stderr, each, in bytes.
+    #[must_use]
     pub fn max_output(mut self, bytes: usize) -> Self {
         self.max_output = bytes;
         self
     }
 
     /// Cap on live handles (views and channel ends) the guest holds at once.
+    #[must_use]
     pub fn max_handles(mut self, n: usize) -> Self {
         self.max_handles = n;
         self
@@ -109,6 +114,7 @@ impl Limits {
     /// Cap on interpreters alive at once below this one: those it created,
     /// those they created, and so on. Past it, creating one fails with a
     /// limit error inside the guest.
+    #[must_use]
     pub fn max_interpreters(mut self, n: usize) -> Self {
         self.max_interpreters = n;
         self
@@ -116,6 +122,7 @@ impl Limits {
 
     /// Cap on how many levels of interpreters may be created below this one
     /// (0: it may create none).
+    #[must_use]
     pub fn max_depth(mut self, depth: u32) -> Self {
         self.max_depth = depth;
         self
@@ -123,6 +130,7 @@ impl Limits {
 
     /// Cap on files and directories open at once through WASI (past it,
     /// `path_open` fails with `EMFILE`).
+    #[must_use]
     pub fn max_open_files(mut self, n: usize) -> Self {
         self.max_open_files = n;
         self

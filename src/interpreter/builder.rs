@@ -59,6 +59,7 @@ impl<'h> InterpreterBuilder<'h> {
     /// Grants the guest the host directory `host` (and everything below it)
     /// as `guest` in its WASI filesystem, read-only when `read_only`. No
     /// directory is granted by default.
+    #[must_use]
     pub fn dir(
         mut self,
         host: impl Into<std::path::PathBuf>,
@@ -77,36 +78,42 @@ impl<'h> InterpreterBuilder<'h> {
     }
 
     /// The interpreter's limits (default: [`Limits::default`]).
+    #[must_use]
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
     /// The guest's argv (default: the guest's name alone).
+    #[must_use]
     pub fn args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
         self.args = args.into_iter().map(Into::into).collect();
         self
     }
 
     /// Grants one environment variable (none by default).
+    #[must_use]
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
 
     /// Where the guest's stdout goes (default: captured).
+    #[must_use]
     pub fn stdout(mut self, mode: OutputMode) -> Self {
         self.stdout = mode;
         self
     }
 
     /// Where the guest's stderr goes (default: captured).
+    #[must_use]
     pub fn stderr(mut self, mode: OutputMode) -> Self {
         self.stderr = mode;
         self
     }
 
     /// Lets the guest read the host process's stdin (default: empty stdin).
+    #[must_use]
     pub fn inherit_stdin(mut self, yes: bool) -> Self {
         self.inherit_stdin = yes;
         self

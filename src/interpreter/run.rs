@@ -105,6 +105,7 @@ impl Run {
 
     /// Passes a channel end under `name`. A name bound by an earlier run of
     /// the same interpreter is rebound.
+    #[must_use]
     pub fn channel(mut self, name: impl Into<String>, end: impl Into<ChannelEnd>) -> Self {
         self.channels.push((name.into(), end.into()));
         self
