@@ -11,3 +11,4 @@ mod hardening;
 mod hostile;
 mod interpreters;
 mod js;
+mod layers;
