@@ -2,6 +2,8 @@
 //! the wasmtime `Engine`, the linker with the guest ABI, the epoch ticker,
 //! the copy counters and the registry of live interpreters and channels.
 
+mod builder;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use parking_lot::Mutex;
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
 };
+
+pub use self::builder::HostBuilder;
 
 use crate::budget::Charge;
 use crate::channel::{self, ChannelId, Core, RecvChannel, Registry, SendChannel};
@@ -158,156 +162,6 @@ impl HostInner {
         self.channels.add(&core);
         channel::new_pair(core)
     }
-}
-
-/// Builds a [`Host`] with named defaults.
-#[derive(Debug, Clone)]
-pub struct HostBuilder {
-    pool_size: u32,
-    pool_max_memory: usize,
-    fuel: bool,
-    max_queued_bytes: usize,
-    compile_limits: CompileLimits,
-}
-
-impl Default for HostBuilder {
-    fn default() -> Self {
-        HostBuilder {
-            pool_size: DEFAULT_POOL_SIZE,
-            pool_max_memory: DEFAULT_POOL_MAX_MEMORY,
-            fuel: false,
-            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
-            compile_limits: CompileLimits::default(),
-        }
-    }
-}
-
-impl HostBuilder {
-    /// Pooled instance slots (default [`DEFAULT_POOL_SIZE`]); 0 allocates
-    /// each instance on demand instead. Each slot reserves address space, not
-    /// memory. If the pool cannot be reserved the host falls back to on-demand
-    /// allocation.
-    #[must_use]
-    pub fn pool_size(mut self, n: u32) -> Self {
-        self.pool_size = n;
-        self
-    }
-
-    /// The largest linear memory one pooled interpreter can have (default
-    /// [`DEFAULT_POOL_MAX_MEMORY`]); each slot reserves this much address
-    /// space, so a host with very many slots wants it smaller. An
-    /// interpreter's own [`Limits::max_memory`](crate::Limits::max_memory)
-    /// cannot go past it.
-    #[must_use]
-    pub fn pool_max_memory(mut self, bytes: usize) -> Self {
-        self.pool_max_memory = bytes;
-        self
-    }
-
-    /// Turns on instruction counting so [`Limits::fuel`](crate::Limits::fuel)
-    /// works (off by default: it slows every guest down).
-    #[must_use]
-    pub fn fuel(mut self, on: bool) -> Self {
-        self.fuel = on;
-        self
-    }
-
-    /// Default limit on the bytes queued in one channel
-    /// (default [`DEFAULT_MAX_QUEUED_BYTES`]).
-    #[must_use]
-    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued_bytes = bytes;
-        self
-    }
-
-    /// Bounds on compiling modules the host is given (default
-    /// [`CompileLimits::default`]).
-    #[must_use]
-    pub fn compile_limits(mut self, limits: CompileLimits) -> Self {
-        self.compile_limits = limits;
-        self
-    }
-
-    /// Builds the host and starts its epoch ticker.
-    ///
-    /// # Errors
-    /// [`Error::Engine`] when wasmtime rejects the configuration.
-    pub fn build(self) -> Result<Host, Error> {
-        let (engine, pool_size) = match self.engine(self.pool_size) {
-            Ok(e) if self.pool_size > 0 => (e, self.pool_size as usize),
-            _ => (self.engine(0)?, 0),
-        };
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut HostState| &mut s.wasi)
-            .map_err(|e| Error::Engine(e.into()))?;
-        crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Engine(e.into()))?;
-        spawn_ticker(&engine);
-        let inner = HostInner {
-            engine,
-            linker,
-            counters: Arc::default(),
-            fuel: self.fuel,
-            pool_size,
-            max_queued_bytes: self.max_queued_bytes,
-            compile_limits: self.compile_limits,
-            runaways: Arc::default(),
-            next_id: AtomicU64::new(1),
-            strong: Mutex::default(),
-            channels: Arc::default(),
-            js: Mutex::new(None),
-        };
-        Ok(Host {
-            inner: Arc::new(inner),
-        })
-    }
-
-    fn engine(&self, pool_size: u32) -> Result<Engine, Error> {
-        let mut config = Config::new();
-        config
-            .async_stack_zeroing(true)
-            // One linear memory per instance: the memory limiter charges it
-            // to the tree's budget and settles on the size it is told.
-            .wasm_multi_memory(false)
-            .epoch_interruption(true)
-            .consume_fuel(self.fuel)
-            .max_wasm_stack(MAX_WASM_STACK);
-        if pool_size > 0 {
-            let mut pool = PoolingAllocationConfig::default();
-            pool.total_core_instances(pool_size)
-                .total_stacks(pool_size)
-                .total_memories(pool_size)
-                .total_tables(pool_size)
-                .max_memory_size(self.pool_max_memory)
-                // A reused slot keeps up to this much of its memory resident
-                // and resets it with memset (only the pages that were touched,
-                // found with PAGEMAP_SCAN where the kernel has it): a new JS
-                // interpreter then starts without page faults on its heap.
-                .linear_memory_keep_resident(KEEP_RESIDENT)
-                // A returned fiber stack keeps its top resident (reset with
-                // memset) and gives the rest back to the system: without
-                // this every stack a deep call once touched stays resident.
-                .async_stack_keep_resident(STACK_KEEP_RESIDENT)
-                .table_keep_resident(KEEP_RESIDENT / 8)
-                .pagemap_scan(wasmtime::Enabled::Auto);
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        }
-        Engine::new(&config).map_err(|e| Error::Engine(e.into()))
-    }
-}
-
-/// Increments the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
-fn spawn_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("subinterp-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .expect("spawning the epoch thread");
 }
 
 /// The host of many interpreters. Cheap to clone (a handle).
