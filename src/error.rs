@@ -56,6 +56,16 @@ pub enum Error {
     /// Reading a file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A directory could not be granted to a guest (it does not exist, or
+    /// cannot be opened).
+    #[error("granting {}", dir.display())]
+    Grant {
+        /// The host directory.
+        dir: std::path::PathBuf,
+        /// Why not.
+        #[source]
+        source: BoxError,
+    },
     /// The engine could not be configured.
     #[error("engine configuration")]
     Engine(#[source] BoxError),

@@ -1,6 +1,8 @@
 //! Creating an interpreter: its options, its store and WASI context, and
 //! its instantiation under the creation deadline.
 
+use wasmtime_wasi::p1::WasiP1Ctx;
+
 use super::*;
 
 /// Options for a new interpreter; from [`Host::interpreter`](crate::Host::interpreter).
@@ -125,7 +127,7 @@ impl<'h> InterpreterBuilder<'h> {
     /// # Errors
     /// [`Error::Limit`] when the instance pool is full,
     /// [`Error::Instantiate`] when the module's start code traps.
-    pub fn create(self) -> Result<Interpreter, Error> {
+    pub fn create(mut self) -> Result<Interpreter, Error> {
         let id = self.host.next_id();
         let shared = Arc::new(Shared::default());
         let cap = self.child_of.as_ref().and_then(|c| c.deadline_cap);
@@ -133,7 +135,7 @@ impl<'h> InterpreterBuilder<'h> {
             Some(c) => c.fuel,
             None => self.limits.get_fuel(),
         };
-        let (lineage, slots, stdout, stderr, own_output) = match self.child_of {
+        let (lineage, slots, stdout, stderr, own_output) = match self.child_of.take() {
             Some(c) => (c.lineage, c.slots, c.stdout, c.stderr, false),
             None => (
                 Lineage::root(&self.limits),
@@ -146,55 +148,10 @@ impl<'h> InterpreterBuilder<'h> {
         let js = self.guest.is_js();
         let creator = lineage.creator;
         let ancestors = lineage.ancestors.clone();
-        let tenant = lineage.tenant.clone();
         let mut lineage = lineage;
         lineage.budgets.insert(0, Tree::new(&self.limits));
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .args(&self.args)
-            .envs(&self.env);
-        if self.inherit_stdin {
-            wasi.inherit_stdin();
-        }
-        for (host_dir, guest_dir, read_only) in &self.dirs {
-            let perms = if *read_only {
-                wasmtime_wasi::FsPerms::ReadOnly
-            } else {
-                wasmtime_wasi::FsPerms::ReadWrite
-            };
-            wasi.preopened_dir(host_dir, guest_dir, perms)
-                .map_err(|e| {
-                    Error::Io(std::io::Error::other(format!(
-                        "granting {}: {e:#}",
-                        host_dir.display()
-                    )))
-                })?;
-        }
-        let state = HostState {
-            id,
-            wasi: wasi.build_p1(),
-            limiter: Limiter::new(self.limits.get_max_memory(), js, tenant.clone()),
-            handles: HandleTable::new(self.limits.get_max_handles(), Some(tenant)),
-            names: HashMap::new(),
-            shared: shared.clone(),
-            // Creation (instantiation, start functions, `_initialize`, the JS
-            // set-up) is bounded by the same deadline as a run.
-            deadline: deadline_from(&self.limits, cap),
-            tally: Tally::default(),
-            counters: self.host.counters.clone(),
-            host: Arc::downgrade(self.host),
-            limits: self.limits,
-            reported: None,
-            grace: if js { JS_STOP_GRACE } else { Duration::ZERO },
-            fuel_start: u64::MAX,
-            files: crate::abi::OpenFiles::new(lineage.tenant.clone()),
-            stop_since: std::cell::Cell::new(None),
-            children: Vec::new(),
-            stdout: stdout.clone(),
-            stderr: stderr.clone(),
-            lineage,
-        };
+        let wasi = self.wasi_ctx(&stdout, &stderr)?;
+        let state = self.host_state(id, wasi, &shared, lineage, cap, (&stdout, &stderr));
         let live = instantiate(self.host, &self.guest, state, &self.limits, fuel)?;
         let inner = Arc::new(InterpInner {
             id,
@@ -215,6 +172,70 @@ impl<'h> InterpreterBuilder<'h> {
         let interp = Interpreter { inner };
         self.host.register(&interp);
         Ok(interp)
+    }
+
+    /// The guest's WASI context: its output streams, argv, environment,
+    /// stdin and directory grants.
+    fn wasi_ctx(&self, stdout: &Sink, stderr: &Sink) -> Result<WasiP1Ctx, Error> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .args(&self.args)
+            .envs(&self.env);
+        if self.inherit_stdin {
+            wasi.inherit_stdin();
+        }
+        for (host_dir, guest_dir, read_only) in &self.dirs {
+            let perms = if *read_only {
+                wasmtime_wasi::FsPerms::ReadOnly
+            } else {
+                wasmtime_wasi::FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(host_dir, guest_dir, perms)
+                .map_err(|e| Error::Grant {
+                    dir: host_dir.clone(),
+                    source: e.into(),
+                })?;
+        }
+        Ok(wasi.build_p1())
+    }
+
+    /// What the new store carries: its handle table and limiter on its
+    /// tree's budget, its deadline for creation (the same as a run's, no
+    /// later than `cap`), and its place among interpreters.
+    fn host_state(
+        &self,
+        id: u64,
+        wasi: WasiP1Ctx,
+        shared: &Arc<Shared>,
+        lineage: Lineage,
+        cap: Option<Instant>,
+        (stdout, stderr): (&Sink, &Sink),
+    ) -> HostState {
+        let js = self.guest.is_js();
+        let tenant = &lineage.tenant;
+        HostState {
+            id,
+            wasi,
+            limiter: Limiter::new(self.limits.get_max_memory(), js, tenant.clone()),
+            handles: HandleTable::new(self.limits.get_max_handles(), Some(tenant.clone())),
+            names: HashMap::new(),
+            shared: shared.clone(),
+            deadline: deadline_from(&self.limits, cap),
+            tally: Tally::default(),
+            counters: self.host.counters.clone(),
+            host: Arc::downgrade(self.host),
+            limits: self.limits,
+            reported: None,
+            grace: if js { JS_STOP_GRACE } else { Duration::ZERO },
+            fuel_start: u64::MAX,
+            files: crate::abi::OpenFiles::new(tenant.clone()),
+            stop_since: std::cell::Cell::new(None),
+            children: Vec::new(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            lineage,
+        }
     }
 }
 
