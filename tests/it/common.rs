@@ -1,6 +1,7 @@
 //! Shared helpers: hosts, guests, and the WAT probe guest.
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use std::time::Duration;
 
@@ -178,3 +179,54 @@ pub const PROBE: &str = r#"(module
     (i32.const -1))
   (func $oob_load (export "oob_load") (result i32) (i32.load (i32.const 0x7ffffff0)))
 )"#;
+
+/// Figures of this process from /proc: (VmHWM KiB, RssAnon KiB, threads, open descriptors).
+pub fn proc_figures() -> (u64, u64, u64, u64) {
+    // Memory the allocator keeps after it was freed (glibc keeps per-thread
+    // arenas' free pages) is nobody's: give it back first, so RssAnon counts
+    // what is live.
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    // SAFETY: glibc's malloc_trim takes no pointers and may be called at any
+    // time from any thread.
+    unsafe {
+        malloc_trim(0);
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    (field("VmHWM:"), field("RssAnon:"), field("Threads:"), fds)
+}
+
+/// Runs the ignored test at `path` (e.g. `hardening::child_stash`) in a
+/// child process of this same test binary, so that its /proc figures are its
+/// own; checks that it passed and printed its `figures:`, and returns its
+/// output.
+pub fn in_child(path: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([path, "--exact", "--ignored", "--nocapture"])
+        .env("SUBINTERP_CHILD", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("figures:"), "{text}");
+    for line in text.lines().filter(|l| l.starts_with("figures:")) {
+        println!("{path}: {line}");
+    }
+    text
+}
+
+/// Whether this process is such a child (see [`in_child`]).
+pub fn is_child() -> bool {
+    std::env::var_os("SUBINTERP_CHILD").is_some()
+}

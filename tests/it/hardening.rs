@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use subinterp::{Error, ErrorKind, Host, Limits, Run, RunResult};
 
-use crate::common::{beside, host};
+use crate::common::{beside, host, in_child, is_child, proc_figures};
 
 /// Slack on top of a deadline for a noisy 2-core machine.
 const MARGIN: Duration = Duration::from_millis(2000);
@@ -236,59 +236,6 @@ fn the_cli_ends_a_looping_start_function_with_the_limit_exit_code() {
     let _ = err.write_all(&out.stderr);
 }
 
-/// Figures of this process from /proc: (VmHWM KiB, RssAnon KiB, threads, open descriptors).
-pub fn proc_figures() -> (u64, u64, u64, u64) {
-    // Memory the allocator keeps after it was freed (glibc keeps per-thread
-    // arenas' free pages) is nobody's: give it back first, so RssAnon counts
-    // what is live.
-    unsafe extern "C" {
-        fn malloc_trim(pad: usize) -> i32;
-    }
-    // SAFETY: glibc's malloc_trim takes no pointers and may be called at any
-    // time from any thread.
-    unsafe {
-        malloc_trim(0);
-    }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap()
-    };
-    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
-    (field("VmHWM:"), field("RssAnon:"), field("Threads:"), fds)
-}
-
-/// Runs the ignored test `hardening::NAME` in a child process (this same
-/// test binary), so that its /proc figures are its own; returns its output.
-fn in_child(name: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            &format!("hardening::{name}"),
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("SUBINTERP_CHILD", "1")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("figures:"), "{text}");
-    for line in text.lines().filter(|l| l.starts_with("figures:")) {
-        println!("{name}: {line}");
-    }
-    text
-}
-
-fn is_child() -> bool {
-    std::env::var_os("SUBINTERP_CHILD").is_some()
-}
-
 #[test]
 fn a_million_channels_chained_through_each_other_are_torn_down_without_recursion() {
     let host = host();
@@ -351,7 +298,7 @@ fn closing_an_interpreter_frees_the_cycles_its_channels_made() {
 
 #[test]
 fn a_host_that_creates_and_closes_interpreters_forever_stays_flat() {
-    let text = in_child("child_create_close_forever");
+    let text = in_child("hardening::child_create_close_forever");
     eprintln!("{text}");
 }
 
@@ -400,7 +347,7 @@ console.log(refused, sent);";
 
 #[test]
 fn messages_a_tree_queues_count_against_its_memory_limit() {
-    in_child("child_stash");
+    in_child("hardening::child_stash");
 }
 
 #[test]
@@ -439,7 +386,7 @@ console.log(kids.length, ok);";
 
 #[test]
 fn a_tree_of_children_shares_its_roots_memory_limit() {
-    in_child("child_greedy_tree");
+    in_child("hardening::child_greedy_tree");
 }
 
 #[test]
@@ -647,7 +594,7 @@ fn attack(host: &Host, sleeper: &subinterp::Guest, looper: &subinterp::Guest, i:
 
 #[test]
 fn one_tenant_attacks_while_another_works() {
-    in_child("child_multi_tenant_soak");
+    in_child("hardening::child_multi_tenant_soak");
 }
 
 #[test]

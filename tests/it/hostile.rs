@@ -9,7 +9,7 @@ use bytes::Bytes;
 use subinterp::{Error, ErrorKind, Host, Limits, Run, RunResult};
 use wasmtime::Trap;
 
-use crate::common::{beside, host};
+use crate::common::{beside, host, in_child, is_child, proc_figures};
 
 /// Slack on top of a deadline: epoch ticks (5 ms), the JS stop grace
 /// (100 ms), and a shared 2-core machine.
@@ -636,17 +636,6 @@ fn fuzz_the_abi_with_random_arguments() {
     assert_eq!(r.stdout_text(), "42\n");
 }
 
-/// Resident private memory of this process, in KiB.
-fn rss_anon_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("RssAnon:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap()
-}
-
 /// One of a rotation of hostile runs, each ending in a typed error.
 fn one_hostile_run(host: &Host, i: usize) {
     let limits = timeout(50).max_memory(32 << 20).max_output(64 << 10);
@@ -669,33 +658,25 @@ fn one_hostile_run(host: &Host, i: usize) {
 /// (this same test binary) so other tests' memory does not blur it.
 #[test]
 fn memory_returns_after_a_thousand_hostile_runs() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["hostile::soak_child", "--exact", "--ignored", "--nocapture"])
-        .env("SUBINTERP_SOAK", "1")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("soak: "), "{text}");
+    in_child("hostile::soak_child");
 }
 
 #[test]
 #[ignore = "run by memory_returns_after_a_thousand_hostile_runs in its own process"]
 fn soak_child() {
-    if std::env::var_os("SUBINTERP_SOAK").is_none() {
+    if !is_child() {
         return;
     }
     let host = Host::builder().pool_size(64).build().unwrap();
     for i in 0..100 {
         one_hostile_run(&host, i);
     }
-    let start = rss_anon_kib();
+    let start = proc_figures().1;
     for i in 0..1000 {
         one_hostile_run(&host, i);
     }
-    let end = rss_anon_kib();
-    eprintln!("soak: RssAnon {start} KiB after warm-up, {end} KiB after 1,000 hostile runs");
+    let end = proc_figures().1;
+    println!("figures: RssAnon {start} KiB after warm-up, {end} KiB after 1,000 hostile runs");
     assert!(
         end as f64 <= start as f64 * 1.10,
         "RssAnon grew from {start} KiB to {end} KiB"
