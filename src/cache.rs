@@ -261,3 +261,52 @@ pub(crate) fn js_wasm_path() -> Result<PathBuf, JsGuestError> {
     }
     Err(JsGuestError::NotFound { path: built })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".cwasm"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_cache_is_keyed_by_contents_not_size_or_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let engine = Engine::default();
+        let wasm = dir.join("m.wasm");
+        let a =
+            wat::parse_str(r#"(module (func (export "f") (result i32) (i32.const 1)))"#).unwrap();
+        let b =
+            wat::parse_str(r#"(module (func (export "f") (result i32) (i32.const 2)))"#).unwrap();
+        assert_eq!(a.len(), b.len());
+        std::fs::write(&wasm, &a).unwrap();
+        let when = std::fs::metadata(&wasm).unwrap().modified().unwrap();
+        load(&engine, &wasm, "t", Ok).unwrap();
+        let first = cache_files(dir);
+        assert_eq!(first.len(), 1);
+        // Other bytes of the same size and modification time: a new key.
+        std::fs::write(&wasm, &b).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&wasm)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        load(&engine, &wasm, "t", Ok).unwrap();
+        let second = cache_files(dir);
+        assert!(second.iter().any(|n| !first.contains(n)), "{second:?}");
+        // The same bytes touched later: the same key, no new file.
+        std::fs::write(&wasm, &b).unwrap();
+        load(&engine, &wasm, "t", Ok).unwrap();
+        assert_eq!(cache_files(dir).len(), second.len());
+    }
+}

@@ -338,10 +338,7 @@ fn interp_close(mut cx: Cx<'_>, id: i64) -> i32 {
     if id == state.id as i64 {
         return ERR_INVALID;
     }
-    match child(state, id) {
-        Err(e) => e,
-        Ok(_) => 0,
-    }
+    ERR_NOT_FOUND
 }
 
 /// `interp_status(id) -> 0 idle | 1 running`: of this interpreter or one

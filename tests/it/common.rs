@@ -211,9 +211,15 @@ pub fn proc_figures() -> (u64, u64, u64, u64) {
 /// own; checks that it passed and printed its `figures:`, and returns its
 /// output.
 pub fn in_child(path: &str) -> String {
+    in_child_with(path, &[])
+}
+
+/// [`in_child`], with more environment for the child.
+pub fn in_child_with(path: &str, env: &[(&str, &std::path::Path)]) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([path, "--exact", "--ignored", "--nocapture"])
         .env("SUBINTERP_CHILD", "1")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let text =

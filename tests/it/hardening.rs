@@ -823,3 +823,32 @@ fn views_a_tree_holds_count_against_its_memory_and_a_refused_one_is_not_lost() {
     assert_eq!(r.stdout_text().trim(), "true 28");
     assert!(rx.is_empty());
 }
+
+#[test]
+fn a_failed_js_guest_load_is_tried_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("js.wasm");
+    crate::common::in_child_with(
+        "hardening::child_js_load_retried",
+        &[("SUBINTERP_JS_WASM", &path)],
+    );
+}
+
+#[test]
+#[ignore = "run by a_failed_js_guest_load_is_tried_again in its own process"]
+fn child_js_load_retried() {
+    if !is_child() {
+        return;
+    }
+    let path = std::path::PathBuf::from(std::env::var_os("SUBINTERP_JS_WASM").unwrap());
+    let host = host();
+    // The guest is not there yet (as when descriptors ran out): an error...
+    let e = host.js().unwrap_err();
+    assert!(matches!(e, Error::JsGuest(_)), "{e}");
+    // ...that is not kept: once the file is there, JS works.
+    std::fs::copy(crate::common::guest_path("js"), &path).unwrap();
+    let w = host.create_js(Limits::new()).unwrap();
+    let r = w.run(Run::js("console.log(6 * 7)")).unwrap();
+    assert_eq!(r.stdout_text(), "42\n");
+    println!("figures: the JS guest loaded on the second try after {e}");
+}
