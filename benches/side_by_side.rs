@@ -392,7 +392,7 @@ fn live_js(target: usize) -> (f64, f64) {
     for _ in 0..target {
         match host
             .interpreter(&js)
-            .limits(Limits::new().max_memory(32 << 20))
+            .limits(Limits::new().with_max_memory(32 << 20))
             .create()
         {
             Ok(i) => live.push(i),

@@ -75,7 +75,7 @@ fn count_in_js(host: &Host, workers: usize, tasks: &[Bytes]) -> Result<(Counts, 
     let (result_rx, result_tx) = host.create_channel(workers); // many senders
     let mut jobs = Vec::new();
     for _ in 0..workers {
-        let worker = host.create_js(Limits::new().timeout(WAIT))?;
+        let worker = host.create_js(Limits::new().with_timeout(WAIT))?;
         let run = Run::js(WORKER)
             .channel("tasks", task_rx.clone())
             .channel("results", result_tx.clone());

@@ -35,7 +35,7 @@ fn show(what: &str, r: &RunResult) {
 
 fn main() -> Result<()> {
     let host = Host::new()?;
-    let limits = Limits::new().timeout(Duration::from_secs(5));
+    let limits = Limits::new().with_timeout(Duration::from_secs(5));
 
     // JavaScript (QuickJS compiled to wasm): print a line and send it to the host.
     let js = host.create_js(limits)?;

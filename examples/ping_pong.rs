@@ -41,7 +41,7 @@ fn pinger() -> String {
 
 fn main() -> Result<()> {
     let host = Host::new()?;
-    let limits = Limits::new().timeout(Duration::from_secs(20));
+    let limits = Limits::new().with_timeout(Duration::from_secs(20));
     let (ping_rx, ping_tx) = host.create_channel(1);
     let (pong_rx, pong_tx) = host.create_channel(1);
     let (times_rx, times_tx) = host.create_channel(1);

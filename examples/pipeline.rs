@@ -44,7 +44,7 @@ fn main() -> Result<()> {
     )?;
     let hostile = host
         .interpreter(&spin)
-        .limits(Limits::new().timeout(Duration::from_millis(200)))
+        .limits(Limits::new().with_timeout(Duration::from_millis(200)))
         .create()?;
     let hostile_job = hostile.start(Run::export("spin"));
 

@@ -27,9 +27,9 @@ const RECORDS: &[&str] = &[
 /// What each plugin's limits are: plugins are written by others.
 fn limits() -> Limits {
     Limits::new()
-        .timeout(Duration::from_millis(500))
-        .max_memory(32 << 20)
-        .max_output(64 << 10)
+        .with_timeout(Duration::from_millis(500))
+        .with_max_memory(32 << 20)
+        .with_max_output(64 << 10)
 }
 
 struct Report {

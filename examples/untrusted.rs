@@ -30,10 +30,10 @@ const BUILT_IN: &[(&str, &str)] = &[
 
 fn limits() -> Limits {
     Limits::new()
-        .timeout(Duration::from_secs(1))
-        .max_memory(64 << 20)
-        .max_output(1 << 20)
-        .max_interpreters(8)
+        .with_timeout(Duration::from_secs(1))
+        .with_max_memory(64 << 20)
+        .with_max_output(1 << 20)
+        .with_max_interpreters(8)
 }
 
 fn main() -> Result<()> {

@@ -44,7 +44,7 @@ fn main() -> Result<()> {
         } else {
             READ_AND_FORWARD
         };
-        let interp = host.create_js(Limits::new().timeout(Duration::from_secs(10)))?;
+        let interp = host.create_js(Limits::new().with_timeout(Duration::from_secs(10)))?;
         jobs.push(interp.start(Run::js(source).channel("inbox", input).channel("out", tx)));
         input = rx;
     }

@@ -49,8 +49,8 @@ pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(30);
 /// ```
 /// use std::time::Duration;
 /// use subinterp::CompileLimits;
-/// let l = CompileLimits::new().max_module_bytes(1 << 20).timeout(Duration::from_secs(2));
-/// assert_eq!(l.get_max_module_bytes(), 1 << 20);
+/// let l = CompileLimits::new().with_max_module_bytes(1 << 20).with_timeout(Duration::from_secs(2));
+/// assert_eq!(l.max_module_bytes(), 1 << 20);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompileLimits {
@@ -83,53 +83,53 @@ impl CompileLimits {
 
     /// Ceiling on the module's size (binary, or text before it is parsed).
     #[must_use]
-    pub fn max_module_bytes(mut self, n: usize) -> Self {
+    pub fn with_max_module_bytes(mut self, n: usize) -> Self {
         self.max_module_bytes = n;
         self
     }
 
     /// Ceiling on the number of functions the module defines.
     #[must_use]
-    pub fn max_functions(mut self, n: usize) -> Self {
+    pub fn with_max_functions(mut self, n: usize) -> Self {
         self.max_functions = n;
         self
     }
 
     /// Ceiling on one function body's size in bytes.
     #[must_use]
-    pub fn max_function_bytes(mut self, n: usize) -> Self {
+    pub fn with_max_function_bytes(mut self, n: usize) -> Self {
         self.max_function_bytes = n;
         self
     }
 
     /// Ceiling on nested blocks, loops and ifs within one function.
     #[must_use]
-    pub fn max_nesting(mut self, n: usize) -> Self {
+    pub fn with_max_nesting(mut self, n: usize) -> Self {
         self.max_nesting = n;
         self
     }
 
     /// Ceiling on nested loops within one function.
     #[must_use]
-    pub fn max_loop_nesting(mut self, n: usize) -> Self {
+    pub fn with_max_loop_nesting(mut self, n: usize) -> Self {
         self.max_loop_nesting = n;
         self
     }
 
     /// Deadline for one compile.
     #[must_use]
-    pub fn timeout(mut self, t: Duration) -> Self {
+    pub fn with_timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(t);
         self
     }
 
     /// The module size ceiling.
-    pub fn get_max_module_bytes(&self) -> usize {
+    pub fn max_module_bytes(&self) -> usize {
         self.max_module_bytes
     }
 
     /// The compile deadline.
-    pub fn get_timeout(&self) -> Option<Duration> {
+    pub fn timeout(&self) -> Option<Duration> {
         self.timeout
     }
 
@@ -316,14 +316,14 @@ mod tests {
         ));
         let many = wat::parse_str(format!("(module {})", "(func)".repeat(11))).unwrap();
         assert!(matches!(
-            l.max_functions(10).check(&many),
+            l.with_max_functions(10).check(&many),
             Err(LimitError::ModuleTooComplex {
                 what: "functions",
                 ..
             })
         ));
         assert_eq!(
-            l.max_module_bytes(10).check(&many),
+            l.with_max_module_bytes(10).check(&many),
             Err(LimitError::ModuleTooLarge { limit: 10 })
         );
         assert!(

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use wasmtime::{InstancePre, Module};
 
-use crate::interpreter::HostState;
+use crate::store::StoreData;
 
 struct GuestInner {
     name: String,
     module: Module,
-    pre: InstancePre<HostState>,
+    pre: InstancePre<StoreData>,
     js: bool,
     preinit: bool,
 }
@@ -27,7 +27,7 @@ impl Guest {
     pub(crate) fn new(
         name: String,
         module: Module,
-        pre: InstancePre<HostState>,
+        pre: InstancePre<StoreData>,
         preinit: bool,
     ) -> Self {
         let js = module.get_export("si_js_eval").is_some()
@@ -71,7 +71,7 @@ impl Guest {
             .collect()
     }
 
-    pub(crate) fn pre(&self) -> &InstancePre<HostState> {
+    pub(crate) fn pre(&self) -> &InstancePre<StoreData> {
         &self.inner.pre
     }
 }

@@ -1,5 +1,7 @@
-//! Per-interpreter handle tables: the small integers a guest holds for views
-//! and channel ends.
+//! Per-interpreter handle tables: the small integers a guest holds for views,
+//! channel ends and jobs. The table is generic over what a handle refers to
+//! (the store layer's `Entry`); it knows only slots, generations and the
+//! tree's budget of live handles.
 //!
 //! A handle is a positive `i32`: a slot index and a generation, scrambled
 //! with a random key of the table's own,
@@ -24,26 +26,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::budget::{Budget, Charge};
-use crate::buffer::View;
-use crate::channel::{RecvChannel, SendChannel};
-use crate::job::Job;
-
-/// A guest-started run of a child interpreter: its result as JSON, and the
-/// fuel it was given but did not use.
-pub(crate) type ChildJob = Job<(String, Option<u64>)>;
-
-/// What a handle refers to.
-#[derive(Debug, Clone)]
-pub(crate) enum Entry {
-    View(View),
-    Recv(RecvChannel),
-    Send(SendChannel),
-    /// A view of text the host made for the guest (JSON results, names):
-    /// read like a view, but not counted as message bytes.
-    Text(View),
-    /// A guest's started run of a child interpreter.
-    Job(std::sync::Arc<ChildJob>),
-}
 
 /// Why a handle was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +36,9 @@ pub(crate) enum HandleError {
     TooMany { limit: usize },
 }
 
-struct Slot {
+struct Slot<E> {
     generation: u16,
-    entry: Option<Entry>,
+    entry: Option<E>,
     /// What holding the entry costs its tree (a received view's bytes).
     charge: Option<Charge>,
 }
@@ -66,10 +48,10 @@ pub(crate) const MAX_SLOTS: usize = 1 << 16;
 /// Generations a slot goes through before it is retired (15 bits).
 const GENERATIONS: u16 = 1 << 15;
 
-pub(crate) struct HandleTable {
+pub(crate) struct HandleTable<E> {
     /// This table's scrambling key (31 bits).
     key: u32,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<E>>,
     /// Freed slots, oldest first.
     free: VecDeque<u16>,
     live: usize,
@@ -80,7 +62,7 @@ pub(crate) struct HandleTable {
     reserved: usize,
 }
 
-impl HandleTable {
+impl<E> HandleTable<E> {
     /// A table holding at most `limit` live handles, and charging each to
     /// `budget`'s handle meter when there is one.
     pub(crate) fn new(limit: usize, budget: Option<Arc<Budget>>) -> Self {
@@ -159,7 +141,7 @@ impl HandleTable {
         self.free.len() + (MAX_SLOTS - self.slots.len())
     }
 
-    pub(crate) fn insert(&mut self, entry: Entry) -> Result<i32, HandleError> {
+    pub(crate) fn insert(&mut self, entry: E) -> Result<i32, HandleError> {
         self.insert_charged(entry, None)
     }
 
@@ -167,7 +149,7 @@ impl HandleTable {
     /// given back when the handle is released.
     pub(crate) fn insert_charged(
         &mut self,
-        entry: Entry,
+        entry: E,
         charge: Option<Charge>,
     ) -> Result<i32, HandleError> {
         if self.reserved > 0 {
@@ -203,12 +185,12 @@ impl HandleTable {
         Ok(self.encode(index, self.slots[index].generation))
     }
 
-    pub(crate) fn get(&self, handle: i32) -> Result<&Entry, HandleError> {
+    pub(crate) fn get(&self, handle: i32) -> Result<&E, HandleError> {
         let index = self.decode(handle)?;
         Ok(self.slots[index].entry.as_ref().expect("decode checked"))
     }
 
-    pub(crate) fn remove(&mut self, handle: i32) -> Result<Entry, HandleError> {
+    pub(crate) fn remove(&mut self, handle: i32) -> Result<E, HandleError> {
         let index = self.decode(handle)?;
         let slot = &mut self.slots[index];
         slot.generation += 1;
@@ -224,7 +206,7 @@ impl HandleTable {
     }
 }
 
-impl Drop for HandleTable {
+impl<E> Drop for HandleTable<E> {
     fn drop(&mut self) {
         if let Some(b) = &self.budget {
             b.handles.give(self.live + self.reserved);
@@ -235,16 +217,15 @@ impl Drop for HandleTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::Buffer;
 
-    fn view() -> Entry {
-        Entry::View(Buffer::from("x").view())
+    fn view() -> &'static str {
+        "x"
     }
 
     #[test]
     fn stale_foreign_and_forged_handles_are_refused() {
         let mut a = HandleTable::new(8, None);
-        let b = HandleTable::new(8, None);
+        let b = HandleTable::<&str>::new(8, None);
         let h = a.insert(view()).unwrap();
         assert!(h > 0);
         assert!(a.get(h).is_ok());

@@ -70,11 +70,12 @@ mod outcome;
 mod output;
 mod result;
 mod snapshot;
+mod store;
 
 pub use buffer::{Buffer, View};
 pub use channel::{
-    ChannelId, Message, RecvChannel, RecvError, RecvTimeoutError, SendChannel, SendError,
-    SendTimeoutError, TryRecvError, TrySendError,
+    ChannelEnd, ChannelId, Message, RecvChannel, RecvError, RecvTimeoutError, SendChannel,
+    SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use compile::CompileLimits;
 pub use error::{BoxError, Error, JsGuestError, LimitError};
@@ -83,12 +84,11 @@ pub use host::{
     CopyCounters, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_POOL_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK,
     Host, HostBuilder, MAX_WASM_STACK,
 };
-pub use interpreter::{
-    ChannelEnd, ErrorKind, GuestError, Interpreter, InterpreterBuilder, InterpreterId, Run, RunJob,
-    RunResult, RunStats, current,
-};
+pub use interpreter::{Interpreter, InterpreterBuilder, InterpreterId, Run, RunJob, current};
 pub use limits::Limits;
+pub use outcome::{ErrorKind, GuestError};
 pub use output::OutputMode;
+pub use result::{RunResult, RunStats};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

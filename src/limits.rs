@@ -36,9 +36,9 @@ pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
 /// ```
 /// use std::time::Duration;
 /// use subinterp::Limits;
-/// let l = Limits::new().max_memory(64 << 20).timeout(Duration::from_millis(500));
-/// assert_eq!(l.get_max_memory(), 64 << 20);
-/// assert_eq!(l.get_timeout(), Some(Duration::from_millis(500)));
+/// let l = Limits::new().with_max_memory(64 << 20).with_timeout(Duration::from_millis(500));
+/// assert_eq!(l.max_memory(), 64 << 20);
+/// assert_eq!(l.timeout(), Some(Duration::from_millis(500)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -76,7 +76,7 @@ impl Limits {
     /// Ceiling on linear memory, in bytes; growing past it ends the run with
     /// [`ErrorKind::MemoryLimit`](crate::ErrorKind::MemoryLimit).
     #[must_use]
-    pub fn max_memory(mut self, bytes: usize) -> Self {
+    pub fn with_max_memory(mut self, bytes: usize) -> Self {
         self.max_memory = bytes;
         self
     }
@@ -85,28 +85,28 @@ impl Limits {
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), even while the guest
     /// waits on a channel.
     #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// Instruction budget for each run (the host must be built with fuel on).
     #[must_use]
-    pub fn fuel(mut self, fuel: u64) -> Self {
+    pub fn with_fuel(mut self, fuel: u64) -> Self {
         self.fuel = Some(fuel);
         self
     }
 
     /// Cap on captured stdout and on captured stderr, each, in bytes.
     #[must_use]
-    pub fn max_output(mut self, bytes: usize) -> Self {
+    pub fn with_max_output(mut self, bytes: usize) -> Self {
         self.max_output = bytes;
         self
     }
 
     /// Cap on live handles (views and channel ends) the guest holds at once.
     #[must_use]
-    pub fn max_handles(mut self, n: usize) -> Self {
+    pub fn with_max_handles(mut self, n: usize) -> Self {
         self.max_handles = n;
         self
     }
@@ -115,7 +115,7 @@ impl Limits {
     /// those they created, and so on. Past it, creating one fails with a
     /// limit error inside the guest.
     #[must_use]
-    pub fn max_interpreters(mut self, n: usize) -> Self {
+    pub fn with_max_interpreters(mut self, n: usize) -> Self {
         self.max_interpreters = n;
         self
     }
@@ -123,7 +123,7 @@ impl Limits {
     /// Cap on how many levels of interpreters may be created below this one
     /// (0: it may create none).
     #[must_use]
-    pub fn max_depth(mut self, depth: u32) -> Self {
+    pub fn with_max_depth(mut self, depth: u32) -> Self {
         self.max_depth = depth;
         self
     }
@@ -131,7 +131,7 @@ impl Limits {
     /// Cap on files and directories open at once through WASI (past it,
     /// `path_open` fails with `EMFILE`).
     #[must_use]
-    pub fn max_open_files(mut self, n: usize) -> Self {
+    pub fn with_max_open_files(mut self, n: usize) -> Self {
         self.max_open_files = n;
         self
     }
@@ -163,42 +163,42 @@ impl Limits {
     }
 
     /// The cap on files open at once.
-    pub fn get_max_open_files(&self) -> usize {
+    pub fn max_open_files(&self) -> usize {
         self.max_open_files
     }
 
     /// The memory ceiling in bytes.
-    pub fn get_max_memory(&self) -> usize {
+    pub fn max_memory(&self) -> usize {
         self.max_memory
     }
 
     /// The per-run deadline.
-    pub fn get_timeout(&self) -> Option<Duration> {
+    pub fn timeout(&self) -> Option<Duration> {
         self.timeout
     }
 
     /// The per-run instruction budget.
-    pub fn get_fuel(&self) -> Option<u64> {
+    pub fn fuel(&self) -> Option<u64> {
         self.fuel
     }
 
     /// The output cap in bytes.
-    pub fn get_max_output(&self) -> usize {
+    pub fn max_output(&self) -> usize {
         self.max_output
     }
 
     /// The live-handle cap.
-    pub fn get_max_handles(&self) -> usize {
+    pub fn max_handles(&self) -> usize {
         self.max_handles
     }
 
     /// The cap on interpreters alive at once below this one.
-    pub fn get_max_interpreters(&self) -> usize {
+    pub fn max_interpreters(&self) -> usize {
         self.max_interpreters
     }
 
     /// The cap on levels of interpreters below this one.
-    pub fn get_max_depth(&self) -> u32 {
+    pub fn max_depth(&self) -> u32 {
         self.max_depth
     }
 }

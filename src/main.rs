@@ -237,16 +237,16 @@ fn write_stdout(line: &str) -> io::Result<()> {
 fn limits(a: &RunArgs) -> Limits {
     let mut l = Limits::new();
     if let Some(t) = a.timeout {
-        l = l.timeout(t);
+        l = l.with_timeout(t);
     }
     if let Some(m) = a.max_memory {
-        l = l.max_memory(m);
+        l = l.with_max_memory(m);
     }
     if let Some(f) = a.fuel {
-        l = l.fuel(f);
+        l = l.with_fuel(f);
     }
     if let Some(o) = a.max_output {
-        l = l.max_output(o);
+        l = l.with_max_output(o);
     }
     l
 }
@@ -262,14 +262,14 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     };
     // One pool slot per interpreter a script may create, plus its own.
     let slots = if js_source.is_some() {
-        u32::try_from(limits.get_max_interpreters().saturating_add(1)).unwrap_or(u32::MAX)
+        u32::try_from(limits.max_interpreters().saturating_add(1)).unwrap_or(u32::MAX)
     } else {
         1
     };
     // Compiling the module is bounded by the run's deadline too.
     let mut compile = CompileLimits::new();
     if let Some(t) = a.timeout {
-        compile = compile.timeout(t);
+        compile = compile.with_timeout(t);
     }
     let host = Host::builder()
         .pool_size(slots)

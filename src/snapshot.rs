@@ -11,13 +11,13 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, Wizer};
 
 use crate::error::BoxError;
 use crate::exec::block_on_trusted;
-use crate::interpreter::HostState;
+use crate::store::StoreData;
 
 /// The export the snapshot runs: `si_js_setup`, as `() -> ()`.
 const INIT: &str = "si_js_snapshot_init";
 
 struct Live<'a> {
-    store: &'a mut Store<HostState>,
+    store: &'a mut Store<StoreData>,
     instance: Instance,
 }
 
@@ -56,9 +56,9 @@ impl InstanceState for Live<'_> {
 /// its result. `state` is a fresh host state for the one-off instance.
 pub(crate) fn pre_initialize(
     engine: &Engine,
-    linker: &Linker<HostState>,
+    linker: &Linker<StoreData>,
     wasm: &[u8],
-    state: HostState,
+    state: StoreData,
 ) -> Result<Vec<u8>, BoxError> {
     let mut wizer = Wizer::new();
     wizer.init_func(INIT);

@@ -79,7 +79,7 @@ fn main() -> Result<()> {
 
     let (corpus_rx, corpus_tx) = host.create_channel(16);
     let (report_rx, report_tx) = host.create_channel(1);
-    let main = host.create_js(Limits::new().timeout(Duration::from_secs(120)))?;
+    let main = host.create_js(Limits::new().with_timeout(Duration::from_secs(120)))?;
     let job = main.start(
         Run::js(include_str!("main.js"))
             .channel("corpus", corpus_rx)

@@ -278,16 +278,13 @@ pub(super) fn channel_create(mut cx: Cx<'_>, capacity: i32, out: i32) -> i32 {
     let Some(r) = range(mem.data_size(&cx), out, 8) else {
         return ERR_BOUNDS;
     };
-    let Some(host) = cx.data().host.upgrade() else {
-        return ERR_CLOSED;
-    };
     let Some(cost) = cx.data().lineage.tenant.charge(CHANNEL_COST) else {
         return ERR_LIMIT;
     };
     if let Err(e) = cx.data_mut().handles.reserve(2) {
         return bad(e);
     }
-    let (rx, tx) = host.new_channel(capacity, host.max_queued_bytes(), Some(cost));
+    let (rx, tx) = cx.data().channels.create(capacity, None, Some(cost));
     let (data, state) = mem.data_and_store_mut(&mut cx);
     state.shared.own(rx.core());
     let hr = state.handles.insert(Entry::Recv(rx)).unwrap_or(ERR_LIMIT);

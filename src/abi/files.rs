@@ -5,53 +5,21 @@
 //! fails with `EMFILE` before anything is opened on the host, so one guest
 //! cannot use up the host process's descriptors.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-
 use wasmtime::{AsContextMut, Caller, Extern, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
 use wiggle::GuestMemory;
 
-use crate::budget::Budget;
-use crate::interpreter::HostState;
+use crate::store::StoreData;
 
 const WASI: &str = "wasi_snapshot_preview1";
 /// WASI's errno for "too many open files".
 const ERRNO_MFILE: i32 = 33;
 
-/// The descriptors a guest opened (beyond stdio and its grants), each
-/// holding one place in its tree's budget of open files.
-pub(crate) struct OpenFiles {
-    fds: HashSet<i32>,
-    tenant: Arc<Budget>,
-}
-
-impl OpenFiles {
-    pub(crate) fn new(tenant: Arc<Budget>) -> Self {
-        OpenFiles {
-            fds: HashSet::new(),
-            tenant,
-        }
-    }
-
-    fn closed(&mut self, fd: i32) {
-        if self.fds.remove(&fd) {
-            self.tenant.files.give(1);
-        }
-    }
-}
-
-impl Drop for OpenFiles {
-    fn drop(&mut self) {
-        self.tenant.files.give(self.fds.len());
-    }
-}
-
 /// Runs the WASI call `call` with the guest's memory and WASI context, as
 /// `wasmtime-wasi`'s own linker glue does.
-async fn with_wasi<F>(caller: &mut Caller<'_, HostState>, call: F) -> wasmtime::Result<i32>
+async fn with_wasi<F>(caller: &mut Caller<'_, StoreData>, call: F) -> wasmtime::Result<i32>
 where
-    F: AsyncFnOnce(&mut HostState, &mut GuestMemory<'_>) -> wasmtime::Result<i32>,
+    F: AsyncFnOnce(&mut StoreData, &mut GuestMemory<'_>) -> wasmtime::Result<i32>,
 {
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         wasmtime::bail!("missing required memory export");
@@ -64,7 +32,7 @@ where
 
 type OpenArgs = (i32, i32, i32, i32, i32, i64, i64, i32, i32);
 
-pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(l: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     l.allow_shadowing(true);
     l.func_wrap_async(WASI, "path_open", |mut caller, args: OpenArgs| {
         Box::new(async move { path_open(&mut caller, args).await })
@@ -87,13 +55,8 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 p1::fd_renumber(&mut s.wasi, m, from, to).await
             })
             .await?;
-            let files = &mut caller.data_mut().files;
-            if errno == 0 && from != to {
-                // `to` was closed; what was `from` is now `to`.
-                files.closed(to);
-                if files.fds.remove(&from) {
-                    files.fds.insert(to);
-                }
+            if errno == 0 {
+                caller.data_mut().files.renumbered(from, to);
             }
             Ok(errno)
         })
@@ -102,9 +65,9 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-async fn path_open(caller: &mut Caller<'_, HostState>, args: OpenArgs) -> wasmtime::Result<i32> {
+async fn path_open(caller: &mut Caller<'_, StoreData>, args: OpenArgs) -> wasmtime::Result<i32> {
     let (fd, dirflags, path, path_len, oflags, base, inheriting, fdflags, out) = args;
-    let tenant = caller.data().files.tenant.clone();
+    let tenant = caller.data().files.tenant().clone();
     if !tenant.files.try_take(1) {
         return Ok(ERRNO_MFILE);
     }
@@ -126,7 +89,7 @@ async fn path_open(caller: &mut Caller<'_, HostState>, args: OpenArgs) -> wasmti
         if errno == 0 {
             // The new descriptor keeps the place taken above.
             let new_fd: i32 = m.read(wiggle::GuestPtr::new(out as u32))?;
-            s.files.fds.insert(new_fd);
+            s.files.opened(new_fd);
         }
         Ok(errno)
     })

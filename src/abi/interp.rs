@@ -14,19 +14,17 @@ use super::{
     ERR_NOT_FOUND, ERR_TIMEOUT, ERR_WRONG_KIND, Ret, bad, memory, range, waiting,
 };
 use crate::buffer::Buffer;
-use crate::channel::Wait;
+use crate::channel::{ChannelEnd, Wait};
 use crate::error::Error;
-use crate::handle::{ChildJob, Entry};
-use crate::interpreter::{
-    ChannelEnd, ChildOf, HostState, Interpreter, InterpreterBuilder, Lineage, Run, RunResult, Tree,
-};
-use crate::job::{Job, JobWait};
+use crate::job::JobWait;
 use crate::limits::Limits;
+use crate::result::RunResult;
+use crate::store::{ChildJob, ChildRun, Entry, FamilyError, StoreData};
 
 /// The most bytes of error JSON a guest may report for one run.
 const MAX_REPORT: usize = 64 << 10;
 
-pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(l: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     let m = super::MODULE;
     l.func_wrap(m, "run_error", run_error)?;
     l.func_wrap(m, "should_stop", |cx: Cx<'_>| {
@@ -101,14 +99,14 @@ fn asked_limits(opts: &str) -> Option<Limits> {
         let n = v.as_f64().filter(|n| n.is_finite() && *n >= 0.0)?;
         let whole = n as u64;
         l = match k.as_str() {
-            "timeout_ms" => l.timeout(Duration::try_from_secs_f64(n / 1000.0).ok()?),
-            "max_memory" => l.max_memory(usize::try_from(whole).ok()?),
-            "fuel" => l.fuel(whole),
-            "max_output" => l.max_output(usize::try_from(whole).ok()?),
-            "max_handles" => l.max_handles(usize::try_from(whole).ok()?),
-            "max_interpreters" => l.max_interpreters(usize::try_from(whole).ok()?),
-            "max_depth" => l.max_depth(u32::try_from(whole).ok()?),
-            "max_open_files" => l.max_open_files(usize::try_from(whole).ok()?),
+            "timeout_ms" => l.with_timeout(Duration::try_from_secs_f64(n / 1000.0).ok()?),
+            "max_memory" => l.with_max_memory(usize::try_from(whole).ok()?),
+            "fuel" => l.with_fuel(whole),
+            "max_output" => l.with_max_output(usize::try_from(whole).ok()?),
+            "max_handles" => l.with_max_handles(usize::try_from(whole).ok()?),
+            "max_interpreters" => l.with_max_interpreters(usize::try_from(whole).ok()?),
+            "max_depth" => l.with_max_depth(u32::try_from(whole).ok()?),
+            "max_open_files" => l.with_max_open_files(usize::try_from(whole).ok()?),
             _ => return None,
         };
     }
@@ -132,6 +130,17 @@ fn return_fuel(cx: &mut Cx<'_>, unused: Option<u64>) {
     }
 }
 
+/// The ABI code for a refused request about interpreters.
+fn family_code(e: FamilyError) -> i32 {
+    match e {
+        FamilyError::NotFound => ERR_NOT_FOUND,
+        FamilyError::Busy => ERR_BUSY,
+        FamilyError::Limit => ERR_LIMIT,
+        FamilyError::Closed => ERR_CLOSED,
+        FamilyError::Invalid => ERR_INVALID,
+    }
+}
+
 /// `interp_create(opts, len) -> id`: a new JS interpreter owned by this one.
 /// Its memory, handles and files come out of this interpreter's tree's
 /// budget, and the fuel its creation burns out of this run's.
@@ -144,98 +153,44 @@ fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
         return ERR_INVALID.into();
     };
     let limits = cx.data().limits.clamp(&asked);
-    let fuel = take_fuel(&mut cx, limits.get_fuel(), 1);
-    match create_child(cx.data_mut(), limits, fuel) {
-        Ok(child) => {
-            return_fuel(&mut cx, child.fuel_left());
-            child.id().0 as i64
+    let fuel = take_fuel(&mut cx, limits.fuel(), 1);
+    let state = cx.data_mut();
+    let created = state
+        .parent(fuel)
+        .and_then(|parent| state.family.create(parent, limits));
+    match created {
+        Ok((id, unused)) => {
+            return_fuel(&mut cx, unused);
+            id as i64
         }
-        Err(e) => e.into(),
+        Err(e) => family_code(e).into(),
     }
 }
 
-fn create_child(
-    state: &mut HostState,
-    limits: Limits,
-    fuel: Option<u64>,
-) -> Result<Interpreter, i32> {
-    let host = state.host.upgrade().ok_or(ERR_CLOSED)?;
-    let guest = host.js().map_err(|_| ERR_NOT_FOUND)?;
-    if state.limits.get_max_depth() == 0 {
-        return Err(ERR_LIMIT);
-    }
-    let slots = Tree::acquire_all(&state.lineage.budgets).ok_or(ERR_LIMIT)?;
-    let mut ancestors = state.lineage.ancestors.clone();
-    ancestors.push(state.id);
-    let child = InterpreterBuilder::new(&host, &guest)
-        .limits(limits)
-        .child_of(ChildOf {
-            lineage: Lineage {
-                budgets: state.lineage.budgets.clone(),
-                creator: state.id,
-                ancestors,
-                tenant: state.lineage.tenant.clone(),
-            },
-            slots,
-            stdout: state.stdout.clone(),
-            stderr: state.stderr.clone(),
-            deadline_cap: state.deadline.map(|(at, _)| at),
-            fuel,
-        })
-        .create();
-    match child {
-        Ok(c) => {
-            if state.children.len() >= 32 {
-                state.children.retain(|c| !c.is_closed());
-            }
-            state.children.push(c.clone());
-            Ok(c)
-        }
-        Err(Error::Limit(_)) => Err(ERR_LIMIT),
-        Err(Error::Instantiate(e)) if e.kind.is_limit() => Err(ERR_LIMIT),
-        Err(_) => Err(ERR_INVALID),
-    }
+/// The id a guest passed, if it can name an interpreter at all.
+fn id_of(id: i64) -> Result<u64, i32> {
+    u64::try_from(id).map_err(|_| ERR_NOT_FOUND)
 }
 
-/// This interpreter's live child `id`. Any other id, whether it exists or
-/// not, is `ERR_NOT_FOUND`: a guest learns nothing of interpreters outside
-/// its own tree.
-fn child(state: &HostState, id: i64) -> Result<Interpreter, i32> {
-    let id = u64::try_from(id).map_err(|_| ERR_NOT_FOUND)?;
-    state
-        .children
-        .iter()
-        .find(|c| c.id().0 == id && !c.is_closed())
-        .cloned()
-        .ok_or(ERR_NOT_FOUND)
-}
-
-/// The live interpreter `id` if it is in the caller's tree below it.
-fn descendant(state: &HostState, id: u64) -> Option<Interpreter> {
-    let host = state.host.upgrade()?;
-    host.get(id).filter(|i| i.ancestors().contains(&state.id))
-}
-
-/// Builds the child's run: the source and the ends bound by name.
+/// Builds the child's run: the source and the ends bound by name. Returns
+/// the child's id, the run, and the child's own fuel budget.
 fn child_run(
     cx: &mut Cx<'_>,
     id: i64,
     src: (i32, i32),
     bind: (i32, i32),
-) -> Result<(Interpreter, Run), i32> {
+) -> Result<(u64, ChildRun, Option<u64>), i32> {
     let source = read_str(cx, src.0, src.1)?;
     let bindings = read_str(cx, bind.0, bind.1)?;
     let state = cx.data();
-    let target = child(state, id)?;
-    if target.is_running() {
-        return Err(ERR_BUSY);
-    }
+    let id = id_of(id)?;
+    let own_fuel = state.family.idle_child(id).map_err(family_code)?;
     let map: serde_json::Map<String, Value> = if bindings.trim().is_empty() {
         Default::default()
     } else {
         serde_json::from_str(&bindings).map_err(|_| ERR_INVALID)?
     };
-    let mut run = Run::js(source).deadline_cap(state.deadline.map(|(at, _)| at));
+    let mut channels = Vec::with_capacity(map.len());
     for (name, h) in map {
         let h = h
             .as_i64()
@@ -246,9 +201,15 @@ fn child_run(
             Entry::Send(s) => ChannelEnd::Send(s.clone()),
             _ => return Err(ERR_WRONG_KIND),
         };
-        run = run.channel(name, end);
+        channels.push((name, end));
     }
-    Ok((target, run))
+    let run = ChildRun {
+        source,
+        channels,
+        deadline_cap: state.deadline.map(|(at, _)| at),
+        fuel: None,
+    };
+    Ok((id, run, own_fuel))
 }
 
 /// Starts a child's run on its own thread, with fuel taken from the caller's
@@ -263,9 +224,14 @@ fn start_child(
     share: u64,
 ) -> Result<Arc<ChildJob>, i32> {
     cx.data_mut().handles.reserve(1).map_err(bad)?;
-    let started = child_run(cx, id, src, bind).and_then(|(child, run)| {
-        let fuel = take_fuel(cx, child.limits().get_fuel(), share);
-        spawn_child(child, run.fuel(fuel), fuel).inspect_err(|_| return_fuel(cx, fuel))
+    let started = child_run(cx, id, src, bind).and_then(|(id, mut run, own_fuel)| {
+        run.fuel = take_fuel(cx, own_fuel, share);
+        let fuel = run.fuel;
+        cx.data_mut()
+            .family
+            .start(id, run)
+            .map_err(family_code)
+            .inspect_err(|_| return_fuel(cx, fuel))
     });
     if started.is_err() {
         cx.data_mut().handles.unreserve(1);
@@ -275,11 +241,11 @@ fn start_child(
 
 /// Hands the guest a finished run's result (into the handle reserved for
 /// it) and the caller the fuel the run did not use.
-fn give_result(cx: &mut Cx<'_>, done: Result<(String, Option<u64>), i32>) -> i32 {
+fn give_result(cx: &mut Cx<'_>, done: Result<ChildDone, i32>) -> i32 {
     match done {
-        Ok((text, unused)) => {
+        Ok((result, unused)) => {
             return_fuel(cx, unused);
-            give_text(cx, text)
+            give_text(cx, result_json(result))
         }
         Err(e) => e,
     }
@@ -331,28 +297,21 @@ fn interp_join(mut cx: Cx<'_>, job: i32, timeout_us: i64) -> Ret {
 /// `interp_close(id) -> 0`: closes a child of this interpreter.
 fn interp_close(mut cx: Cx<'_>, id: i64) -> i32 {
     let state = cx.data_mut();
-    if let Some(pos) = state.children.iter().position(|c| c.id().0 as i64 == id) {
-        state.children.swap_remove(pos).close();
-        return 0;
+    match id_of(id) {
+        Ok(id) if state.family.close(id) => 0,
+        Ok(id) if id == state.id => ERR_INVALID,
+        _ => ERR_NOT_FOUND,
     }
-    if id == state.id as i64 {
-        return ERR_INVALID;
-    }
-    ERR_NOT_FOUND
 }
 
 /// `interp_status(id) -> 0 idle | 1 running`: of this interpreter or one
 /// below it; any other id is `ERR_NOT_FOUND`.
 fn interp_status(cx: Cx<'_>, id: i64) -> i32 {
-    let Ok(id) = u64::try_from(id) else {
-        return ERR_NOT_FOUND;
-    };
-    if id == cx.data().id {
-        return 1;
-    }
-    match descendant(cx.data(), id) {
-        Some(i) => i32::from(i.is_running()),
-        None => ERR_NOT_FOUND,
+    let state = cx.data();
+    match id_of(id) {
+        Ok(id) if id == state.id => 1,
+        Ok(id) => state.family.is_running(id).map_or(ERR_NOT_FOUND, i32::from),
+        Err(e) => e,
     }
 }
 
@@ -360,32 +319,16 @@ fn interp_status(cx: Cx<'_>, id: i64) -> i32 {
 /// the live interpreters below it (never another tree's).
 fn interp_list(mut cx: Cx<'_>) -> i32 {
     let state = cx.data();
-    let me = state.id;
-    let mut ids = vec![me];
-    if let Some(host) = state.host.upgrade() {
-        ids.extend(
-            host.live()
-                .into_iter()
-                .filter(|i| i.ancestors().contains(&me))
-                .map(|i| i.id().0),
-        );
-    }
+    let mut ids = vec![state.id];
+    ids.extend(state.family.below());
     give_text(&mut cx, json!(ids).to_string())
 }
 
-fn spawn_child(target: Interpreter, run: Run, fuel: Option<u64>) -> Result<Arc<ChildJob>, i32> {
-    let name = format!("subinterp-run-{}", target.id().0);
-    Job::spawn(name, move || {
-        let result = target.run(run);
-        let used = result.as_ref().ok().and_then(|r| r.stats.fuel_used);
-        let unused = fuel.map(|f| f.saturating_sub(used.unwrap_or(f)));
-        (result_json(result), unused)
-    })
-    .map_err(|_| ERR_LIMIT)
-}
+/// A child's run as it ends: its result and the fuel it did not use.
+type ChildDone = (Result<RunResult, Error>, Option<u64>);
 
 /// Waits for a child's result as `w` allows, as an ABI code on failure.
-fn wait_child(job: &ChildJob, w: Wait<'_>) -> Result<(String, Option<u64>), i32> {
+fn wait_child(job: &ChildJob, w: Wait<'_>) -> Result<ChildDone, i32> {
     let (until, cancel) = match w {
         Wait::NoWait => (Some(Instant::now()), None),
         Wait::Until { deadline, cancel } => (deadline, cancel),
@@ -429,8 +372,8 @@ mod tests {
     #[test]
     fn asked_limits_are_parsed_strictly() {
         let l = asked_limits(r#"{"timeout_ms": 250, "max_memory": 1048576}"#).unwrap();
-        assert_eq!(l.get_timeout(), Some(Duration::from_millis(250)));
-        assert_eq!(l.get_max_memory(), 1 << 20);
+        assert_eq!(l.timeout(), Some(Duration::from_millis(250)));
+        assert_eq!(l.max_memory(), 1 << 20);
         assert!(asked_limits("").is_some());
         assert!(asked_limits(r#"{"max_memroy": 1}"#).is_none(), "typo");
         assert!(asked_limits(r#"{"max_memory": -1}"#).is_none());

@@ -20,8 +20,6 @@ mod channels;
 mod files;
 mod interp;
 
-pub(crate) use files::OpenFiles;
-
 use self::channels::*;
 
 use std::sync::Arc;
@@ -32,8 +30,9 @@ use wasmtime::{Caller, Extern, Linker, Memory};
 use crate::budget::{CHANNEL_COST, ChargedBytes, MESSAGE_COST};
 use crate::buffer::Buffer;
 use crate::channel::{Core, Message, RecvFail, SendFail, Wait};
-use crate::handle::{Entry, HandleError};
-use crate::interpreter::{Abort, HostState, Tally};
+use crate::handle::HandleError;
+use crate::outcome::Abort;
+use crate::store::{Entry, StoreData, Tally};
 
 /// The import module name of ABI v1.
 pub const MODULE: &str = "subinterp_v1";
@@ -101,10 +100,10 @@ pub const KINDS: &[(&str, i32)] = &[
     ("JOB", KIND_JOB),
 ];
 
-type Cx<'a> = Caller<'a, HostState>;
+type Cx<'a> = Caller<'a, StoreData>;
 type Ret = wasmtime::Result<i32>;
 
-pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(l: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     l.func_wrap(MODULE, "lookup", lookup)?;
     l.func_wrap(MODULE, "send", send)?;
     l.func_wrap(MODULE, "send_handle", send_handle)?;
@@ -157,7 +156,7 @@ fn receiver(cx: &Cx<'_>, end: i32) -> Result<Arc<Core>, i32> {
 }
 
 /// The deadline of a wait of `timeout_us`, capped by the run's deadline.
-fn deadline(state: &HostState, timeout_us: i64) -> Option<Instant> {
+fn deadline(state: &StoreData, timeout_us: i64) -> Option<Instant> {
     let run = state.deadline.map(|(at, _)| at);
     let own = u64::try_from(timeout_us)
         .ok()

@@ -10,6 +10,7 @@
 
 mod error;
 mod queue;
+mod registry;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use bytes::Bytes;
 pub use self::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-pub(crate) use self::queue::{Core, RecvFail, Registry, SendFail, Wait};
+pub(crate) use self::queue::{Core, RecvFail, SendFail, Wait};
+pub(crate) use self::registry::Registry;
 
 use crate::buffer::{Buffer, View};
 
@@ -125,7 +127,7 @@ pub struct SendChannel {
     core: Arc<Core>,
 }
 
-pub(crate) fn new_pair(core: Arc<Core>) -> (RecvChannel, SendChannel) {
+fn new_pair(core: Arc<Core>) -> (RecvChannel, SendChannel) {
     (
         RecvChannel::from_core(core.clone()),
         SendChannel::from_core(core),
@@ -321,5 +323,26 @@ impl fmt::Debug for RecvChannel {
 impl fmt::Debug for SendChannel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SendChannel({})", self.core.id)
+    }
+}
+
+/// A channel end handed to a run by name.
+#[derive(Debug, Clone)]
+pub enum ChannelEnd {
+    /// A receiving end.
+    Recv(RecvChannel),
+    /// A sending end.
+    Send(SendChannel),
+}
+
+impl From<RecvChannel> for ChannelEnd {
+    fn from(e: RecvChannel) -> Self {
+        ChannelEnd::Recv(e)
+    }
+}
+
+impl From<SendChannel> for ChannelEnd {
+    fn from(e: SendChannel) -> Self {
+        ChannelEnd::Send(e)
     }
 }

@@ -11,7 +11,7 @@
 //!   themselves queued as messages somewhere).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::Message;
+use super::registry::Registry;
 use crate::budget::Charge;
 
 /// How long an operation may wait.
@@ -383,30 +384,6 @@ impl Drop for Core {
         if let Some(registry) = self.registry.upgrade() {
             registry.remove(self.id);
         }
-    }
-}
-
-/// The host's channels that still exist, by id. A channel leaves it when it
-/// is dropped, so the list never holds the dead.
-#[derive(Default)]
-pub(crate) struct Registry {
-    live: Mutex<BTreeMap<u64, Weak<Core>>>,
-}
-
-impl Registry {
-    pub(crate) fn add(&self, core: &std::sync::Arc<Core>) {
-        self.live
-            .lock()
-            .insert(core.id, std::sync::Arc::downgrade(core));
-    }
-
-    fn remove(&self, id: u64) {
-        self.live.lock().remove(&id);
-    }
-
-    /// The ids of the channels that exist now, oldest first.
-    pub(crate) fn ids(&self) -> Vec<u64> {
-        self.live.lock().keys().copied().collect()
     }
 }
 

@@ -2,7 +2,12 @@
 //! fiber stacks), the linker with WASI and the guest ABI, and the epoch
 //! ticker.
 
+use wasmtime::{Config, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+
 use super::*;
+use crate::compile::CompileLimits;
+use crate::interpreter::Settings;
+use crate::store::StoreData;
 
 /// Builds a [`Host`] with named defaults.
 #[derive(Debug, Clone)]
@@ -82,26 +87,18 @@ impl HostBuilder {
             _ => (self.engine(0)?, 0),
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut HostState| &mut s.wasi)
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StoreData| &mut s.wasi)
             .map_err(|e| Error::Engine(e.into()))?;
         crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Engine(e.into()))?;
         spawn_ticker(&engine);
-        let inner = HostInner {
-            engine,
-            linker,
-            counters: Arc::default(),
+        let settings = Settings {
             fuel: self.fuel,
             pool_size,
             max_queued_bytes: self.max_queued_bytes,
             compile_limits: self.compile_limits,
-            runaways: Arc::default(),
-            next_id: AtomicU64::new(1),
-            strong: Mutex::default(),
-            channels: Arc::default(),
-            js: Mutex::new(None),
         };
         Ok(Host {
-            inner: Arc::new(inner),
+            inner: Arc::new(Registry::new(engine, linker, settings)),
         })
     }
 

@@ -1,28 +1,24 @@
-//! The host: one per process (or per isolated group of interpreters). It owns
-//! the wasmtime `Engine`, the linker with the guest ABI, the epoch ticker,
-//! the copy counters and the registry of live interpreters and channels.
+//! The host: one per process (or per isolated group of interpreters), and
+//! the library's front door. A thin facade over the interpreter layer's
+//! registry (the wasmtime engine, the linker with the guest ABI, the copy
+//! counters, the live interpreters and channels); [`HostBuilder`] sets up
+//! the engine, the linker and the epoch ticker.
 
 mod builder;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
-};
+use wasmtime::Engine;
 
 pub use self::builder::HostBuilder;
 
-use crate::budget::Charge;
-use crate::channel::{self, ChannelId, Core, RecvChannel, Registry, SendChannel};
-use crate::compile::{CompileLimits, Runaways, compile};
-use crate::error::{Error, JsGuestError};
+use crate::channel::{ChannelId, RecvChannel, SendChannel};
+use crate::error::Error;
 use crate::guest::Guest;
-use crate::interpreter::{HostState, Interpreter, InterpreterBuilder, InterpreterId};
+use crate::interpreter::{Interpreter, InterpreterBuilder, InterpreterId, Registry};
 
 /// Default number of pooled instance slots (interpreters alive at once).
 pub const DEFAULT_POOL_SIZE: u32 = 1000;
@@ -43,14 +39,6 @@ const STACK_KEEP_RESIDENT: usize = 32768;
 /// have (each pool slot reserves this much address space): 4 GiB.
 pub const DEFAULT_POOL_MAX_MEMORY: usize = 4 << 30;
 
-/// Copy counters for the whole host.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) copied_out: AtomicU64,
-    pub(crate) copied_in: AtomicU64,
-    pub(crate) forwarded: AtomicU64,
-}
-
 /// A snapshot of the host's copy counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CopyCounters {
@@ -60,108 +48,6 @@ pub struct CopyCounters {
     pub bytes_copied_in: u64,
     /// Buffers a guest forwarded to another channel without a copy.
     pub buffers_forwarded: u64,
-}
-
-pub(crate) struct HostInner {
-    pub(crate) engine: Engine,
-    linker: Linker<HostState>,
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) fuel: bool,
-    pub(crate) pool_size: usize,
-    max_queued_bytes: usize,
-    compile_limits: CompileLimits,
-    runaways: Arc<Runaways>,
-    next_id: AtomicU64,
-    strong: Mutex<BTreeMap<u64, Interpreter>>,
-    channels: Arc<Registry>,
-    /// The JS guest once loaded. A failure is not kept: a later call tries
-    /// again (the failure may have been a passing one, such as a process
-    /// out of file descriptors).
-    js: Mutex<Option<Guest>>,
-}
-
-impl HostInner {
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn max_queued_bytes(&self) -> usize {
-        self.max_queued_bytes
-    }
-
-    pub(crate) fn register(&self, interp: &Interpreter) {
-        self.strong.lock().insert(interp.id().0, interp.clone());
-    }
-
-    pub(crate) fn get(&self, id: u64) -> Option<Interpreter> {
-        self.strong.lock().get(&id).cloned()
-    }
-
-    /// Every live interpreter, oldest first.
-    pub(crate) fn live(&self) -> Vec<Interpreter> {
-        self.strong.lock().values().cloned().collect()
-    }
-
-    fn link(&self, name: &str, module: Module, preinit: bool) -> Result<Guest, Error> {
-        let pre = self
-            .linker
-            .instantiate_pre(&module)
-            .map_err(|e| Error::Link(e.into()))?;
-        Ok(Guest::new(name.to_string(), module, pre, preinit))
-    }
-
-    /// The JavaScript guest, loaded (from the compiled cache when there is
-    /// one) the first time it is asked for.
-    pub(crate) fn js(&self) -> Result<Guest, Error> {
-        let mut js = self.js.lock();
-        if let Some(g) = js.as_ref() {
-            return Ok(g.clone());
-        }
-        let guest = self.load_js().map_err(Error::JsGuest)?;
-        *js = Some(guest.clone());
-        Ok(guest)
-    }
-
-    fn load_js(&self) -> Result<Guest, JsGuestError> {
-        let path = crate::cache::js_wasm_path()?;
-        // The pre-initialised snapshot, or (should snapshotting fail) the
-        // plain module, which sets itself up in each interpreter.
-        let snap = crate::cache::load(&self.engine, &path, "snap", |wasm| {
-            let state = crate::interpreter::scratch_state(&self.counters);
-            crate::snapshot::pre_initialize(&self.engine, &self.linker, &wasm, state)
-        });
-        let (module, preinit) = match snap {
-            Ok(m) => (m, true),
-            Err(_) => (crate::cache::load(&self.engine, &path, "plain", Ok)?, false),
-        };
-        let guest = self
-            .link("js", module, preinit)
-            .map_err(|e| JsGuestError::Compile(e.into()))?;
-        if guest.is_js() {
-            Ok(guest)
-        } else {
-            Err(JsGuestError::NotTheGuest { path })
-        }
-    }
-
-    pub(crate) fn unregister(&self, id: u64) {
-        self.strong.lock().remove(&id);
-    }
-
-    /// A new channel; `cost` is the creating tree's charge for it (none for
-    /// the host's own).
-    pub(crate) fn new_channel(
-        &self,
-        capacity: usize,
-        max_bytes: usize,
-        cost: Option<Charge>,
-    ) -> (RecvChannel, SendChannel) {
-        let registry = Arc::downgrade(&self.channels);
-        let id = self.next_id();
-        let core = Arc::new(Core::new(id, capacity, max_bytes, registry, cost));
-        self.channels.add(&core);
-        channel::new_pair(core)
-    }
 }
 
 /// The host of many interpreters. Cheap to clone (a handle).
@@ -176,14 +62,14 @@ impl HostInner {
 /// ```
 #[derive(Clone)]
 pub struct Host {
-    inner: Arc<HostInner>,
+    inner: Arc<Registry>,
 }
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host")
             .field("pooled", &self.is_pooled())
-            .field("interpreters", &self.inner.strong.lock().len())
+            .field("interpreters", &self.inner.len())
             .finish()
     }
 }
@@ -209,7 +95,7 @@ impl Host {
 
     /// Whether instances come from a pool (false: the pool could not be reserved).
     pub fn is_pooled(&self) -> bool {
-        self.inner.pool_size > 0
+        self.inner.settings.pool_size > 0
     }
 
     /// Compiles wasm (binary, or text when the bytes are WAT) into a guest,
@@ -221,9 +107,7 @@ impl Host {
     /// deadline); [`Error::Link`] when it imports something the host does
     /// not provide.
     pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Guest, Error> {
-        let inner = &self.inner;
-        let module = compile(&inner.engine, wasm, &inner.compile_limits, &inner.runaways)?;
-        inner.link(name, module, false)
+        self.inner.compile(name, wasm)
     }
 
     /// Reads and compiles a `.wasm` (or `.wat`) file.
@@ -255,7 +139,7 @@ impl Host {
     ///
     /// # Errors
     /// As [`js`](Self::js) and [`InterpreterBuilder::create`].
-    pub fn create_js(&self, limits: crate::Limits) -> Result<Interpreter, Error> {
+    pub fn create_js(&self, limits: crate::limits::Limits) -> Result<Interpreter, Error> {
         self.interpreter(&self.js()?).limits(limits).create()
     }
 
@@ -274,12 +158,12 @@ impl Host {
 
     /// Every live (not closed) interpreter, oldest first.
     pub fn list_all(&self) -> Vec<Interpreter> {
-        self.inner.strong.lock().values().cloned().collect()
+        self.inner.live()
     }
 
     /// The live interpreter with this id.
     pub fn get(&self, id: InterpreterId) -> Option<Interpreter> {
-        self.inner.strong.lock().get(&id.0).cloned()
+        self.inner.get(id.0)
     }
 
     /// The host itself, PEP 554's main interpreter. (A script's
@@ -299,8 +183,7 @@ impl Host {
     /// where a send waits for a receiver) and the host's queued-bytes limit.
     /// Returns the receiving end first, as in PEP 554.
     pub fn create_channel(&self, capacity: usize) -> (RecvChannel, SendChannel) {
-        self.inner
-            .new_channel(capacity, self.inner.max_queued_bytes, None)
+        self.inner.channels.create(capacity, None, None)
     }
 
     /// Creates a channel with its own queued-bytes limit.
@@ -309,7 +192,9 @@ impl Host {
         capacity: usize,
         max_queued_bytes: usize,
     ) -> (RecvChannel, SendChannel) {
-        self.inner.new_channel(capacity, max_queued_bytes, None)
+        self.inner
+            .channels
+            .create(capacity, Some(max_queued_bytes), None)
     }
 
     /// The ids of every channel that still has a live end.
@@ -329,15 +214,6 @@ impl Host {
             bytes_copied_out: c.copied_out.load(Ordering::Relaxed),
             bytes_copied_in: c.copied_in.load(Ordering::Relaxed),
             buffers_forwarded: c.forwarded.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl Drop for HostInner {
-    fn drop(&mut self) {
-        let all = std::mem::take(&mut *self.strong.lock());
-        for (_, interp) in all {
-            interp.close();
         }
     }
 }

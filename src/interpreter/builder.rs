@@ -7,7 +7,7 @@ use super::*;
 
 /// Options for a new interpreter; from [`Host::interpreter`](crate::Host::interpreter).
 pub struct InterpreterBuilder<'h> {
-    host: &'h Arc<HostInner>,
+    host: &'h Arc<Registry>,
     guest: Guest,
     limits: Limits,
     args: Vec<String>,
@@ -16,19 +16,7 @@ pub struct InterpreterBuilder<'h> {
     stderr: OutputMode,
     inherit_stdin: bool,
     dirs: Vec<(std::path::PathBuf, String, bool)>,
-    child_of: Option<ChildOf>,
-}
-
-/// What a guest-created interpreter inherits from its creator.
-pub(crate) struct ChildOf {
-    pub(crate) lineage: Lineage,
-    pub(crate) slots: Vec<TreeSlot>,
-    pub(crate) stdout: Sink,
-    pub(crate) stderr: Sink,
-    /// The creator's deadline: the child's creation ends by then.
-    pub(crate) deadline_cap: Option<Instant>,
-    /// Fuel for the creation, taken from the creator's (with fuel on).
-    pub(crate) fuel: Option<u64>,
+    child_of: Option<Parent>,
 }
 
 impl std::fmt::Debug for InterpreterBuilder<'_> {
@@ -43,7 +31,7 @@ impl std::fmt::Debug for InterpreterBuilder<'_> {
 }
 
 impl<'h> InterpreterBuilder<'h> {
-    pub(crate) fn new(host: &'h Arc<HostInner>, guest: &Guest) -> Self {
+    pub(crate) fn new(host: &'h Arc<Registry>, guest: &Guest) -> Self {
         InterpreterBuilder {
             host,
             guest: guest.clone(),
@@ -74,7 +62,7 @@ impl<'h> InterpreterBuilder<'h> {
 
     /// Makes this a guest-created interpreter: it shares its creator's tree
     /// budget and output streams.
-    pub(crate) fn child_of(mut self, c: ChildOf) -> Self {
+    pub(crate) fn child_of(mut self, c: Parent) -> Self {
         self.child_of = Some(c);
         self
     }
@@ -133,15 +121,15 @@ impl<'h> InterpreterBuilder<'h> {
         let cap = self.child_of.as_ref().and_then(|c| c.deadline_cap);
         let fuel = match &self.child_of {
             Some(c) => c.fuel,
-            None => self.limits.get_fuel(),
+            None => self.limits.fuel(),
         };
         let (lineage, slots, stdout, stderr, own_output) = match self.child_of.take() {
             Some(c) => (c.lineage, c.slots, c.stdout, c.stderr, false),
             None => (
                 Lineage::root(&self.limits),
                 Vec::new(),
-                Sink::new(self.stdout, self.limits.get_max_output()),
-                Sink::new(self.stderr, self.limits.get_max_output()),
+                Sink::new(self.stdout, self.limits.max_output()),
+                Sink::new(self.stderr, self.limits.max_output()),
                 true,
             ),
         };
@@ -151,12 +139,12 @@ impl<'h> InterpreterBuilder<'h> {
         let mut lineage = lineage;
         lineage.budgets.insert(0, Tree::new(&self.limits));
         let wasi = self.wasi_ctx(&stdout, &stderr)?;
-        let state = self.host_state(id, wasi, &shared, lineage, cap, (&stdout, &stderr));
+        let state = self.store_data(id, wasi, &shared, lineage, cap, (&stdout, &stderr));
         let live = instantiate(self.host, &self.guest, state, &self.limits, fuel)?;
         let inner = Arc::new(InterpInner {
             id,
             host: Arc::downgrade(self.host),
-            fuel: self.host.fuel,
+            fuel: self.host.settings.fuel,
             limits: self.limits,
             shared,
             running: AtomicBool::new(false),
@@ -203,7 +191,7 @@ impl<'h> InterpreterBuilder<'h> {
     /// What the new store carries: its handle table and limiter on its
     /// tree's budget, its deadline for creation (the same as a run's, no
     /// later than `cap`), and its place among interpreters.
-    fn host_state(
+    fn store_data(
         &self,
         id: u64,
         wasi: WasiP1Ctx,
@@ -211,27 +199,27 @@ impl<'h> InterpreterBuilder<'h> {
         lineage: Lineage,
         cap: Option<Instant>,
         (stdout, stderr): (&Sink, &Sink),
-    ) -> HostState {
+    ) -> StoreData {
         let js = self.guest.is_js();
         let tenant = &lineage.tenant;
-        HostState {
+        StoreData {
             id,
             wasi,
-            limiter: Limiter::new(self.limits.get_max_memory(), js, tenant.clone()),
-            handles: HandleTable::new(self.limits.get_max_handles(), Some(tenant.clone())),
+            limiter: Limiter::new(self.limits.max_memory(), js, tenant.clone()),
+            handles: HandleTable::new(self.limits.max_handles(), Some(tenant.clone())),
             names: HashMap::new(),
             shared: shared.clone(),
             deadline: deadline_from(&self.limits, cap),
             tally: Tally::default(),
             counters: self.host.counters.clone(),
-            host: Arc::downgrade(self.host),
+            channels: self.host.channels.clone(),
             limits: self.limits,
             reported: None,
             grace: if js { JS_STOP_GRACE } else { Duration::ZERO },
             fuel_start: u64::MAX,
-            files: crate::abi::OpenFiles::new(tenant.clone()),
+            files: OpenFiles::new(tenant.clone()),
             stop_since: std::cell::Cell::new(None),
-            children: Vec::new(),
+            family: Box::new(Kin::new(id, Arc::downgrade(self.host))),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
             lineage,
@@ -240,9 +228,9 @@ impl<'h> InterpreterBuilder<'h> {
 }
 
 fn instantiate(
-    host: &HostInner,
+    host: &Registry,
     guest: &Guest,
-    state: HostState,
+    state: StoreData,
     limits: &Limits,
     fuel: Option<u64>,
 ) -> Result<Live, Error> {
@@ -256,7 +244,7 @@ fn instantiate(
         }
     });
     store.set_epoch_deadline(1);
-    if host.fuel {
+    if host.settings.fuel {
         let _ = store.set_fuel(fuel.unwrap_or(u64::MAX));
     }
     let stop = store.data().stopper();
@@ -266,7 +254,7 @@ fn instantiate(
             if let Some(p) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
                 let _ = p;
                 return Error::Limit(LimitError::TooManyInterpreters {
-                    limit: host.pool_size,
+                    limit: host.settings.pool_size,
                 });
             }
             Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
@@ -304,41 +292,6 @@ fn instantiate(
     })
 }
 
-/// A host state for a one-off instance outside any interpreter (the JS
-/// snapshot's set-up run).
-pub(crate) fn scratch_state(counters: &Arc<crate::host::Counters>) -> HostState {
-    let limits = Limits::default();
-    let out = Sink::new(OutputMode::Capture, limits.get_max_output());
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.stdout(out.clone()).stderr(out.clone());
-    HostState {
-        id: 0,
-        wasi: wasi.build_p1(),
-        limiter: Limiter::new(
-            limits.get_max_memory(),
-            false,
-            Lineage::root(&limits).tenant,
-        ),
-        handles: HandleTable::new(16, None),
-        names: HashMap::new(),
-        shared: Arc::new(Shared::default()),
-        deadline: None,
-        tally: Tally::default(),
-        counters: counters.clone(),
-        host: Weak::new(),
-        limits,
-        lineage: Lineage::root(&limits),
-        reported: None,
-        grace: Duration::ZERO,
-        fuel_start: u64::MAX,
-        files: crate::abi::OpenFiles::new(Lineage::root(&limits).tenant),
-        stop_since: std::cell::Cell::new(None),
-        children: Vec::new(),
-        stdout: out.clone(),
-        stderr: out,
-    }
-}
-
 fn host_error(e: &wasmtime::Error) -> GuestError {
     GuestError {
         kind: ErrorKind::Host,
@@ -352,7 +305,7 @@ fn host_error(e: &wasmtime::Error) -> GuestError {
 pub(super) fn deadline_from(limits: &Limits, cap: Option<Instant>) -> Option<(Instant, Duration)> {
     let now = Instant::now();
     let own = limits
-        .get_timeout()
+        .timeout()
         .and_then(|t| Some((now.checked_add(t)?, t)));
     match (own, cap) {
         (Some((at, _)), Some(c)) if c < at => Some((c, c.saturating_duration_since(now))),

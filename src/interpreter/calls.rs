@@ -177,13 +177,13 @@ impl Interpreter {
 
     pub(super) fn prepare(
         &self,
-        store: &mut Store<HostState>,
+        store: &mut Store<StoreData>,
         (cap, fuel): (Option<Instant>, Option<u64>),
     ) {
         let limits = &self.inner.limits;
         let state = store.data_mut();
         state.deadline = deadline_from(limits, cap);
-        state.fuel_start = fuel.or(limits.get_fuel()).unwrap_or(u64::MAX);
+        state.fuel_start = fuel.or(limits.fuel()).unwrap_or(u64::MAX);
         state.tally = Tally::default();
         state.reported = None;
         state.limiter.hit = false;
@@ -201,7 +201,7 @@ impl Interpreter {
 
     pub(super) fn finish(
         &self,
-        store: &mut Store<HostState>,
+        store: &mut Store<StoreData>,
         mut outcome: Outcome,
         value: Option<i32>,
         wall: std::time::Duration,
@@ -262,7 +262,7 @@ impl Interpreter {
 
 /// Puts the named channel ends into the handle table, rebinding names.
 pub(super) fn bind_channels(
-    state: &mut HostState,
+    state: &mut StoreData,
     channels: Vec<(String, ChannelEnd)>,
 ) -> Result<(), Error> {
     for (name, end) in channels {
@@ -282,7 +282,7 @@ pub(super) fn bind_channels(
     Ok(())
 }
 
-impl HostState {
+impl StoreData {
     fn handles_limit(&self) -> usize {
         self.handles.limit()
     }

@@ -2,6 +2,8 @@
 //! evaluation of source, and the error it reports.
 
 use super::*;
+use crate::outcome::Abort;
+use crate::store::Stopper;
 
 /// How long a JavaScript guest gets to stop by itself (its interrupt
 /// handler polls the host) once its deadline passes or it is closed, before
@@ -34,7 +36,7 @@ fn js_heap_limit(max_memory: usize) -> i32 {
 
 /// Creates the JS runtime and context and evaluates the prelude.
 pub(super) fn init_js(
-    store: &mut Store<HostState>,
+    store: &mut Store<StoreData>,
     instance: &Instance,
     limits: &Limits,
     init: &str,
@@ -58,7 +60,7 @@ pub(super) fn init_js(
         .get_typed_func::<i32, i32>(&mut *store, init)
         .map_err(JsInitError::Wasm)?;
     let code = stop
-        .drive(init.call_async(&mut *store, js_heap_limit(limits.get_max_memory())))
+        .drive(init.call_async(&mut *store, js_heap_limit(limits.max_memory())))
         .map_err(JsInitError::Wasm)?;
     if code != 0 {
         let reported = store.data_mut().reported.take();
@@ -80,7 +82,7 @@ fn js_error(reported: Option<&str>, limits: &Limits) -> GuestError {
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let (name, message, stack) = (field("type"), field("message"), field("stack"));
     if name == "InternalError" && message == "out of memory" {
-        let limit = limits.get_max_memory();
+        let limit = limits.max_memory();
         return GuestError {
             kind: ErrorKind::MemoryLimit { limit },
             message: format!(
@@ -130,12 +132,12 @@ impl Interpreter {
         let prev = CURRENT.with(|c| c.replace(self.inner.id));
         let oom = || {
             wasmtime::Error::new(Abort::MemoryLimit {
-                limit: self.inner.limits.get_max_memory(),
+                limit: self.inner.limits.max_memory(),
             })
         };
         let stop = live.store.data().stopper();
         // Copies `text` into a fresh guest buffer: (pointer, length).
-        let put = |store: &mut Store<HostState>, text: &str| -> wasmtime::Result<(i32, i32)> {
+        let put = |store: &mut Store<StoreData>, text: &str| -> wasmtime::Result<(i32, i32)> {
             let len = i32::try_from(text.len()).map_err(|_| oom())?;
             let ptr = stop.drive(alloc.call_async(&mut *store, len))?;
             if ptr == 0 {
@@ -178,7 +180,7 @@ impl Interpreter {
                         // Whatever the script threw last, it ran out of memory
                         // on the way: name the limit.
                         if state.limiter.hit && !matches!(e.kind, ErrorKind::MemoryLimit { .. }) {
-                            let limit = self.inner.limits.get_max_memory();
+                            let limit = self.inner.limits.max_memory();
                             e.message = format!(
                                 "memory limit of {limit} bytes reached (the script then failed with {}: {})",
                                 e.kind.type_name(),

@@ -3,9 +3,10 @@
 
 mod builder;
 mod calls;
+mod family;
 mod js;
+mod registry;
 mod run;
-mod state;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,22 +18,22 @@ use parking_lot::Mutex;
 use wasmtime::{Instance, Store, TypedFunc, UpdateDeadline, Val};
 use wasmtime_wasi::WasiCtxBuilder;
 
-pub(crate) use self::state::{HostState, Lineage, Shared, Tally, Tree, TreeSlot};
+pub(crate) use self::registry::{Registry, Settings};
 pub use crate::id::InterpreterId;
-pub(crate) use crate::outcome::Abort;
-pub use crate::outcome::{ErrorKind, GuestError};
-pub use crate::result::{RunResult, RunStats};
 
-use self::state::{Limiter, Stopper};
-use crate::channel::{RecvChannel, SendChannel};
+use self::family::Kin;
+use crate::channel::ChannelEnd;
 use crate::error::{Error, LimitError};
 use crate::guest::Guest;
-use crate::handle::{Entry, HandleTable};
-use crate::host::HostInner;
+use crate::handle::HandleTable;
 use crate::job::Job;
 use crate::limits::Limits;
+use crate::outcome::{ErrorKind, GuestError};
 use crate::output::{OutputMode, Sink};
-use crate::result::{Outcome, classify};
+use crate::result::{Outcome, RunResult, RunStats, classify};
+use crate::store::{
+    Entry, Limiter, Lineage, OpenFiles, Parent, Shared, StoreData, Tally, Tree, TreeSlot,
+};
 
 thread_local! {
     static CURRENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -45,14 +46,14 @@ pub fn current() -> InterpreterId {
 }
 
 struct Live {
-    store: Store<HostState>,
+    store: Store<StoreData>,
     instance: Instance,
     js: Option<JsFns>,
 }
 
 struct InterpInner {
     id: u64,
-    host: Weak<HostInner>,
+    host: Weak<Registry>,
     fuel: bool,
     limits: Limits,
     shared: Arc<Shared>,
@@ -89,9 +90,8 @@ impl fmt::Debug for Interpreter {
 
 pub use self::builder::InterpreterBuilder;
 use self::builder::deadline_from;
-pub(crate) use self::builder::{ChildOf, scratch_state};
 use self::calls::bind_channels;
 pub use self::js::JS_STOP_GRACE;
 use self::js::{JsFns, JsInitError, init_js};
 use self::run::Body;
-pub use self::run::{ChannelEnd, Run, RunJob};
+pub use self::run::{Run, RunJob};

@@ -6,27 +6,6 @@ use std::time::Instant;
 
 use super::*;
 
-/// A channel end handed to a run by name.
-#[derive(Debug, Clone)]
-pub enum ChannelEnd {
-    /// A receiving end.
-    Recv(RecvChannel),
-    /// A sending end.
-    Send(SendChannel),
-}
-
-impl From<RecvChannel> for ChannelEnd {
-    fn from(e: RecvChannel) -> Self {
-        ChannelEnd::Recv(e)
-    }
-}
-
-impl From<SendChannel> for ChannelEnd {
-    fn from(e: SendChannel) -> Self {
-        ChannelEnd::Send(e)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub(super) enum Body {
     Export(String),

@@ -169,7 +169,7 @@ fn handle_cap_refuses_without_losing_messages() {
     let guest = probe(&host);
     let i = host
         .interpreter(&guest)
-        .limits(subinterp::Limits::new().max_handles(3))
+        .limits(subinterp::Limits::new().with_max_handles(3))
         .create()
         .unwrap();
     let (in_rx, in_tx) = host.create_channel(4);

@@ -23,7 +23,7 @@ fn good_sum() -> u64 {
 /// host and its other interpreters carry on.
 pub fn beside<T>(host: &Host, attack: impl FnOnce() -> T) -> T {
     let good = host
-        .create_js(Limits::new().timeout(Duration::from_secs(120)))
+        .create_js(Limits::new().with_timeout(Duration::from_secs(120)))
         .unwrap();
     let job = good.start(Run::js(GOOD));
     let out = attack();

@@ -16,7 +16,7 @@ use crate::common::{beside, host, in_child, is_child, proc_figures};
 const MARGIN: Duration = Duration::from_millis(2000);
 
 fn timeout(ms: u64) -> Limits {
-    Limits::new().timeout(Duration::from_millis(ms))
+    Limits::new().with_timeout(Duration::from_millis(ms))
 }
 
 fn failed(r: &RunResult) -> ErrorKind {
@@ -360,7 +360,7 @@ fn child_stash() {
     let (peak0, ..) = proc_figures();
     let r = beside(&host, || {
         let w = host
-            .create_js(timeout(60_000).max_memory(16 << 20))
+            .create_js(timeout(60_000).with_max_memory(16 << 20))
             .unwrap();
         w.run(Run::js(STASH)).unwrap()
     });
@@ -399,7 +399,7 @@ fn child_greedy_tree() {
     let (peak0, ..) = proc_figures();
     let r = beside(&host, || {
         let w = host
-            .create_js(timeout(60_000).max_memory(64 << 20))
+            .create_js(timeout(60_000).with_max_memory(64 << 20))
             .unwrap();
         w.run(Run::js(GREEDY_TREE)).unwrap()
     });
@@ -420,10 +420,12 @@ fn fuel_is_one_budget_for_a_tree() {
     let host = Host::builder().pool_size(16).fuel(true).build().unwrap();
     const WORK: &str = "for (let i = 0; i < 1e5; i++) {}";
     // What one child's run costs, measured on an interpreter of its own.
-    let alone = host.create_js(timeout(60_000).fuel(u64::MAX / 2)).unwrap();
+    let alone = host
+        .create_js(timeout(60_000).with_fuel(u64::MAX / 2))
+        .unwrap();
     let cost = alone.run(Run::js(WORK)).unwrap().stats.fuel_used.unwrap();
     let budget = 20 * cost;
-    let w = host.create_js(timeout(120_000).fuel(budget)).unwrap();
+    let w = host.create_js(timeout(120_000).with_fuel(budget)).unwrap();
     // Each round creates, runs and closes a child; the root prints a line
     // per round until the tree's fuel runs out. Were each child given a
     // budget of its own, the rounds would go on until the deadline.
@@ -448,7 +450,9 @@ fn fuel_is_one_budget_for_a_tree() {
 #[test]
 fn handles_are_one_budget_for_a_tree() {
     let host = host();
-    let w = host.create_js(timeout(20_000).max_handles(40)).unwrap();
+    let w = host
+        .create_js(timeout(20_000).with_max_handles(40))
+        .unwrap();
     let r = w
         .run(Run::js(
             "const held = []; try { for (;;) held.push(interpreters.createChannel(1)); } catch (e) {}
@@ -506,7 +510,7 @@ fn open_files_are_capped_and_given_back_when_closed() {
         .unwrap();
     let w = host
         .interpreter(&g)
-        .limits(timeout(20_000).max_open_files(16))
+        .limits(timeout(20_000).with_max_open_files(16))
         .dir(dir.path(), "/d", true)
         .create()
         .unwrap();
@@ -551,7 +555,9 @@ fn a_guest_sees_only_its_own_tree() {
 /// One of the attacks, by number, each in a fresh interpreter with small
 /// limits, closed afterwards; every one ends in an error, never a success.
 fn attack(host: &Host, sleeper: &subinterp::Guest, looper: &subinterp::Guest, i: usize) {
-    let limits = timeout(100).max_memory(32 << 20).max_output(64 << 10);
+    let limits = timeout(100)
+        .with_max_memory(32 << 20)
+        .with_max_output(64 << 10);
     let js = [
         "for (;;) {}",
         "const a = []; for (;;) a.push(new Array(1000).fill(a.length));",
@@ -750,8 +756,8 @@ fn a_compile_past_its_deadline_is_abandoned_and_refuses_others_until_it_ends() {
         .pool_size(4)
         .compile_limits(
             subinterp::CompileLimits::new()
-                .timeout(Duration::from_millis(50))
-                .max_functions(1_000_000),
+                .with_timeout(Duration::from_millis(50))
+                .with_max_functions(1_000_000),
         )
         .build()
         .unwrap();
@@ -801,7 +807,7 @@ fn views_a_tree_holds_count_against_its_memory_and_a_refused_one_is_not_lost() {
     }
     tx.close();
     let w = host
-        .create_js(timeout(20_000).max_memory(24 << 20))
+        .create_js(timeout(20_000).with_max_memory(24 << 20))
         .unwrap();
     let r = w
         .run(

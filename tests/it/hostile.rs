@@ -42,7 +42,7 @@ fn kind(r: &RunResult) -> ErrorKind {
 }
 
 fn timeout(ms: u64) -> Limits {
-    Limits::new().timeout(Duration::from_millis(ms))
+    Limits::new().with_timeout(Duration::from_millis(ms))
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn a_loop_around_a_blocked_recv_hits_the_deadline() {
 #[test]
 fn memory_bombs_hit_the_memory_limit() {
     let host = host();
-    let limits = timeout(20_000).max_memory(64 << 20);
+    let limits = timeout(20_000).with_max_memory(64 << 20);
     for src in [
         "const a = []; for (;;) a.push({ n: a.length, s: 'x' + a.length });",
         "let s = 'xy'; for (;;) s += s;",
@@ -130,7 +130,7 @@ fn memory_bombs_hit_the_memory_limit() {
     assert_eq!(r.stdout_text(), "true\n");
     let (r, _) = attack_wat(
         &host,
-        Limits::new().max_memory(8 << 20),
+        Limits::new().with_max_memory(8 << 20),
         r#"(module (memory 1) (func (export "go") (loop (drop (memory.grow (i32.const 16))) (br 0))))"#,
     );
     assert_eq!(kind(&r), ErrorKind::MemoryLimit { limit: 8 << 20 });
@@ -170,7 +170,7 @@ fn deep_recursion_is_a_range_error_or_a_stack_overflow_trap() {
 #[test]
 fn output_floods_hit_the_output_limit() {
     let host = host();
-    let limits = timeout(20_000).max_output(1 << 20);
+    let limits = timeout(20_000).with_max_output(1 << 20);
     for src in [
         "for (;;) console.log('x'.repeat(1000))",
         "for (;;) console.error('flood')",
@@ -261,7 +261,7 @@ fn a_one_gib_message_is_refused() {
 fn fork_bombs_hit_the_interpreter_limit_and_leave_nothing_behind() {
     let host = host();
     let baseline = host.list_all().len();
-    let limits = timeout(20_000).max_interpreters(20).max_depth(3);
+    let limits = timeout(20_000).with_max_interpreters(20).with_max_depth(3);
     let loop_bomb = "const keep = []; for (;;) keep.push(interpreters.create());";
     let (r, _) = attack_js(&host, limits, loop_bomb);
     let e = r.error.unwrap();
@@ -601,7 +601,7 @@ fn fuzz_the_abi_with_random_arguments() {
         let g = host.compile("fuzz", wat.as_bytes()).unwrap();
         let w = host
             .interpreter(&g)
-            .limits(timeout(500).max_interpreters(4).max_handles(64))
+            .limits(timeout(500).with_max_interpreters(4).with_max_handles(64))
             .create()
             .unwrap();
         let (in_rx, in_tx) = host.create_channel(4);
@@ -638,7 +638,9 @@ fn fuzz_the_abi_with_random_arguments() {
 
 /// One of a rotation of hostile runs, each ending in a typed error.
 fn one_hostile_run(host: &Host, i: usize) {
-    let limits = timeout(50).max_memory(32 << 20).max_output(64 << 10);
+    let limits = timeout(50)
+        .with_max_memory(32 << 20)
+        .with_max_output(64 << 10);
     let src = match i % 6 {
         0 => "for (;;) {}",
         1 => "const a = []; for (;;) a.push(new Array(1000).fill(a.length));",

@@ -166,7 +166,7 @@ fn buffers_survive_a_trapping_sender() {
 fn deadline_stops_a_spinning_guest_and_a_blocked_one() {
     let host = host();
     let guest = probe(&host);
-    let limits = Limits::new().timeout(Duration::from_millis(100));
+    let limits = Limits::new().with_timeout(Duration::from_millis(100));
     let spin = host.interpreter(&guest).limits(limits).create().unwrap();
     let t = Instant::now();
     let r = spin.run(Run::export("spin")).unwrap();
@@ -219,7 +219,7 @@ fn closing_a_running_interpreter_stops_it() {
 #[test]
 fn memory_ceiling_is_a_typed_error() {
     let host = host();
-    let limits = Limits::new().max_memory(4 << 20);
+    let limits = Limits::new().with_max_memory(4 << 20);
     let i = host
         .interpreter(&probe(&host))
         .limits(limits)
@@ -247,7 +247,7 @@ fn output_is_captured_and_capped() {
 
     let small = host
         .interpreter(&guest)
-        .limits(Limits::new().max_output(10))
+        .limits(Limits::new().with_max_output(10))
         .create()
         .unwrap();
     let r = small.run(Run::start()).unwrap();

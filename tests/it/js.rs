@@ -9,7 +9,7 @@ use subinterp::{ErrorKind, Host, Interpreter, Limits, Run, RunResult};
 use crate::common::host;
 
 fn js(host: &Host) -> Interpreter {
-    host.create_js(Limits::new().timeout(Duration::from_secs(60)))
+    host.create_js(Limits::new().with_timeout(Duration::from_secs(60)))
         .expect("JS interpreter")
 }
 
@@ -515,9 +515,9 @@ fn a_child_never_gets_limits_above_its_creator() {
     let parent = host
         .create_js(
             Limits::new()
-                .max_memory(64 << 20)
-                .timeout(Duration::from_secs(20))
-                .max_handles(100),
+                .with_max_memory(64 << 20)
+                .with_timeout(Duration::from_secs(20))
+                .with_max_handles(100),
         )
         .unwrap();
     let r = parent
@@ -532,11 +532,11 @@ fn a_child_never_gets_limits_above_its_creator() {
     assert!(r.completed, "{:?}", r.error);
     let child: u64 = r.stdout_text().trim().parse().unwrap();
     let limits = host.get(subinterp::InterpreterId(child)).unwrap().limits();
-    assert_eq!(limits.get_max_memory(), 64 << 20);
-    assert_eq!(limits.get_timeout(), Some(Duration::from_secs(20)));
-    assert_eq!(limits.get_max_handles(), 100);
-    assert_eq!(limits.get_max_interpreters(), 63);
-    assert_eq!(limits.get_max_depth(), 3);
+    assert_eq!(limits.max_memory(), 64 << 20);
+    assert_eq!(limits.timeout(), Some(Duration::from_secs(20)));
+    assert_eq!(limits.max_handles(), 100);
+    assert_eq!(limits.max_interpreters(), 63);
+    assert_eq!(limits.max_depth(), 3);
     // And the child really is held to its creator's memory.
     let r = parent
         .run(Run::js(
@@ -561,7 +561,7 @@ fn a_child_never_gets_limits_above_its_creator() {
         .unwrap();
     let child: u64 = r.stdout_text().trim().parse().unwrap();
     let limits = host.get(subinterp::InterpreterId(child)).unwrap().limits();
-    assert_eq!(limits.get_max_memory(), 16 << 20);
+    assert_eq!(limits.max_memory(), 16 << 20);
 }
 
 #[test]

@@ -1,0 +1,150 @@
+//! The registry of one host's interpreters and channels: the engine and the
+//! linker they are made with, their ids, the live ones by id, the JS guest
+//! once loaded, and the copy counters. The public [`Host`](crate::Host) is
+//! a thin facade over it; interpreters and their guest-created children
+//! reach it through a weak reference.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use wasmtime::{Engine, Linker, Module};
+
+use super::Interpreter;
+use crate::channel;
+use crate::compile::{CompileLimits, Runaways, compile};
+use crate::error::{Error, JsGuestError};
+use crate::guest::Guest;
+use crate::store::{Counters, StoreData};
+
+/// The settings a registry keeps from its host's builder.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// Whether stores count fuel.
+    pub(crate) fuel: bool,
+    /// Pooled instance slots (0: not pooled).
+    pub(crate) pool_size: usize,
+    /// Default queued-bytes limit of a channel.
+    pub(crate) max_queued_bytes: usize,
+    /// Bounds on compiling a module.
+    pub(crate) compile_limits: CompileLimits,
+}
+
+pub(crate) struct Registry {
+    pub(crate) engine: Engine,
+    linker: Linker<StoreData>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) settings: Settings,
+    runaways: Arc<Runaways>,
+    next_id: AtomicU64,
+    live: Mutex<BTreeMap<u64, Interpreter>>,
+    pub(crate) channels: Arc<channel::Registry>,
+    /// The JS guest once loaded. A failure is not kept: a later call tries
+    /// again (the failure may have been a passing one, such as a process
+    /// out of file descriptors).
+    js: Mutex<Option<Guest>>,
+}
+
+impl Registry {
+    pub(crate) fn new(engine: Engine, linker: Linker<StoreData>, settings: Settings) -> Self {
+        let channels = channel::Registry::new(settings.max_queued_bytes);
+        Registry {
+            engine,
+            linker,
+            counters: Arc::default(),
+            settings,
+            runaways: Arc::default(),
+            next_id: AtomicU64::new(1),
+            live: Mutex::default(),
+            channels,
+            js: Mutex::new(None),
+        }
+    }
+
+    /// A new id, for an interpreter or a channel.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn register(&self, interp: &Interpreter) {
+        self.live.lock().insert(interp.id().0, interp.clone());
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.live.lock().remove(&id);
+    }
+
+    /// The live interpreter `id`.
+    pub(crate) fn get(&self, id: u64) -> Option<Interpreter> {
+        self.live.lock().get(&id).cloned()
+    }
+
+    /// Every live interpreter, oldest first.
+    pub(crate) fn live(&self) -> Vec<Interpreter> {
+        self.live.lock().values().cloned().collect()
+    }
+
+    /// How many interpreters are live.
+    pub(crate) fn len(&self) -> usize {
+        self.live.lock().len()
+    }
+
+    /// Compiles `wasm` within the compile limits and links it.
+    pub(crate) fn compile(&self, name: &str, wasm: &[u8]) -> Result<Guest, Error> {
+        let limits = &self.settings.compile_limits;
+        let module = compile(&self.engine, wasm, limits, &self.runaways)?;
+        self.link(name, module, false)
+    }
+
+    fn link(&self, name: &str, module: Module, preinit: bool) -> Result<Guest, Error> {
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| Error::Link(e.into()))?;
+        Ok(Guest::new(name.to_string(), module, pre, preinit))
+    }
+
+    /// The JavaScript guest, loaded (from the compiled cache when there is
+    /// one) the first time it is asked for.
+    pub(crate) fn js(&self) -> Result<Guest, Error> {
+        let mut js = self.js.lock();
+        if let Some(g) = js.as_ref() {
+            return Ok(g.clone());
+        }
+        let guest = self.load_js().map_err(Error::JsGuest)?;
+        *js = Some(guest.clone());
+        Ok(guest)
+    }
+
+    fn load_js(&self) -> Result<Guest, JsGuestError> {
+        let path = crate::cache::js_wasm_path()?;
+        // The pre-initialised snapshot, or (should snapshotting fail) the
+        // plain module, which sets itself up in each interpreter.
+        let snap = crate::cache::load(&self.engine, &path, "snap", |wasm| {
+            let state = StoreData::scratch(&self.counters);
+            crate::snapshot::pre_initialize(&self.engine, &self.linker, &wasm, state)
+        });
+        let (module, preinit) = match snap {
+            Ok(m) => (m, true),
+            Err(_) => (crate::cache::load(&self.engine, &path, "plain", Ok)?, false),
+        };
+        let guest = self
+            .link("js", module, preinit)
+            .map_err(|e| JsGuestError::Compile(e.into()))?;
+        if guest.is_js() {
+            Ok(guest)
+        } else {
+            Err(JsGuestError::NotTheGuest { path })
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let all = std::mem::take(&mut *self.live.lock());
+        for (_, interp) in all {
+            interp.close();
+        }
+    }
+}
