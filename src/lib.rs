@@ -86,7 +86,7 @@ pub use host::{
 };
 pub use interpreter::{Interpreter, InterpreterBuilder, InterpreterId, Run, RunJob, current};
 pub use limits::Limits;
-pub use outcome::{ErrorKind, GuestError};
+pub use outcome::{ErrorKind, GuestError, Trap};
 pub use output::OutputMode;
 pub use result::{RunResult, RunStats};
 

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use wasmtime::Trap;
-
 /// The kind of a guest failure, recovered by downcast, never by message text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -46,6 +44,73 @@ pub enum ErrorKind {
     },
     /// Anything else the host reported (the message says what).
     Host,
+}
+
+/// Why wasm trapped. subinterp's own type, so that an application built
+/// against another wasmtime version can match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Trap {
+    /// The guest used up its native stack (deep recursion).
+    StackOverflow,
+    /// A load or store outside the linear memory.
+    MemoryOutOfBounds,
+    /// A misaligned atomic access.
+    HeapMisaligned,
+    /// An access outside a table.
+    TableOutOfBounds,
+    /// An indirect call through an empty table slot.
+    IndirectCallToNull,
+    /// An indirect call to a function of another type.
+    BadSignature,
+    /// Integer overflow (e.g. `i32::MIN / -1`).
+    IntegerOverflow,
+    /// Integer division by zero.
+    IntegerDivisionByZero,
+    /// A float that does not fit the integer it is converted to.
+    BadConversionToInteger,
+    /// An `unreachable` instruction ran.
+    UnreachableCodeReached,
+    /// The run was interrupted (at an epoch deadline).
+    Interrupt,
+    /// The instruction budget ran out.
+    OutOfFuel,
+    /// A null reference was used.
+    NullReference,
+    /// An access outside an array (GC proposal).
+    ArrayOutOfBounds,
+    /// An allocation larger than the runtime allows.
+    AllocationTooLarge,
+    /// A failed reference cast.
+    CastFailure,
+    /// Any other trap; the [`GuestError::message`] says which.
+    Other,
+}
+
+impl Trap {
+    /// The trap wasmtime reported, as subinterp's own type.
+    pub(crate) fn from_wasmtime(t: wasmtime::Trap) -> Trap {
+        use wasmtime::Trap as W;
+        match t {
+            W::StackOverflow => Trap::StackOverflow,
+            W::MemoryOutOfBounds => Trap::MemoryOutOfBounds,
+            W::HeapMisaligned => Trap::HeapMisaligned,
+            W::TableOutOfBounds => Trap::TableOutOfBounds,
+            W::IndirectCallToNull => Trap::IndirectCallToNull,
+            W::BadSignature => Trap::BadSignature,
+            W::IntegerOverflow => Trap::IntegerOverflow,
+            W::IntegerDivisionByZero => Trap::IntegerDivisionByZero,
+            W::BadConversionToInteger => Trap::BadConversionToInteger,
+            W::UnreachableCodeReached => Trap::UnreachableCodeReached,
+            W::Interrupt => Trap::Interrupt,
+            W::OutOfFuel => Trap::OutOfFuel,
+            W::NullReference => Trap::NullReference,
+            W::ArrayOutOfBounds => Trap::ArrayOutOfBounds,
+            W::AllocationTooLarge => Trap::AllocationTooLarge,
+            W::CastFailure => Trap::CastFailure,
+            _ => Trap::Other,
+        }
+    }
 }
 
 impl ErrorKind {

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use wasmtime::{Trap, WasmBacktrace};
+use wasmtime::WasmBacktrace;
 use wasmtime_wasi::I32Exit;
 
 use crate::error::Error;
-use crate::outcome::{Abort, ErrorKind, GuestError};
+use crate::outcome::{Abort, ErrorKind, GuestError, Trap};
 use crate::output::OutputLimitExceeded;
 
 /// Per-run usage figures.
@@ -98,8 +98,11 @@ pub(crate) fn classify(err: &wasmtime::Error) -> Outcome {
         (abort.kind(), abort.to_string())
     } else if let Some(out) = err.downcast_ref::<OutputLimitExceeded>() {
         (ErrorKind::OutputLimit { limit: out.limit }, out.to_string())
-    } else if let Some(trap) = err.downcast_ref::<Trap>() {
-        (ErrorKind::Trap(*trap), trap.to_string())
+    } else if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        (
+            ErrorKind::Trap(Trap::from_wasmtime(*trap)),
+            trap.to_string(),
+        )
     } else {
         (ErrorKind::Host, format!("{err:#}"))
     };

@@ -52,6 +52,26 @@ impl InstanceState for Live<'_> {
     }
 }
 
+/// Why the set-up run could not be snapshotted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SnapshotError {
+    /// Wizer could not instrument the module, or snapshot its state.
+    #[error("snapshotting the JS guest")]
+    Wizer(#[source] BoxError),
+    /// The instrumented module did not compile or instantiate.
+    #[error("instantiating the JS guest")]
+    Instantiate(#[source] BoxError),
+    /// One of the set-up exports is missing or trapped.
+    #[error("running the JS guest's `{export}`")]
+    Setup {
+        /// The export.
+        export: &'static str,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
+    },
+}
+
 /// Runs the JS guest's set-up once and returns a module that starts from
 /// its result. `state` is a fresh host state for the one-off instance.
 pub(crate) fn pre_initialize(
@@ -59,21 +79,27 @@ pub(crate) fn pre_initialize(
     linker: &Linker<StoreData>,
     wasm: &[u8],
     state: StoreData,
-) -> Result<Vec<u8>, BoxError> {
+) -> Result<Vec<u8>, SnapshotError> {
     let mut wizer = Wizer::new();
     wizer.init_func(INIT);
-    let (cx, instrumented) = wizer.instrument(wasm).map_err(BoxError::from)?;
-    let module = Module::new(engine, &instrumented).map_err(BoxError::from)?;
+    let (cx, instrumented) = wizer
+        .instrument(wasm)
+        .map_err(|e| SnapshotError::Wizer(e.into()))?;
+    let module =
+        Module::new(engine, &instrumented).map_err(|e| SnapshotError::Instantiate(e.into()))?;
     let mut store = Store::new(engine, state);
     store.set_epoch_deadline(u64::MAX / 2);
-    let instance =
-        block_on_trusted(linker.instantiate_async(&mut store, &module)).map_err(BoxError::from)?;
-    for name in ["_initialize", INIT] {
+    let instance = block_on_trusted(linker.instantiate_async(&mut store, &module))
+        .map_err(|e| SnapshotError::Instantiate(e.into()))?;
+    for export in ["_initialize", INIT] {
+        let setup = |e: wasmtime::Error| SnapshotError::Setup {
+            export,
+            source: e.into(),
+        };
         let f = instance
-            .get_typed_func::<(), ()>(&mut store, name)
-            .map_err(|e| BoxError::from(format!("{name}: {e:#}")))?;
-        block_on_trusted(f.call_async(&mut store, ()))
-            .map_err(|e| BoxError::from(format!("{name}: {e:#}")))?;
+            .get_typed_func::<(), ()>(&mut store, export)
+            .map_err(setup)?;
+        block_on_trusted(f.call_async(&mut store, ())).map_err(setup)?;
     }
     block_on_trusted(wizer.snapshot(
         &cx,
@@ -82,5 +108,5 @@ pub(crate) fn pre_initialize(
             instance,
         },
     ))
-    .map_err(BoxError::from)
+    .map_err(|e| SnapshotError::Wizer(e.into()))
 }

@@ -193,8 +193,9 @@ SI_IMPORT("interp_status") int32_t si_interp_status(int64_t id);
  * the live interpreters below it. */
 SI_IMPORT("interp_list") int32_t si_interp_list(void);
 
-/* The id of this interpreter's tree's root (the interpreter the host
- * created): a guest's "main". */
+/* The id of the main interpreter, PEP 554's "main": the host itself, id 0
+ * (as `Host::get_main` says). It is always running; it cannot be run or
+ * closed from a guest. */
 SI_IMPORT("main_id") int64_t si_main_id(void);
 
 /* Convenience: look up a NUL-terminated name. */

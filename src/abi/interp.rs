@@ -16,6 +16,7 @@ use super::{
 use crate::buffer::Buffer;
 use crate::channel::{ChannelEnd, Wait};
 use crate::error::Error;
+use crate::id::InterpreterId;
 use crate::job::JobWait;
 use crate::limits::Limits;
 use crate::result::RunResult;
@@ -38,11 +39,8 @@ pub(crate) fn add_to_linker(l: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     l.func_wrap(m, "interp_close", interp_close)?;
     l.func_wrap(m, "interp_status", interp_status)?;
     l.func_wrap(m, "interp_list", interp_list)?;
-    // A guest's "main" is its tree's root: it sees nothing above it.
-    l.func_wrap(m, "main_id", |cx: Cx<'_>| {
-        let state = cx.data();
-        state.lineage.ancestors.first().copied().unwrap_or(state.id) as i64
-    })?;
+    // A guest's "main" is PEP 554's: the host, as `Host::get_main` says.
+    l.func_wrap(m, "main_id", |_: Cx<'_>| InterpreterId::MAIN.0 as i64)?;
     Ok(())
 }
 
@@ -304,12 +302,13 @@ fn interp_close(mut cx: Cx<'_>, id: i64) -> i32 {
     }
 }
 
-/// `interp_status(id) -> 0 idle | 1 running`: of this interpreter or one
-/// below it; any other id is `ERR_NOT_FOUND`.
+/// `interp_status(id) -> 0 idle | 1 running`: of this interpreter, the
+/// host (main, always running) or one below it; any other id is
+/// `ERR_NOT_FOUND`.
 fn interp_status(cx: Cx<'_>, id: i64) -> i32 {
     let state = cx.data();
     match id_of(id) {
-        Ok(id) if id == state.id => 1,
+        Ok(id) if id == state.id || id == InterpreterId::MAIN.0 => 1,
         Ok(id) => state.family.is_running(id).map_or(ERR_NOT_FOUND, i32::from),
         Err(e) => e,
     }

@@ -2,7 +2,7 @@
 //! fiber stacks), the linker with WASI and the guest ABI, and the epoch
 //! ticker.
 
-use wasmtime::{Config, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
 use super::*;
 use crate::compile::CompileLimits;

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use wasmtime::Engine;
-
 pub use self::builder::HostBuilder;
 
 use crate::channel::{ChannelId, RecvChannel, SendChannel};
@@ -88,8 +86,11 @@ impl Host {
         HostBuilder::default()
     }
 
-    /// The underlying wasmtime engine.
-    pub fn engine(&self) -> &Engine {
+    /// The underlying wasmtime engine: an escape hatch (feature
+    /// `wasmtime-engine`) that ties the caller to this crate's wasmtime
+    /// version, for embedding tricks the API does not cover.
+    #[cfg(feature = "wasmtime-engine")]
+    pub fn wasmtime_engine(&self) -> &wasmtime::Engine {
         &self.inner.engine
     }
 
@@ -166,9 +167,8 @@ impl Host {
         self.inner.get(id.0)
     }
 
-    /// The host itself, PEP 554's main interpreter. (A script's
-    /// `interpreters.main()` is the root of its own tree, the interpreter
-    /// the host created: a guest sees nothing above that.)
+    /// The host itself, PEP 554's main interpreter, id 0. A script's
+    /// `interpreters.main()` (and the ABI's `main_id`) is the same id.
     pub fn get_main(&self) -> InterpreterId {
         InterpreterId::MAIN
     }

@@ -208,7 +208,7 @@ impl Interpreter {
     ) -> RunResult {
         let start = store.data().fuel_start;
         if let Some(err) = outcome.error.as_mut()
-            && err.kind == ErrorKind::Trap(wasmtime::Trap::OutOfFuel)
+            && err.kind == ErrorKind::Trap(Trap::OutOfFuel)
         {
             err.kind = ErrorKind::OutOfFuel { limit: start };
             err.message = format!("instruction budget of {start} exhausted");

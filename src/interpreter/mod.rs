@@ -28,7 +28,7 @@ use crate::guest::Guest;
 use crate::handle::HandleTable;
 use crate::job::Job;
 use crate::limits::Limits;
-use crate::outcome::{ErrorKind, GuestError};
+use crate::outcome::{ErrorKind, GuestError, Trap};
 use crate::output::{OutputMode, Sink};
 use crate::result::{Outcome, RunResult, RunStats, classify};
 use crate::store::{

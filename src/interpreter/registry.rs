@@ -124,6 +124,7 @@ impl Registry {
         let snap = crate::cache::load(&self.engine, &path, "snap", |wasm| {
             let state = StoreData::scratch(&self.counters);
             crate::snapshot::pre_initialize(&self.engine, &self.linker, &wasm, state)
+                .map_err(Into::into)
         });
         let (module, preinit) = match snap {
             Ok(m) => (m, true),

@@ -545,10 +545,10 @@ fn a_guest_sees_only_its_own_tree() {
     let child: u64 = lines[1].split(' ').nth(2).unwrap().parse().unwrap();
     assert_eq!(
         lines[0],
-        format!("{me} [{child}]"),
-        "the child sees itself; main is the root"
+        format!("0 [{child}]"),
+        "the child sees itself; main is the host"
     );
-    assert_eq!(lines[1], format!("{me} [{me},{child}] {child}"));
+    assert_eq!(lines[1], format!("0 [{me},{child}] {child}"));
     assert!(!out.contains(&other.id().0.to_string()) || other.id().0 == child);
 }
 

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use subinterp::Trap;
 use subinterp::{Error, ErrorKind, Host, Limits, Run, RunResult};
-use wasmtime::Trap;
 
 use crate::common::{beside, host, in_child, is_child, proc_figures};
 

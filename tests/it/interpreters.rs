@@ -29,7 +29,7 @@ fn interpreters_cannot_see_each_others_memory() {
     let r = p.run(Run::export("oob_load")).unwrap();
     assert!(!r.completed);
     let e = r.error.unwrap();
-    assert_eq!(e.kind, ErrorKind::Trap(wasmtime::Trap::MemoryOutOfBounds));
+    assert_eq!(e.kind, ErrorKind::Trap(subinterp::Trap::MemoryOutOfBounds));
     assert!(e.backtrace.unwrap_or_default().contains("oob_load"));
 }
 
@@ -152,7 +152,7 @@ fn buffers_survive_a_trapping_sender() {
         .unwrap();
     assert_eq!(
         r.error.as_ref().unwrap().kind,
-        ErrorKind::Trap(wasmtime::Trap::UnreachableCodeReached)
+        ErrorKind::Trap(subinterp::Trap::UnreachableCodeReached)
     );
     assert!(r.clone().check().is_err());
     p.close();

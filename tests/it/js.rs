@@ -492,7 +492,8 @@ fn interpreters_api_lists_current_main_and_status() {
         const w = interpreters.create();
         const ids = interpreters.list().map(i => i.id);
         if (!ids.includes(me.id) || !ids.includes(w.id)) throw new Error("list " + ids);
-        if (interpreters.main().id !== me.id) throw new Error("main " + interpreters.main().id);
+        if (interpreters.main().id !== 0) throw new Error("main " + interpreters.main().id);
+        if (!interpreters.main().isRunning()) throw new Error("main is the host, always running");
         if (!me.isRunning() || w.isRunning()) throw new Error("isRunning");
         const [r, s] = interpreters.createChannel(0);
         const job = w.start("channels.r.recv()", { channels: { r } });
