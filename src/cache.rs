@@ -142,42 +142,8 @@ pub(crate) fn load(
     };
     let content = content_key_of_file(wasm, tag).map_err(io_err)?;
     let cached = cache_path(engine, wasm, &content, tag);
-    if cached.is_file() {
-        // SAFETY: `Module::deserialize_file` requires (wasmtime 48's docs)
-        // that (1) the file hold the unmodified output of `Module::serialize`
-        // or `Engine::precompile_module` — its contents are otherwise only
-        // lightly validated, and arbitrary bytes can run arbitrary code — and
-        // (2) the file stay unchanged, and a valid precompiled module, for as
-        // long as the returned `Module` lives, because it is mapped and its
-        // pages are read lazily from the file. How we meet them:
-        // (1) files of this name are written only by `write_whole` below,
-        //     with `Module::serialize`'s bytes, to a fresh temporary file that
-        //     is flushed and then renamed into place, so the name never shows
-        //     a partial file; the name carries a SHA-256 of the exact wasm
-        //     bytes (and tag) it was compiled from and of this engine's
-        //     `precompile_compatibility_hash`. A file from another wasmtime
-        //     version or configuration therefore has another name, and should
-        //     one still be opened wasmtime checks its header, version and
-        //     configuration and returns an error (not UB), after which we
-        //     compile instead.
-        // (2) nothing of ours ever writes into an existing cache file: a
-        //     rewrite renames a new file over the name and `remove_stale`
-        //     unlinks; both leave the inode that a running process has mapped
-        //     untouched.
-        // NOT guaranteed: that nobody else writes to the folder (the
-        // guest's build folder, or wherever `SUBINTERP_JS_WASM` points).
-        // Another process with write access to it — another user, another
-        // program — can plant a file under the expected name (the name is
-        // computed from public inputs, it is not a secret or a signature), or
-        // modify or truncate a cache file in place while it is mapped; either
-        // is memory-unsafe here (arbitrary code execution; SIGBUS on
-        // truncation). The folder must be writable only by those trusted as
-        // much as the host process itself.
-        #[allow(unsafe_code)]
-        let module = unsafe { Module::deserialize_file(engine, &cached) };
-        if let Ok(m) = module {
-            return Ok(m);
-        }
+    if let Some(module) = load_cached(engine, &cached) {
+        return Ok(module);
     }
     // A miss: the key is taken again from the very bytes compiled, so a file
     // that changed since it was hashed above cannot pair a name with the
@@ -196,6 +162,47 @@ pub(crate) fn load(
         remove_stale(wasm, tag, &cached);
     }
     Ok(module)
+}
+
+/// The module compiled earlier into `cached`, if that file exists and
+/// wasmtime accepts it.
+fn load_cached(engine: &Engine, cached: &Path) -> Option<Module> {
+    if !cached.is_file() {
+        return None;
+    }
+    // SAFETY: `Module::deserialize_file` requires (wasmtime 48's docs)
+    // that (1) the file hold the unmodified output of `Module::serialize`
+    // or `Engine::precompile_module` — its contents are otherwise only
+    // lightly validated, and arbitrary bytes can run arbitrary code — and
+    // (2) the file stay unchanged, and a valid precompiled module, for as
+    // long as the returned `Module` lives, because it is mapped and its
+    // pages are read lazily from the file. How we meet them:
+    // (1) files of this name are written only by `write_whole` below,
+    //     with `Module::serialize`'s bytes, to a fresh temporary file that
+    //     is flushed and then renamed into place, so the name never shows
+    //     a partial file; the name carries a SHA-256 of the exact wasm
+    //     bytes (and tag) it was compiled from and of this engine's
+    //     `precompile_compatibility_hash`. A file from another wasmtime
+    //     version or configuration therefore has another name, and should
+    //     one still be opened wasmtime checks its header, version and
+    //     configuration and returns an error (not UB), after which we
+    //     compile instead.
+    // (2) nothing of ours ever writes into an existing cache file: a
+    //     rewrite renames a new file over the name and `remove_stale`
+    //     unlinks; both leave the inode that a running process has mapped
+    //     untouched.
+    // NOT guaranteed: that nobody else writes to the folder (the
+    // guest's build folder, or wherever `SUBINTERP_JS_WASM` points).
+    // Another process with write access to it — another user, another
+    // program — can plant a file under the expected name (the name is
+    // computed from public inputs, it is not a secret or a signature), or
+    // modify or truncate a cache file in place while it is mapped; either
+    // is memory-unsafe here (arbitrary code execution; SIGBUS on
+    // truncation). The folder must be writable only by those trusted as
+    // much as the host process itself.
+    #[allow(unsafe_code)]
+    let module = unsafe { Module::deserialize_file(engine, cached) };
+    module.ok()
 }
 
 /// Removes cache files of `wasm` and `tag` made from other contents of it

@@ -71,10 +71,22 @@ impl RunResult {
     }
 }
 
-/// How a finished call ended, before output and stats are attached.
+/// How a finished call ended, before output and stats are attached
+/// (the default: it succeeded, with no exit code).
+#[derive(Default)]
 pub(crate) struct Outcome {
     pub(crate) error: Option<GuestError>,
     pub(crate) exit_code: Option<i32>,
+}
+
+impl Outcome {
+    /// A call that failed with `error`.
+    pub(crate) fn failed(error: GuestError) -> Outcome {
+        Outcome {
+            error: Some(error),
+            exit_code: None,
+        }
+    }
 }
 
 /// Classifies a wasmtime error by downcasting to the types we know.

@@ -9,6 +9,7 @@
 //! interpreter that sent them.
 
 mod error;
+mod grave;
 mod queue;
 mod registry;
 

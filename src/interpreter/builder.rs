@@ -227,13 +227,9 @@ impl<'h> InterpreterBuilder<'h> {
     }
 }
 
-fn instantiate(
-    host: &Registry,
-    guest: &Guest,
-    state: StoreData,
-    limits: &Limits,
-    fuel: Option<u64>,
-) -> Result<Live, Error> {
+/// A store for `state`: its memory limiter, its deadline checked at every
+/// epoch tick, and its fuel.
+fn new_store(host: &Registry, state: StoreData, fuel: Option<u64>) -> Store<StoreData> {
     let mut store = Store::new(&host.engine, state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_callback(|ctx| {
@@ -247,21 +243,35 @@ fn instantiate(
     if host.settings.fuel {
         let _ = store.set_fuel(fuel.unwrap_or(u64::MAX));
     }
+    store
+}
+
+/// A failed set-up call, as a creation error.
+fn init_error(e: wasmtime::Error) -> Error {
+    Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
+}
+
+/// Instantiates `guest` in a new store and runs its set-up (`_initialize`,
+/// and the JS guest's configuration) under the creation deadline.
+fn instantiate(
+    host: &Registry,
+    guest: &Guest,
+    state: StoreData,
+    limits: &Limits,
+    fuel: Option<u64>,
+) -> Result<Live, Error> {
+    let mut store = new_store(host, state, fuel);
     let stop = store.data().stopper();
     let instance = stop
         .drive(guest.pre().instantiate_async(&mut store))
         .map_err(|e| {
-            if let Some(p) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-                let _ = p;
+            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                 return Error::Limit(LimitError::TooManyInterpreters {
                     limit: host.settings.pool_size,
                 });
             }
-            Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
+            init_error(e)
         })?;
-    let init_error = |e: wasmtime::Error| {
-        Error::Instantiate(classify(&e).error.unwrap_or_else(|| host_error(&e)))
-    };
     // A pre-initialised snapshot has run its constructors already.
     if !guest.is_preinitialized()
         && let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize")
@@ -275,12 +285,11 @@ fn instantiate(
         } else {
             "si_js_init"
         };
-        Some(
-            init_js(&mut store, &instance, limits, init, &stop).map_err(|e| match e {
-                JsInitError::Wasm(e) => init_error(e),
-                JsInitError::Guest(e) => Error::Instantiate(e),
-            })?,
-        )
+        let fns = init_js(&mut store, &instance, limits, init, &stop).map_err(|e| match e {
+            JsInitError::Wasm(e) => init_error(e),
+            JsInitError::Guest(e) => Error::Instantiate(e),
+        })?;
+        Some(fns)
     } else {
         None
     };

@@ -121,15 +121,38 @@ impl Interpreter {
             return (Err(e), false);
         }
         self.prepare(&mut live.store, cap);
-        let fns = live.js.as_ref().expect("checked by the caller");
-        let (memory, alloc, eval, eval_module) = (
-            fns.memory,
-            fns.alloc.clone(),
-            fns.eval.clone(),
-            fns.eval_module.clone(),
-        );
         let started = Instant::now();
         let prev = CURRENT.with(|c| c.replace(self.inner.id));
+        let call = self.eval_js(live, module, source);
+        CURRENT.with(|c| c.set(prev));
+        let wall = started.elapsed();
+        let limits = &self.inner.limits;
+        let (outcome, poisoned) = match call {
+            Ok(0) => (Outcome::default(), false),
+            Ok(_) => (
+                Outcome::failed(js_failure(live.store.data_mut(), limits)),
+                false,
+            ),
+            // Stopped by force: the heap may be mid-update.
+            Err(e) => (classify(&e), true),
+        };
+        (
+            Ok(self.finish(&mut live.store, outcome, None, wall)),
+            poisoned,
+        )
+    }
+
+    /// Copies the source (and the module's name) into the guest and
+    /// evaluates it: the guest's status (0: success), or how it was stopped.
+    fn eval_js(
+        &self,
+        live: &mut Live,
+        module: Option<&str>,
+        source: &str,
+    ) -> wasmtime::Result<i32> {
+        let fns = live.js.as_ref().expect("checked by the caller");
+        let (memory, alloc) = (fns.memory, fns.alloc.clone());
+        let (eval, eval_module) = (fns.eval.clone(), fns.eval_module.clone());
         let oom = || {
             wasmtime::Error::new(Abort::MemoryLimit {
                 limit: self.inner.limits.max_memory(),
@@ -146,64 +169,40 @@ impl Interpreter {
             memory.write(&mut *store, ptr as u32 as usize, text.as_bytes())?;
             Ok((ptr, len))
         };
-        let call = (|| -> wasmtime::Result<i32> {
-            let (ptr, len) = put(&mut live.store, source)?;
-            match module {
-                None => stop.drive(eval.call_async(&mut live.store, (ptr, len))),
-                Some(name) => {
-                    let (np, nl) = put(&mut live.store, name)?;
-                    stop.drive(eval_module.call_async(&mut live.store, (ptr, len, np, nl)))
-                }
+        let (ptr, len) = put(&mut live.store, source)?;
+        match module {
+            None => stop.drive(eval.call_async(&mut live.store, (ptr, len))),
+            Some(name) => {
+                let (np, nl) = put(&mut live.store, name)?;
+                stop.drive(eval_module.call_async(&mut live.store, (ptr, len, np, nl)))
             }
-        })();
-        CURRENT.with(|c| c.set(prev));
-        let wall = started.elapsed();
-        let state = live.store.data_mut();
-        let reported = state.reported.take();
-        let (outcome, poisoned) = match call {
-            Ok(0) => (
-                Outcome {
-                    error: None,
-                    exit_code: None,
-                },
-                false,
-            ),
-            Ok(_) => {
-                let error = match state.must_stop() {
-                    Some(abort) => GuestError {
-                        kind: abort.kind(),
-                        message: abort.to_string(),
-                        backtrace: None,
-                    },
-                    None => {
-                        let mut e = js_error(reported.as_deref(), &self.inner.limits);
-                        // Whatever the script threw last, it ran out of memory
-                        // on the way: name the limit.
-                        if state.limiter.hit && !matches!(e.kind, ErrorKind::MemoryLimit { .. }) {
-                            let limit = self.inner.limits.max_memory();
-                            e.message = format!(
-                                "memory limit of {limit} bytes reached (the script then failed with {}: {})",
-                                e.kind.type_name(),
-                                e.message
-                            );
-                            e.kind = ErrorKind::MemoryLimit { limit };
-                        }
-                        e
-                    }
-                };
-                (
-                    Outcome {
-                        error: Some(error),
-                        exit_code: None,
-                    },
-                    false,
-                )
-            }
-            Err(e) => (classify(&e), true),
-        };
-        (
-            Ok(self.finish(&mut live.store, outcome, None, wall)),
-            poisoned,
-        )
+        }
     }
+}
+
+/// Why a script that returned a failure status failed: the host's reason
+/// to stop it, or the error it reported (named a memory limit error when it
+/// ran out of memory on the way).
+fn js_failure(state: &mut StoreData, limits: &Limits) -> GuestError {
+    if let Some(abort) = state.must_stop() {
+        return GuestError {
+            kind: abort.kind(),
+            message: abort.to_string(),
+            backtrace: None,
+        };
+    }
+    let reported = state.reported.take();
+    let mut e = js_error(reported.as_deref(), limits);
+    // Whatever the script threw last, it ran out of memory on the way:
+    // name the limit.
+    if state.limiter.hit && !matches!(e.kind, ErrorKind::MemoryLimit { .. }) {
+        let limit = limits.max_memory();
+        e.message = format!(
+            "memory limit of {limit} bytes reached (the script then failed with {}: {})",
+            e.kind.type_name(),
+            e.message
+        );
+        e.kind = ErrorKind::MemoryLimit { limit };
+    }
+    e
 }
