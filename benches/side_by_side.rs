@@ -393,7 +393,7 @@ fn live_js(target: usize) -> (f64, f64) {
         match host
             .interpreter(&js)
             .limits(Limits::new().with_max_memory(32 << 20))
-            .create()
+            .build()
         {
             Ok(i) => live.push(i),
             Err(e) => {

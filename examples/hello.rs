@@ -59,7 +59,7 @@ fn main() -> Result<()> {
         .interpreter(&guest)
         .limits(limits)
         .args(["hello", "from", "Rust"])
-        .create()?;
+        .build()?;
     let r = c.run(Run::start())?;
     show("a C-built wasm module", &r);
     ensure!(r.completed && r.exit_code == Some(0));
@@ -75,7 +75,7 @@ fn main() -> Result<()> {
         .interpreter(&guest)
         .limits(limits)
         .args(["hello", "exit", "3"])
-        .create()?;
+        .build()?;
     let r = c.run(Run::start())?;
     show("a C module that exits with 3", &r);
     ensure!(!r.completed && r.exit_code == Some(3) && r.stderr_text() == "exiting with 3\n");

@@ -45,7 +45,7 @@ fn main() -> Result<()> {
     let hostile = host
         .interpreter(&spin)
         .limits(Limits::new().with_timeout(Duration::from_millis(200)))
-        .create()?;
+        .build()?;
     let hostile_job = hostile.start(Run::export("spin"));
 
     let producer = std::thread::spawn(move || -> Result<usize> {

@@ -53,7 +53,7 @@ fn run_plugin(host: &Host, path: &Path) -> Result<Option<Report>> {
                 println!("  {name:<12} skipped: not a plugin (no `transform` export)");
                 return Ok(None);
             }
-            let interp = host.interpreter(&guest).limits(limits()).create()?;
+            let interp = host.interpreter(&guest).limits(limits()).build()?;
             (interp, Run::export("transform"))
         }
         _ => return Ok(None),

@@ -307,7 +307,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     for (k, v) in &a.env {
         b = b.env(k, v);
     }
-    let interp = match b.create() {
+    let interp = match b.build() {
         Ok(i) => i,
         // The guest's start function or set-up failed or hit a limit: the
         // same report and exit code as a run that did.

@@ -3,7 +3,7 @@
 //! Every import lives in the module [`MODULE`] and takes and returns plain
 //! integers. Pointers, lengths and offsets are unsigned 32-bit guest values;
 //! handles are the positive `i32`s of the interpreter's
-//! [handle table](crate::handle). A negative result is one of the `ERR_*`
+//! handle table. A negative result is one of the `ERR_*`
 //! codes below; nothing a guest passes can panic the host. The C header
 //! `guest/include/subinterp.h` documents each function for guest authors (the
 //! same text, per function, is on each `fn` below).

@@ -100,7 +100,7 @@ impl Host {
     }
 
     /// Compiles wasm (binary, or text when the bytes are WAT) into a guest,
-    /// within the host's [`CompileLimits`].
+    /// within the host's [`CompileLimits`](crate::CompileLimits).
     ///
     /// # Errors
     /// [`Error::InvalidModule`] for bytes that are not a valid module;
@@ -139,9 +139,9 @@ impl Host {
     /// Creates a JavaScript interpreter with `limits`.
     ///
     /// # Errors
-    /// As [`js`](Self::js) and [`InterpreterBuilder::create`].
+    /// As [`js`](Self::js) and [`InterpreterBuilder::build`].
     pub fn create_js(&self, limits: crate::limits::Limits) -> Result<Interpreter, Error> {
-        self.interpreter(&self.js()?).limits(limits).create()
+        self.interpreter(&self.js()?).limits(limits).build()
     }
 
     /// Options for a new interpreter running `guest`.
@@ -152,9 +152,9 @@ impl Host {
     /// Creates an interpreter running `guest` with default options.
     ///
     /// # Errors
-    /// As [`InterpreterBuilder::create`].
+    /// As [`InterpreterBuilder::build`].
     pub fn create(&self, guest: &Guest) -> Result<Interpreter, Error> {
-        self.interpreter(guest).create()
+        self.interpreter(guest).build()
     }
 
     /// Every live (not closed) interpreter, oldest first.

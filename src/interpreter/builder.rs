@@ -115,7 +115,7 @@ impl<'h> InterpreterBuilder<'h> {
     /// # Errors
     /// [`Error::Limit`] when the instance pool is full,
     /// [`Error::Instantiate`] when the module's start code traps.
-    pub fn create(mut self) -> Result<Interpreter, Error> {
+    pub fn build(mut self) -> Result<Interpreter, Error> {
         let id = self.host.next_id();
         let shared = Arc::new(Shared::default());
         let cap = self.child_of.as_ref().and_then(|c| c.deadline_cap);

@@ -58,7 +58,7 @@ impl Family for Kin {
         let child = super::InterpreterBuilder::new(&registry, &guest)
             .limits(limits)
             .child_of(parent)
-            .create();
+            .build();
         match child {
             Ok(c) => {
                 if self.children.len() >= PRUNE_AT {

@@ -170,7 +170,7 @@ fn handle_cap_refuses_without_losing_messages() {
     let i = host
         .interpreter(&guest)
         .limits(subinterp::Limits::new().with_max_handles(3))
-        .create()
+        .build()
         .unwrap();
     let (in_rx, in_tx) = host.create_channel(4);
     let (_out_rx, out_tx) = host.create_channel(4);

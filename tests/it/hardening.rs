@@ -64,7 +64,7 @@ fn a_blocking_sleep_ends_at_the_deadline() {
         .compile("sleep", wasi_blocker("sleep").as_bytes())
         .unwrap();
     let (r, took) = beside(&host, || {
-        let w = host.interpreter(&g).limits(timeout(300)).create().unwrap();
+        let w = host.interpreter(&g).limits(timeout(300)).build().unwrap();
         let t = Instant::now();
         (w.run(Run::export("go")).unwrap(), t.elapsed())
     });
@@ -116,7 +116,7 @@ fn opening_a_fifo_nobody_writes_ends_at_the_deadline() {
             .interpreter(&g)
             .limits(timeout(300))
             .dir(dir.path(), "/d", true)
-            .create()
+            .build()
             .unwrap();
         let t = Instant::now();
         (w.run(Run::export("go")).unwrap(), t.elapsed())
@@ -207,7 +207,7 @@ fn a_start_function_that_loops_ends_at_the_deadline() {
             let e = host
                 .interpreter(&g)
                 .limits(timeout(300))
-                .create()
+                .build()
                 .unwrap_err();
             assert!(t.elapsed() < Duration::from_millis(300) + MARGIN);
             e
@@ -512,7 +512,7 @@ fn open_files_are_capped_and_given_back_when_closed() {
         .interpreter(&g)
         .limits(timeout(20_000).with_max_open_files(16))
         .dir(dir.path(), "/d", true)
-        .create()
+        .build()
         .unwrap();
     let (fds0, value) = beside(&host, || {
         let fds0 = proc_figures().3;
@@ -580,13 +580,13 @@ fn attack(host: &Host, sleeper: &subinterp::Guest, looper: &subinterp::Guest, i:
             Some(r)
         }
         k if k == js.len() => {
-            let w = host.interpreter(sleeper).limits(limits).create().unwrap();
+            let w = host.interpreter(sleeper).limits(limits).build().unwrap();
             let r = w.run(Run::export("go")).unwrap();
             w.close();
             Some(r)
         }
         _ => {
-            assert!(host.interpreter(looper).limits(limits).create().is_err());
+            assert!(host.interpreter(looper).limits(limits).build().is_err());
             None
         }
     };

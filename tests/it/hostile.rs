@@ -29,7 +29,7 @@ fn attack_js(host: &Host, limits: Limits, src: &str) -> (RunResult, Duration) {
 fn attack_wat(host: &Host, limits: Limits, wat: &str) -> (RunResult, Duration) {
     let g = host.compile("hostile", wat.as_bytes()).unwrap();
     beside(host, || {
-        let w = host.interpreter(&g).limits(limits).create().unwrap();
+        let w = host.interpreter(&g).limits(limits).build().unwrap();
         let t = Instant::now();
         let r = w.run(Run::export("go")).unwrap();
         (r, t.elapsed())
@@ -312,7 +312,7 @@ fn directories_are_granted_only_explicitly_and_read_only_means_it() {
         if let Some(ro) = grant {
             b = b.dir(&dir, "/data", ro);
         }
-        b.create().unwrap().run(Run::start()).unwrap()
+        b.build().unwrap().run(Run::start()).unwrap()
     };
     let r = run(&["cat", "/data/f.txt"], None);
     assert_eq!(r.exit_code, Some(2), "nothing granted by default");
@@ -602,7 +602,7 @@ fn fuzz_the_abi_with_random_arguments() {
         let w = host
             .interpreter(&g)
             .limits(timeout(500).with_max_interpreters(4).with_max_handles(64))
-            .create()
+            .build()
             .unwrap();
         let (in_rx, in_tx) = host.create_channel(4);
         let (_out_rx, out_tx) = host.create_channel(4);

@@ -167,7 +167,7 @@ fn deadline_stops_a_spinning_guest_and_a_blocked_one() {
     let host = host();
     let guest = probe(&host);
     let limits = Limits::new().with_timeout(Duration::from_millis(100));
-    let spin = host.interpreter(&guest).limits(limits).create().unwrap();
+    let spin = host.interpreter(&guest).limits(limits).build().unwrap();
     let t = Instant::now();
     let r = spin.run(Run::export("spin")).unwrap();
     let took = t.elapsed();
@@ -179,7 +179,7 @@ fn deadline_stops_a_spinning_guest_and_a_blocked_one() {
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
 
-    let blocked = host.interpreter(&guest).limits(limits).create().unwrap();
+    let blocked = host.interpreter(&guest).limits(limits).build().unwrap();
     let (rx, _tx) = host.create_channel(1);
     let t = Instant::now();
     let r = blocked
@@ -223,7 +223,7 @@ fn memory_ceiling_is_a_typed_error() {
     let i = host
         .interpreter(&probe(&host))
         .limits(limits)
-        .create()
+        .build()
         .unwrap();
     let r = i.run(Run::export("grow")).unwrap();
     assert_eq!(
@@ -239,7 +239,7 @@ fn output_is_captured_and_capped() {
     let i = host
         .interpreter(&guest)
         .args(["hello", "x"])
-        .create()
+        .build()
         .unwrap();
     let r = i.run(Run::start()).unwrap().check().unwrap();
     assert_eq!(r.exit_code, Some(0));
@@ -248,7 +248,7 @@ fn output_is_captured_and_capped() {
     let small = host
         .interpreter(&guest)
         .limits(Limits::new().with_max_output(10))
-        .create()
+        .build()
         .unwrap();
     let r = small.run(Run::start()).unwrap();
     assert_eq!(r.error.unwrap().kind, ErrorKind::OutputLimit { limit: 10 });
@@ -262,7 +262,7 @@ fn exit_codes_and_no_environment() {
     let i = host
         .interpreter(&guest)
         .args(["hello", "exit", "7"])
-        .create()
+        .build()
         .unwrap();
     let r = i.run(Run::start()).unwrap();
     assert!(!r.completed);
@@ -273,7 +273,7 @@ fn exit_codes_and_no_environment() {
     let i = host
         .interpreter(&guest)
         .args(["hello", "env"])
-        .create()
+        .build()
         .unwrap();
     assert!(
         i.run(Run::start())
@@ -284,7 +284,7 @@ fn exit_codes_and_no_environment() {
     let i = host
         .interpreter(&guest)
         .args(["hello", "ls"])
-        .create()
+        .build()
         .unwrap();
     assert!(
         i.run(Run::start())
