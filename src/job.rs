@@ -8,16 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::Result as ThreadResult;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 /// Longest single sleep of a wait that watches a cancel flag.
 const CANCEL_POLL: Duration = Duration::from_millis(10);
-
-enum State<T> {
-    Running,
-    Done(ThreadResult<T>),
-    Taken,
-}
 
 /// Why a wait for a job's result ended without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +26,11 @@ pub(crate) enum JobWait {
     Panicked,
 }
 
-/// A one-shot result from a thread.
+/// A one-shot result from a thread: a one-message channel, whose sender
+/// the thread drops once it has sent, so a second taker sees it gone.
 pub(crate) struct Job<T> {
-    state: Mutex<State<T>>,
-    done: Condvar,
+    result: Receiver<ThreadResult<T>>,
+    finished: Arc<AtomicBool>,
 }
 
 impl<T: Send + 'static> Job<T> {
@@ -44,24 +39,26 @@ impl<T: Send + 'static> Job<T> {
         name: String,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> std::io::Result<Arc<Job<T>>> {
-        let job = Arc::new(Job {
-            state: Mutex::new(State::Running),
-            done: Condvar::new(),
-        });
-        let j = job.clone();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let finished = Arc::new(AtomicBool::new(false));
+        let done = finished.clone();
         std::thread::Builder::new().name(name).spawn(move || {
             let result = catch_unwind(AssertUnwindSafe(f));
-            *j.state.lock() = State::Done(result);
-            j.done.notify_all();
+            // The receiver may be gone: nobody wants the result.
+            let _ = tx.send(result);
+            done.store(true, Ordering::Release);
         })?;
-        Ok(job)
+        Ok(Arc::new(Job {
+            result: rx,
+            finished,
+        }))
     }
 }
 
 impl<T> Job<T> {
     /// Whether the thread has finished.
     pub(crate) fn is_finished(&self) -> bool {
-        !matches!(*self.state.lock(), State::Running)
+        self.finished.load(Ordering::Acquire) || !self.result.is_empty()
     }
 
     /// Takes the result, waiting until it comes, or until `until`, or until
@@ -71,13 +68,12 @@ impl<T> Job<T> {
         until: Option<Instant>,
         cancel: Option<&AtomicBool>,
     ) -> Result<T, JobWait> {
-        let mut s = self.state.lock();
+        let taken = |r: ThreadResult<T>| r.map_err(|_| JobWait::Panicked);
         loop {
-            match std::mem::replace(&mut *s, State::Taken) {
-                State::Done(Ok(v)) => return Ok(v),
-                State::Done(Err(_)) => return Err(JobWait::Panicked),
-                State::Taken => return Err(JobWait::Taken),
-                State::Running => *s = State::Running,
+            match self.result.try_recv() {
+                Ok(r) => return taken(r),
+                Err(TryRecvError::Disconnected) => return Err(JobWait::Taken),
+                Err(TryRecvError::Empty) => {}
             }
             let now = Instant::now();
             if until.is_some_and(|t| now >= t) {
@@ -86,13 +82,18 @@ impl<T> Job<T> {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(JobWait::Cancelled);
             }
-            match (until, cancel) {
-                (None, None) => self.done.wait(&mut s),
-                (u, _) => {
-                    let slice = now + CANCEL_POLL;
-                    let t = u.map_or(slice, |t| if cancel.is_some() { t.min(slice) } else { t });
-                    self.done.wait_until(&mut s, t);
-                }
+            let slice = cancel.map(|_| now + CANCEL_POLL);
+            let got = match until.into_iter().chain(slice).min() {
+                Some(t) => self.result.recv_deadline(t),
+                None => self
+                    .result
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match got {
+                Ok(r) => return taken(r),
+                Err(RecvTimeoutError::Disconnected) => return Err(JobWait::Taken),
+                Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }
