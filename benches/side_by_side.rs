@@ -4,16 +4,18 @@
 //! table of medians with ratios, and written to `target/bench/results.json`.
 //!
 //! Run: `make bench` (or `cargo bench --bench side_by_side -- [--quick]`).
-//! Every figure is a median over the repetitions named in the table; the
-//! machine is shared and noisy, so compare ratios from one run, not figures
-//! across runs.
+//! Every figure is a median (or the percentile named) over the repetitions
+//! named in the table, read from an HdrHistogram at three significant figures;
+//! the machine is shared and noisy, so compare ratios from one run, not
+//! figures across runs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use subinterp::{Guest, Host, Interpreter, Limits, Run};
 
@@ -38,14 +40,41 @@ struct Metric {
     peers: BTreeMap<String, Option<f64>>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+/// The samples of one measurement (nanoseconds, or a rate per second), kept
+/// in an HdrHistogram at three significant figures that grows to fit them.
+struct Samples(Histogram<u64>);
+
+impl Samples {
+    fn new() -> Self {
+        Self(Histogram::new(3).expect("3 significant figures is a valid precision"))
+    }
+
+    fn record(&mut self, v: u64) {
+        // `record` grows the histogram (`saturating_record` would clamp to
+        // its current top); past i64::MAX / 2, which no sample here nears,
+        // the value is clamped.
+        if self.0.record(v).is_err() {
+            self.0.saturating_record(v);
+        }
+    }
+
+    /// The value at quantile `q` (0.5: the median), as the middle of the
+    /// histogram bucket it falls in.
+    fn quantile(&self, q: f64) -> f64 {
+        self.0.median_equivalent(self.0.value_at_quantile(q)) as f64
+    }
+
+    fn median(&self) -> f64 {
+        self.quantile(0.5)
+    }
 }
 
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
+impl FromIterator<u64> for Samples {
+    fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> Self {
+        let mut s = Self::new();
+        iter.into_iter().for_each(|v| s.record(v));
+        s
+    }
 }
 
 /// Proportional set size of this process, in KiB (private pages count whole,
@@ -59,8 +88,8 @@ fn pss_kib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn compile(host: &Host, name: &str, wat: &str) -> Guest {
@@ -171,39 +200,39 @@ impl Bench {
             r#"(module (memory (export "memory") 1) (func (export "go")))"#,
         );
         let n = self.reps(5000);
-        let mut v = Vec::with_capacity(n);
+        let mut v = Samples::new();
         for _ in 0..n {
             let t = Instant::now();
             let i = self.host.create(&g).unwrap();
             i.run(Run::export("go")).unwrap();
-            v.push(us(t.elapsed()));
+            v.record(ns(t.elapsed()));
             i.close();
         }
-        (median(v), n)
+        (v.median() / 1e3, n)
     }
 
     fn create_run_js(&self) -> (f64, usize) {
         let n = self.reps(500);
-        let mut v = Vec::with_capacity(n);
+        let mut v = Samples::new();
         for _ in 0..n {
             let t = Instant::now();
             let i = self.host.create_js(Limits::new()).unwrap();
             let r = i.run(Run::js("1+1")).unwrap();
-            v.push(us(t.elapsed()));
+            v.record(ns(t.elapsed()));
             assert!(r.completed);
             i.close();
         }
-        (median(v), n)
+        (v.median() / 1e3, n)
     }
 
     /// Messages per second, one way, sender and receiver on separate threads.
-    fn oneway(&self, sender: (Interpreter, Run), receiver: (Interpreter, Run), n: u32) -> f64 {
+    fn oneway(&self, sender: (Interpreter, Run), receiver: (Interpreter, Run), n: u32) -> u64 {
         let t = Instant::now();
         let rj = receiver.0.start(receiver.1);
         let sj = sender.0.start(sender.1);
         assert!(sj.join().unwrap().completed);
         assert!(rj.join().unwrap().completed);
-        let rate = f64::from(n) / t.elapsed().as_secs_f64();
+        let rate = (f64::from(n) / t.elapsed().as_secs_f64()) as u64;
         sender.0.close();
         receiver.0.close();
         rate
@@ -214,7 +243,7 @@ impl Bench {
         let s = compile(&self.host, "send", &raw_guest(1, &send_loop(n)));
         let r = compile(&self.host, "recv", &raw_guest(1, &recv_loop(n)));
         let reps = self.reps(5);
-        let v = (0..reps)
+        let v: Samples = (0..reps)
             .map(|_| {
                 let (rx, tx) = self.host.create_channel(1024);
                 self.oneway(
@@ -230,7 +259,7 @@ impl Bench {
                 )
             })
             .collect();
-        (median(v), reps)
+        (v.median(), reps)
     }
 
     fn msg64_js(&self) -> (f64, usize) {
@@ -241,7 +270,7 @@ impl Bench {
         let recv =
             format!("const r = channels.inbox; for (let i = 0; i < {n}; i++) r.recv().release();");
         let reps = self.reps(5);
-        let v = (0..reps)
+        let v: Samples = (0..reps)
             .map(|_| {
                 let (rx, tx) = self.host.create_channel(1024);
                 self.oneway(
@@ -257,7 +286,7 @@ impl Bench {
                 )
             })
             .collect();
-        (median(v), reps)
+        (v.median(), reps)
     }
 
     /// Round trips of 64 bytes between two raw interpreters, timed inside
@@ -288,16 +317,16 @@ impl Bench {
         assert!(ra.completed, "{:?}", ra.error);
         assert!(jb.join().unwrap().completed);
         let view = times_rx.recv().unwrap().into_view().unwrap();
-        let samples: Vec<f64> = view
+        let samples: Samples = view
             .chunks_exact(8)
             .skip(n as usize / 10) // warm-up
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()) as f64 / 1e3)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .collect();
         ia.close();
         ib.close();
         (
-            percentile(samples.clone(), 0.5),
-            percentile(samples, 0.99),
+            samples.quantile(0.5) / 1e3,
+            samples.quantile(0.99) / 1e3,
             n as usize,
         )
     }
@@ -308,7 +337,7 @@ impl Bench {
         let i = self.host.create(&g).unwrap();
         let data = Bytes::from(vec![7u8; MIB64]);
         let n = self.reps(200);
-        let mut v = Vec::with_capacity(n);
+        let mut v = Samples::new();
         for _ in 0..n {
             let (in_rx, in_tx) = self.host.create_channel(1);
             let (out_rx, out_tx) = self.host.create_channel(1);
@@ -321,10 +350,10 @@ impl Bench {
             )
             .unwrap();
             let back = out_rx.recv().unwrap().into_view().unwrap();
-            v.push(us(t.elapsed()));
+            v.record(ns(t.elapsed()));
             assert_eq!(back.as_ptr(), data.as_ptr(), "the same memory came back");
         }
-        (median(v), n)
+        (v.median() / 1e3, n)
     }
 
     /// A guest reading all of a 64 MiB view, and a plain memcpy of 64 MiB.
@@ -334,20 +363,21 @@ impl Bench {
         let data = Bytes::from(vec![7u8; MIB64]);
         let mut dst = vec![0u8; MIB64];
         let n = self.reps(30);
-        let (mut guest, mut copy) = (Vec::new(), Vec::new());
+        // Bytes per second, read as GB/s.
+        let (mut guest, mut copy) = (Samples::new(), Samples::new());
         for _ in 0..n {
             let (rx, tx) = self.host.create_channel(1);
             tx.send(data.clone()).unwrap();
             let r = i.run(Run::export("go").channel("in", rx)).unwrap();
             assert_eq!(r.value, Some(MIB64 as i32));
             // The run's own time includes the call; the read dominates it.
-            guest.push(MIB64 as f64 / r.wall.as_secs_f64() / 1e9);
+            guest.record((MIB64 as f64 / r.wall.as_secs_f64()) as u64);
             let t = Instant::now();
             dst.copy_from_slice(&data);
             std::hint::black_box(&dst);
-            copy.push(MIB64 as f64 / t.elapsed().as_secs_f64() / 1e9);
+            copy.record((MIB64 as f64 / t.elapsed().as_secs_f64()) as u64);
         }
-        ((median(guest), median(copy)), n)
+        ((guest.median() / 1e9, copy.median() / 1e9), n)
     }
 
     /// Private memory per idle interpreter with `n` alive after a first run.
@@ -412,7 +442,7 @@ fn live_js(target: usize) -> (f64, f64) {
 
 /// Median wall time of a whole process, in ms.
 fn process_ms(cmd: &[&str], reps: usize) -> Option<f64> {
-    let mut v = Vec::new();
+    let mut v = Samples::new();
     for i in 0..=reps {
         let t = Instant::now();
         let out = Command::new(cmd[0]).args(&cmd[1..]).output().ok()?;
@@ -420,10 +450,10 @@ fn process_ms(cmd: &[&str], reps: usize) -> Option<f64> {
             return None;
         }
         if i > 0 {
-            v.push(t.elapsed().as_secs_f64() * 1e3); // the first run warms caches
+            v.record(ns(t.elapsed())); // the first run warms caches
         }
     }
-    Some(median(v))
+    Some(v.median() / 1e6)
 }
 
 /// Python interpreters on this machine: PATH first, then pyenv's.
@@ -735,11 +765,7 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let results = json!({
         "commit": commit,
         "date": date,

@@ -59,10 +59,10 @@ struct RunArgs {
     /// Print the run's result (completion, error, captured stdout/stderr, stats) as one JSON object.
     #[arg(long)]
     json: bool,
-    /// Wall-clock limit for the run, e.g. 500ms, 2s, 1m.
+    /// Wall-clock limit for the run, e.g. 500ms, 2s, 1.5s, 1m; a bare number is seconds.
     #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     timeout: Option<Duration>,
-    /// Memory ceiling, e.g. 64MiB, 1GiB, 65536.
+    /// Memory ceiling, e.g. 64MiB, 1GiB, 65536 (bytes); K, M, G, T are powers of 1024.
     #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
     max_memory: Option<usize>,
     /// Instruction budget (fuel units).
@@ -141,68 +141,63 @@ fn parse_fuel(s: &str) -> Result<u64, String> {
     })
 }
 
-/// A duration such as `500ms`. The number is digits and at most one `.`, so it is
-/// never negative, NaN or written with an exponent; a huge one is "too large".
+/// A duration for `--timeout`: one number and a unit as `humantime` reads
+/// them (`500ms`, `2s`, `1.5s`, `1m`, `100us`, `1h`, …), or a bare number of
+/// seconds (`0.5`).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    if is_negative(s) {
-        return Err(format!("a duration cannot be negative: {s:?}"));
-    }
-    let (num, unit) = split_unit(s);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("not a duration: {s:?} (try 500ms or 2s)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "us" => n / 1e6,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {s:?}: use us, ms, s or m"
-            ));
+    let parse = |s: &str| -> Result<Duration, String> {
+        let s = s.trim();
+        // One term only: humantime also adds up several (`1m 30s`), and
+        // panics ("overflow in Duration::new") on a sum that carries past
+        // u64::MAX seconds, e.g. `18446744073709551615s 500ms 500ms`.
+        if s.chars()
+            .skip_while(|c| !c.is_alphabetic())
+            .any(|c| c.is_ascii_digit())
+        {
+            return Err("give one number and one unit".into());
         }
+        // humantime wants a unit; a bare number is seconds here.
+        let r = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            humantime::parse_duration(&format!("{s}s"))
+        } else {
+            humantime::parse_duration(s)
+        };
+        r.map_err(|e| e.to_string())
     };
-    // Fails on infinity (a long enough run of digits) and past u64::MAX seconds.
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("duration too large: {s:?}"))
+    parse(s).map_err(|e| {
+        if is_negative(s, |abs| parse(abs).is_ok()) {
+            format!("a duration cannot be negative: {s:?}")
+        } else {
+            format!("not a duration: {s:?}: {e} (try 500ms, 2s or 1m)")
+        }
+    })
 }
+
+/// Sizes: a byte count, or a whole number with a unit, where K, M, G, T, P,
+/// E (with or without `i` and `B`, in any case) are powers of 1024: `64MiB`,
+/// `1GiB`, `512k`, `65536`.
+const SIZE: parse_size::Config = parse_size::Config::new().with_binary();
 
 fn parse_size(s: &str) -> Result<usize, String> {
-    if is_negative(s) {
+    if is_negative(s, |abs| SIZE.parse_size(abs).is_ok()) {
         return Err(format!("a size cannot be negative: {s:?}"));
     }
-    let (num, unit) = split_unit(s);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("not a size: {s:?} (try 64MiB; whole numbers only)"))?;
-    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {s:?}: use KiB, MiB or GiB"
-            ));
-        }
-    };
-    n.checked_mul(mult)
-        .and_then(|v| usize::try_from(v).ok())
-        .ok_or_else(|| format!("size too large: {s:?}"))
+    // parse-size would round a fraction (`1.5GiB`, `1e-3`) to the nearest
+    // byte; the CLI takes whole numbers only.
+    if s.contains(['.', '-']) {
+        return Err(format!("not a size: {s:?} (try 64MiB; whole numbers only)"));
+    }
+    let bytes = SIZE.parse_size(s.trim()).map_err(|e| match e {
+        parse_size::Error::PosOverflow => format!("size too large: {s:?}"),
+        _ => format!("not a size: {s:?} (try 64MiB, 1GiB or a byte count)"),
+    })?;
+    usize::try_from(bytes).map_err(|_| format!("size too large: {s:?}"))
 }
 
-/// Whether `s` looks like a negative number (`-1s`, `-.5`), not another flag.
-fn is_negative(s: &str) -> bool {
-    s.trim_start()
-        .strip_prefix('-')
-        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit() || c == '.'))
-}
-
-fn split_unit(s: &str) -> (&str, &str) {
-    let s = s.trim();
-    let i = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    (&s[..i], s[i..].trim())
+/// Whether `s` is a minus sign before what `valid` accepts (`-1s`, `-1`): a
+/// negative value, not a typo or another flag.
+fn is_negative(s: &str, valid: impl Fn(&str) -> bool) -> bool {
+    s.trim().strip_prefix('-').is_some_and(valid)
 }
 
 fn main() -> ExitCode {
