@@ -1,0 +1,188 @@
+//! The command line's arguments: what `subinterp run` accepts, and the
+//! parsers for its values (durations, sizes, grants).
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "subinterp",
+    version,
+    about = "Run untrusted WebAssembly in sandboxed interpreters that talk over channels",
+    long_about = "subinterp runs each program in its own WebAssembly sandbox: its own memory, \
+no files, no network, no environment unless you grant them, and limits on time, memory and \
+output. JavaScript runs in QuickJS compiled to wasm, with the `interpreters` API to create \
+more interpreters and channels between them.\n\nExamples:\n  \
+subinterp run hello.wasm            run a WASI command, print its output\n  \
+subinterp run prog.wasm a b         ARGS reach the program as argv[1..]\n  \
+subinterp run script.js             run a JavaScript file as the main interpreter\n  \
+subinterp run -e 'console.log(1+1)' run JavaScript given on the command line\n  \
+subinterp run --json prog.wasm      print the result as one JSON object\n  \
+subinterp run --timeout 2s --max-memory 64MiB prog.wasm"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Run a WASI command module (.wasm or .wat) or a JavaScript file (.js) in a fresh interpreter.
+    ///
+    /// Exit code: the program's own (for JS: 0 when the script completed, 1 on an uncaught
+    /// exception); 134 if it trapped; 125 if a limit stopped it; 1 if it could not be loaded;
+    /// 2 for a bad flag.
+    ///
+    /// If whoever reads stdout goes away early (a broken pipe, as in `| head`), the rest of
+    /// the output, the --json result included, is dropped without a message and the exit
+    /// code is still the run's. Any other failure to write the --json result (e.g. a full
+    /// disk) exits 1 with a message. A closed or failing stderr is ignored.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
+    /// Print the run's result (completion, error, captured stdout/stderr, stats) as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Wall-clock limit for the run, e.g. 500ms, 2s, 1.5s, 1m; a bare number is seconds.
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub(crate) timeout: Option<Duration>,
+    /// Memory ceiling, e.g. 64MiB, 1GiB, 65536 (bytes); K, M, G, T are powers of 1024.
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
+    pub(crate) max_memory: Option<usize>,
+    /// Instruction budget (fuel units).
+    #[arg(long, value_parser = parse_fuel, allow_hyphen_values = true)]
+    pub(crate) fuel: Option<u64>,
+    /// Cap on each of stdout and stderr, e.g. 1MiB.
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
+    pub(crate) max_output: Option<usize>,
+    /// Grant an environment variable K=V (none is granted by default).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub(crate) env: Vec<(String, String)>,
+    /// Grant a host directory as GUEST (default: the same path), read-only with :ro,
+    /// e.g. --dir ./data:/data:ro. No directory is granted by default.
+    #[arg(long = "dir", value_name = "HOST[:GUEST][:ro]", value_parser = parse_dir)]
+    pub(crate) dirs: Vec<Grant>,
+    /// Run this JavaScript source instead of a file.
+    #[arg(
+        short = 'e',
+        long = "eval",
+        value_name = "SOURCE",
+        conflicts_with = "file"
+    )]
+    pub(crate) eval: Option<String>,
+    /// The module (.wasm, .wat) or script (.js) to run.
+    #[arg(required_unless_present = "eval")]
+    pub(crate) file: Option<std::path::PathBuf>,
+    /// Arguments passed to the program (argv[1..]).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) args: Vec<String>,
+}
+
+/// A directory grant from `--dir`.
+#[derive(Clone, Debug)]
+pub(crate) struct Grant {
+    pub(crate) host: std::path::PathBuf,
+    pub(crate) guest: String,
+    pub(crate) read_only: bool,
+}
+
+fn parse_dir(s: &str) -> Result<Grant, String> {
+    let (rest, read_only) = match s.strip_suffix(":ro") {
+        Some(r) => (r, true),
+        None => (s.strip_suffix(":rw").unwrap_or(s), false),
+    };
+    let (host, guest) = match rest.split_once(':') {
+        Some((h, g)) => (h, g),
+        None => (rest, rest),
+    };
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!("--dir wants HOST[:GUEST][:ro], got {s:?}"));
+    }
+    let host = std::path::PathBuf::from(host);
+    if !host.is_dir() {
+        return Err(format!("{} is not a directory", host.display()));
+    }
+    Ok(Grant {
+        host,
+        guest: guest.to_string(),
+        read_only,
+    })
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("--env wants K=V with a non-empty K, got {s:?}")),
+    }
+}
+
+fn parse_fuel(s: &str) -> Result<u64, String> {
+    s.trim().parse().map_err(|_| {
+        format!(
+            "fuel is a whole number of units from 0 to {}, got {s:?}",
+            u64::MAX
+        )
+    })
+}
+
+/// A duration for `--timeout`: one number and a unit as `humantime` reads
+/// them (`500ms`, `2s`, `1.5s`, `1m`, `100us`, `1h`, …), or a bare number of
+/// seconds (`0.5`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let parse = |s: &str| -> Result<Duration, String> {
+        let s = s.trim();
+        // One term only: humantime also adds up several (`1m 30s`), and
+        // panics ("overflow in Duration::new") on a sum that carries past
+        // u64::MAX seconds, e.g. `18446744073709551615s 500ms 500ms`.
+        if s.chars()
+            .skip_while(|c| !c.is_alphabetic())
+            .any(|c| c.is_ascii_digit())
+        {
+            return Err("give one number and one unit".into());
+        }
+        // humantime wants a unit; a bare number is seconds here.
+        let r = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            humantime::parse_duration(&format!("{s}s"))
+        } else {
+            humantime::parse_duration(s)
+        };
+        r.map_err(|e| e.to_string())
+    };
+    parse(s).map_err(|e| {
+        if is_negative(s, |abs| parse(abs).is_ok()) {
+            format!("a duration cannot be negative: {s:?}")
+        } else {
+            format!("not a duration: {s:?}: {e} (try 500ms, 2s or 1m)")
+        }
+    })
+}
+
+/// Sizes: a byte count, or a whole number with a unit, where K, M, G, T, P,
+/// E (with or without `i` and `B`, in any case) are powers of 1024: `64MiB`,
+/// `1GiB`, `512k`, `65536`.
+const SIZE: parse_size::Config = parse_size::Config::new().with_binary();
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    if is_negative(s, |abs| SIZE.parse_size(abs).is_ok()) {
+        return Err(format!("a size cannot be negative: {s:?}"));
+    }
+    // parse-size would round a fraction (`1.5GiB`, `1e-3`) to the nearest
+    // byte; the CLI takes whole numbers only.
+    if s.contains(['.', '-']) {
+        return Err(format!("not a size: {s:?} (try 64MiB; whole numbers only)"));
+    }
+    let bytes = SIZE.parse_size(s.trim()).map_err(|e| match e {
+        parse_size::Error::PosOverflow => format!("size too large: {s:?}"),
+        _ => format!("not a size: {s:?} (try 64MiB, 1GiB or a byte count)"),
+    })?;
+    usize::try_from(bytes).map_err(|_| format!("size too large: {s:?}"))
+}
+
+/// Whether `s` is a minus sign before what `valid` accepts (`-1s`, `-1`): a
+/// negative value, not a typo or another flag.
+fn is_negative(s: &str, valid: impl Fn(&str) -> bool) -> bool {
+    s.trim().strip_prefix('-').is_some_and(valid)
+}
