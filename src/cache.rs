@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
-use crate::error::{BoxError, JsGuestError};
+use crate::error::{BoxError, GuestLoadError};
+use crate::language::Language;
 
 /// Hex digits of each half of a cache key (128 bits of SHA-256 for the
 /// contents, 64 for the engine).
@@ -135,8 +136,8 @@ pub(crate) fn load(
     wasm: &Path,
     tag: &str,
     prepare: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, BoxError>,
-) -> Result<Module, JsGuestError> {
-    let io_err = |source| JsGuestError::Read {
+) -> Result<Module, GuestLoadError> {
+    let io_err = |source| GuestLoadError::Read {
         path: wasm.to_path_buf(),
         source,
     };
@@ -155,8 +156,8 @@ pub(crate) fn load(
     })
     .map_err(io_err)?;
     let cached = cache_path(engine, wasm, &content, tag);
-    let bytes = prepare(bytes).map_err(JsGuestError::Compile)?;
-    let module = Module::new(engine, &bytes).map_err(|e| JsGuestError::Compile(e.into()))?;
+    let bytes = prepare(bytes).map_err(GuestLoadError::Compile)?;
+    let module = Module::new(engine, &bytes).map_err(|e| GuestLoadError::Compile(e.into()))?;
     if let Ok(data) = module.serialize() {
         write_whole(&cached, &data);
         remove_stale(wasm, tag, &cached);
@@ -246,14 +247,23 @@ fn remove_stale(wasm: &Path, tag: &str, current: &Path) {
     }
 }
 
-/// Where the JavaScript guest is: `$SUBINTERP_JS_WASM`, else
-/// `target/guest/js.wasm` in the source tree this crate was built from, else
-/// `guest/js.wasm` beside the running executable.
-pub(crate) fn js_wasm_path() -> Result<PathBuf, JsGuestError> {
-    if let Some(p) = std::env::var_os("SUBINTERP_JS_WASM") {
-        return Ok(PathBuf::from(p));
+/// Where a language's guest is: its environment variable
+/// (`$SUBINTERP_JS_WASM`, `$SUBINTERP_PY_WASM`), else `target/guest/js.wasm`
+/// (`python.wasm`) in the source tree this crate was built from, else
+/// `guest/js.wasm` (`python.wasm`) beside the running executable.
+pub(crate) fn guest_wasm_path(language: Language) -> Result<PathBuf, GuestLoadError> {
+    let env = language.env_var();
+    if let Some(p) = std::env::var_os(env) {
+        let path = PathBuf::from(p);
+        if !path.exists() {
+            return Err(GuestLoadError::NotFound { path, env });
+        }
+        return Ok(path);
     }
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guest/js.wasm");
+    let file = language.file_name();
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/guest")
+        .join(file);
     if built.is_file() {
         return Ok(built);
     }
@@ -261,12 +271,12 @@ pub(crate) fn js_wasm_path() -> Result<PathBuf, JsGuestError> {
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
     {
-        let beside = dir.join("guest/js.wasm");
+        let beside = dir.join("guest").join(file);
         if beside.is_file() {
             return Ok(beside);
         }
     }
-    Err(JsGuestError::NotFound { path: built })
+    Err(GuestLoadError::NotFound { path: built, env })
 }
 
 #[cfg(test)]

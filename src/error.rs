@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::id::InterpreterId;
+use crate::language::Language;
 use crate::outcome::GuestError;
 
 /// An error of a dependency (wasmtime, the WAT parser), kept as the source
@@ -39,12 +40,23 @@ pub enum Error {
     /// The module has no exported function of that name (or of a supported type).
     #[error("no exported function `{0}` of type () or () -> i32")]
     NoSuchExport(String),
-    /// JavaScript source was given to an interpreter that does not run JS.
-    #[error("{0} does not run JavaScript")]
-    NotJavaScript(InterpreterId),
-    /// The JavaScript guest could not be found or loaded.
-    #[error("JavaScript guest unavailable")]
-    JsGuest(#[source] JsGuestError),
+    /// Source in one language was given to an interpreter that does not run it.
+    #[error("{interpreter} does not run {language}")]
+    WrongLanguage {
+        /// The interpreter.
+        interpreter: InterpreterId,
+        /// The source's language.
+        language: Language,
+    },
+    /// A language guest (JavaScript, Python) could not be found or loaded.
+    #[error("{language} guest unavailable")]
+    LanguageGuest {
+        /// The guest's language.
+        language: Language,
+        /// Why not.
+        #[source]
+        source: GuestLoadError,
+    },
     /// A host-wide limit was reached.
     #[error("limit exceeded: {0}")]
     Limit(#[from] LimitError),
@@ -71,15 +83,17 @@ pub enum Error {
     Engine(#[source] BoxError),
 }
 
-/// Why the JavaScript guest could not be loaded.
+/// Why a language guest could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum JsGuestError {
+pub enum GuestLoadError {
     /// There is no guest file where it is looked for.
-    #[error("{} not found: run `make guest`, or set SUBINTERP_JS_WASM to the JS guest's path", path.display())]
+    #[error("{} not found: run `make guest`, or set {env} to the guest's path", path.display())]
     NotFound {
         /// Where it was looked for.
         path: std::path::PathBuf,
+        /// The environment variable that names another path.
+        env: &'static str,
     },
     /// The guest file could not be read.
     #[error("reading {}", path.display())]
@@ -93,11 +107,13 @@ pub enum JsGuestError {
     /// Compiling (or linking) the guest failed.
     #[error("compiling the guest")]
     Compile(#[source] BoxError),
-    /// The file is a wasm module, but not the subinterp JS guest.
-    #[error("{} is not the subinterp JS guest", path.display())]
+    /// The file is a wasm module, but not the subinterp guest of its language.
+    #[error("{} is not the subinterp {language} guest", path.display())]
     NotTheGuest {
         /// The file.
         path: std::path::PathBuf,
+        /// The language it should interpret.
+        language: Language,
     },
 }
 

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use wasmtime::{InstancePre, Module};
 
+use crate::language::Export;
+pub use crate::language::Language;
 use crate::store::StoreData;
 
 struct GuestInner {
     name: String,
     module: Module,
     pre: InstancePre<StoreData>,
-    js: bool,
+    language: Option<Language>,
     preinit: bool,
 }
 
@@ -30,30 +32,37 @@ impl Guest {
         pre: InstancePre<StoreData>,
         preinit: bool,
     ) -> Self {
-        let js = module.get_export("si_js_eval").is_some()
-            && module.get_export("si_js_alloc").is_some()
-            && module.get_export("si_js_init").is_some();
+        let language = Language::ALL.into_iter().find(|l| {
+            [Export::Eval, Export::Alloc, Export::Init]
+                .iter()
+                .all(|e| module.get_export(l.export(*e)).is_some())
+        });
         Guest {
             inner: Arc::new(GuestInner {
                 name,
                 module,
                 pre,
-                js,
+                language,
                 preinit,
             }),
         }
     }
 
-    /// Whether this is the JavaScript guest started from a pre-initialised
-    /// snapshot (its runtime and context made ahead of time).
+    /// Whether this is a language guest started from a pre-initialised
+    /// snapshot (its runtime made ahead of time).
     pub fn is_preinitialized(&self) -> bool {
         self.inner.preinit
+    }
+
+    /// The language this guest interprets, if it is a language guest.
+    pub fn language(&self) -> Option<Language> {
+        self.inner.language
     }
 
     /// Whether this is the JavaScript guest (it runs
     /// [`Run::js`](crate::Run::js) source).
     pub fn is_js(&self) -> bool {
-        self.inner.js
+        self.inner.language == Some(Language::JavaScript)
     }
 
     /// The guest's name (the file name it was loaded from, or the one given).

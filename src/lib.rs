@@ -65,6 +65,7 @@ mod host;
 mod id;
 mod interpreter;
 mod job;
+mod language;
 pub mod limits;
 mod outcome;
 mod output;
@@ -78,13 +79,14 @@ pub use channel::{
     SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use compile::CompileLimits;
-pub use error::{BoxError, Error, JsGuestError, LimitError};
+pub use error::{BoxError, Error, GuestLoadError, LimitError};
 pub use guest::Guest;
 pub use host::{
     CopyCounters, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_POOL_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK,
     Host, HostBuilder, MAX_WASM_STACK,
 };
 pub use interpreter::{Interpreter, InterpreterBuilder, InterpreterId, Run, RunJob, current};
+pub use language::Language;
 pub use limits::Limits;
 pub use outcome::{ErrorKind, GuestError, Trap};
 pub use output::OutputMode;

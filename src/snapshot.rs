@@ -1,7 +1,8 @@
-//! The pre-initialised JavaScript guest: the QuickJS runtime and context,
-//! with the prelude evaluated, are created once, and the resulting memory and
+//! Pre-initialised language guests: the interpreter's runtime (for
+//! JavaScript, the QuickJS runtime and context with the prelude evaluated;
+//! for Python, the initialised CPython) is created once, and the resulting memory and
 //! globals are written into a new module (with the `wasmtime-wizer` crate).
-//! Every JS interpreter then starts from that ready heap: a copy-on-write
+//! Every interpreter of the language then starts from that ready heap: a copy-on-write
 //! image, instead of some hundreds of microseconds of set-up.
 
 use std::future::Future;
@@ -11,10 +12,8 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, Wizer};
 
 use crate::error::BoxError;
 use crate::exec::block_on_trusted;
+use crate::language::{Export, Language};
 use crate::store::StoreData;
-
-/// The export the snapshot runs: `si_js_setup`, as `() -> ()`.
-const INIT: &str = "si_js_snapshot_init";
 
 struct Live<'a> {
     store: &'a mut Store<StoreData>,
@@ -34,7 +33,7 @@ impl InstanceState for Live<'_> {
             Some(Val::F32(x)) => SnapshotVal::F32(x),
             Some(Val::F64(x)) => SnapshotVal::F64(x),
             Some(Val::V128(x)) => SnapshotVal::V128(x.as_u128()),
-            // The JS guest has only numeric globals; wizer exported them all.
+            // The language guests have only numeric globals; wizer exported them all.
             _ => SnapshotVal::I32(0),
         };
         std::future::ready(v)
@@ -56,32 +55,35 @@ impl InstanceState for Live<'_> {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SnapshotError {
     /// Wizer could not instrument the module, or snapshot its state.
-    #[error("snapshotting the JS guest")]
+    #[error("snapshotting the guest")]
     Wizer(#[source] BoxError),
     /// The instrumented module did not compile or instantiate.
-    #[error("instantiating the JS guest")]
+    #[error("instantiating the guest")]
     Instantiate(#[source] BoxError),
     /// One of the set-up exports is missing or trapped.
-    #[error("running the JS guest's `{export}`")]
+    #[error("running the guest's `{export}`")]
     Setup {
         /// The export.
-        export: &'static str,
+        export: String,
         /// Why it failed.
         #[source]
         source: BoxError,
     },
 }
 
-/// Runs the JS guest's set-up once and returns a module that starts from
+/// Runs a language guest's set-up once and returns a module that starts from
 /// its result. `state` is a fresh host state for the one-off instance.
 pub(crate) fn pre_initialize(
     engine: &Engine,
     linker: &Linker<StoreData>,
     wasm: &[u8],
     state: StoreData,
+    language: Language,
 ) -> Result<Vec<u8>, SnapshotError> {
+    // The export the snapshot runs, as `() -> ()`.
+    let init = language.export(Export::SnapshotInit);
     let mut wizer = Wizer::new();
-    wizer.init_func(INIT);
+    wizer.init_func(init);
     let (cx, instrumented) = wizer
         .instrument(wasm)
         .map_err(|e| SnapshotError::Wizer(e.into()))?;
@@ -91,9 +93,9 @@ pub(crate) fn pre_initialize(
     store.set_epoch_deadline(u64::MAX / 2);
     let instance = block_on_trusted(linker.instantiate_async(&mut store, &module))
         .map_err(|e| SnapshotError::Instantiate(e.into()))?;
-    for export in ["_initialize", INIT] {
+    for export in ["_initialize", init] {
         let setup = |e: wasmtime::Error| SnapshotError::Setup {
-            export,
+            export: export.to_string(),
             source: e.into(),
         };
         let f = instance

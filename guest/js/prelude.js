@@ -278,10 +278,12 @@
   }
 
   const interpreters = {
-    /** A new interpreter; limits never above this one's. */
+    /** A new interpreter; limits never above this one's. `lang: "python"`
+     *  makes a Python interpreter (default: JavaScript, as this one). */
     create(limits) {
       const opts = {};
       if (limits) {
+        if (limits.lang !== undefined) opts.lang = String(limits.lang);
         if (limits.timeout !== undefined) opts.timeout_ms = Number(limits.timeout);
         for (const k of ["maxMemory", "fuel", "maxOutput", "maxHandles", "maxInterpreters", "maxDepth"]) {
           if (limits[k] !== undefined) opts[k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase())] = Number(limits[k]);
@@ -289,7 +291,8 @@
       }
       const id = si.interpCreate(JSON.stringify(opts));
       if (id === LIMIT) throw new LimitError("interpreters.create: interpreter limit reached (count, depth or memory)");
-      if (id === INVALID) throw new TypeError("interpreters.create: unknown or invalid limit");
+      if (id === INVALID) throw new TypeError("interpreters.create: unknown or invalid limit or language");
+      if (id === NOT_FOUND) throw new Error("interpreters.create: no guest for that language (see make guest)");
       if (id < 0) fail(Number(id), "interpreters.create");
       return new Interpreter(id);
     },

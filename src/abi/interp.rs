@@ -18,6 +18,7 @@ use crate::channel::{ChannelEnd, Wait};
 use crate::error::Error;
 use crate::id::InterpreterId;
 use crate::job::JobWait;
+use crate::language::Language;
 use crate::limits::Limits;
 use crate::result::RunResult;
 use crate::store::{ChildJob, ChildRun, Entry, FamilyError, StoreData};
@@ -85,15 +86,21 @@ fn bound_names(mut cx: Cx<'_>) -> i32 {
     give_text(&mut cx, text)
 }
 
-/// The limits a guest asked for in `interp_create`'s JSON.
-fn asked_limits(opts: &str) -> Option<Limits> {
+/// What a guest asked for in `interp_create`'s JSON: the limits, and the
+/// language (`"lang": "js"` or `"python"`; default: the creator's own).
+fn asked(opts: &str) -> Option<(Option<Language>, Limits)> {
     let v: Value = if opts.trim().is_empty() {
         json!({})
     } else {
         serde_json::from_str(opts).ok()?
     };
     let mut l = Limits::new();
+    let mut language = None;
     for (k, v) in v.as_object()? {
+        if k == "lang" {
+            language = Some(Language::from_name(v.as_str()?)?);
+            continue;
+        }
         let n = v.as_f64().filter(|n| n.is_finite() && *n >= 0.0)?;
         let whole = n as u64;
         l = match k.as_str() {
@@ -108,7 +115,7 @@ fn asked_limits(opts: &str) -> Option<Limits> {
             _ => return None,
         };
     }
-    Some(l)
+    Some((language, l))
 }
 
 /// Takes fuel out of the caller's store for work done on its behalf
@@ -139,7 +146,8 @@ fn family_code(e: FamilyError) -> i32 {
     }
 }
 
-/// `interp_create(opts, len) -> id`: a new JS interpreter owned by this one.
+/// `interp_create(opts, len) -> id`: a new interpreter owned by this one,
+/// running the language `opts` names (default: this one's).
 /// Its memory, handles and files come out of this interpreter's tree's
 /// budget, and the fuel its creation burns out of this run's.
 fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
@@ -147,7 +155,7 @@ fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
         Ok(s) => s,
         Err(e) => return e.into(),
     };
-    let Some(asked) = asked_limits(&opts) else {
+    let Some((language, asked)) = asked(&opts) else {
         return ERR_INVALID.into();
     };
     let limits = cx.data().limits.clamp(&asked);
@@ -155,7 +163,7 @@ fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
     let state = cx.data_mut();
     let created = state
         .parent(fuel)
-        .and_then(|parent| state.family.create(parent, limits));
+        .and_then(|parent| state.family.create(parent, language, limits));
     match created {
         Ok((id, unused)) => {
             return_fuel(&mut cx, unused);
@@ -370,6 +378,7 @@ mod tests {
 
     #[test]
     fn asked_limits_are_parsed_strictly() {
+        let asked_limits = |s: &str| asked(s).map(|(_, l)| l);
         let l = asked_limits(r#"{"timeout_ms": 250, "max_memory": 1048576}"#).unwrap();
         assert_eq!(l.timeout(), Some(Duration::from_millis(250)));
         assert_eq!(l.max_memory(), 1 << 20);
@@ -378,5 +387,16 @@ mod tests {
         assert!(asked_limits(r#"{"max_memory": -1}"#).is_none());
         assert!(asked_limits(r#"{"timeout_ms": "5"}"#).is_none());
         assert!(asked_limits("[1]").is_none());
+        assert_eq!(
+            asked(r#"{"lang": "python"}"#).unwrap().0,
+            Some(Language::Python)
+        );
+        assert_eq!(
+            asked(r#"{"lang": "js"}"#).unwrap().0,
+            Some(Language::JavaScript)
+        );
+        assert_eq!(asked("{}").unwrap().0, None);
+        assert!(asked(r#"{"lang": "cobol"}"#).is_none());
+        assert!(asked(r#"{"lang": 1}"#).is_none());
     }
 }

@@ -17,6 +17,7 @@ use crate::channel::{ChannelId, RecvChannel, SendChannel};
 use crate::error::Error;
 use crate::guest::Guest;
 use crate::interpreter::{Interpreter, InterpreterBuilder, InterpreterId, Registry};
+use crate::language::Language;
 
 /// Default number of pooled instance slots (interpreters alive at once).
 pub const DEFAULT_POOL_SIZE: u32 = 1000;
@@ -125,15 +126,34 @@ impl Host {
         self.compile(&name, &bytes)
     }
 
-    /// The JavaScript guest (QuickJS-ng compiled to wasm, built by
-    /// `make guest`): create interpreters from it and run source with
-    /// [`Run::js`](crate::Run::js). Loaded once per host, from precompiled
-    /// code cached beside the `.wasm` when there is some.
+    /// The guest of `language`, built by `make guest` (`target/guest/js.wasm`,
+    /// `python.wasm`): create interpreters from it and run source with
+    /// [`Run::js`](crate::Run::js) or [`Run::python`](crate::Run::python).
+    /// Loaded once per host, from precompiled code (a pre-initialised
+    /// snapshot) cached beside the `.wasm` when there is some.
     ///
     /// # Errors
-    /// [`Error::JsGuest`] when the guest file is missing or does not load.
+    /// [`Error::LanguageGuest`] when the guest file is missing or does not load.
+    pub fn language_guest(&self, language: Language) -> Result<Guest, Error> {
+        self.inner.language(language)
+    }
+
+    /// The JavaScript guest (QuickJS-ng compiled to wasm); see
+    /// [`language_guest`](Self::language_guest).
+    ///
+    /// # Errors
+    /// As [`language_guest`](Self::language_guest).
     pub fn js(&self) -> Result<Guest, Error> {
-        self.inner.js()
+        self.language_guest(Language::JavaScript)
+    }
+
+    /// The Python guest (CPython compiled to wasm); see
+    /// [`language_guest`](Self::language_guest).
+    ///
+    /// # Errors
+    /// As [`language_guest`](Self::language_guest).
+    pub fn python(&self) -> Result<Guest, Error> {
+        self.language_guest(Language::Python)
     }
 
     /// Creates a JavaScript interpreter with `limits`.
@@ -142,6 +162,14 @@ impl Host {
     /// As [`js`](Self::js) and [`InterpreterBuilder::build`].
     pub fn create_js(&self, limits: crate::limits::Limits) -> Result<Interpreter, Error> {
         self.interpreter(&self.js()?).limits(limits).build()
+    }
+
+    /// Creates a Python interpreter with `limits`.
+    ///
+    /// # Errors
+    /// As [`python`](Self::python) and [`InterpreterBuilder::build`].
+    pub fn create_python(&self, limits: crate::limits::Limits) -> Result<Interpreter, Error> {
+        self.interpreter(&self.python()?).limits(limits).build()
     }
 
     /// Options for a new interpreter running `guest`.

@@ -133,7 +133,7 @@ impl<'h> InterpreterBuilder<'h> {
                 true,
             ),
         };
-        let js = self.guest.is_js();
+        let language = self.guest.language();
         let creator = lineage.creator;
         let ancestors = lineage.ancestors.clone();
         let mut lineage = lineage;
@@ -154,7 +154,7 @@ impl<'h> InterpreterBuilder<'h> {
             stderr,
             creator,
             ancestors,
-            js,
+            language,
             slots: Mutex::new(slots),
         });
         let interp = Interpreter { inner };
@@ -200,12 +200,14 @@ impl<'h> InterpreterBuilder<'h> {
         cap: Option<Instant>,
         (stdout, stderr): (&Sink, &Sink),
     ) -> StoreData {
-        let js = self.guest.is_js();
+        // A language guest sees memory.grow fail (and raises its own
+        // out-of-memory error), and stops itself within a grace period.
+        let soft = self.guest.language().is_some();
         let tenant = &lineage.tenant;
         StoreData {
             id,
             wasi,
-            limiter: Limiter::new(self.limits.max_memory(), js, tenant.clone()),
+            limiter: Limiter::new(self.limits.max_memory(), soft, tenant.clone()),
             handles: HandleTable::new(self.limits.max_handles(), Some(tenant.clone())),
             names: HashMap::new(),
             shared: shared.clone(),
@@ -215,11 +217,15 @@ impl<'h> InterpreterBuilder<'h> {
             channels: self.host.channels.clone(),
             limits: self.limits,
             reported: None,
-            grace: if js { JS_STOP_GRACE } else { Duration::ZERO },
+            grace: if soft { STOP_GRACE } else { Duration::ZERO },
             fuel_start: u64::MAX,
             files: OpenFiles::new(tenant.clone()),
             stop_since: std::cell::Cell::new(None),
-            family: Box::new(Kin::new(id, Arc::downgrade(self.host))),
+            family: Box::new(Kin::new(
+                id,
+                self.guest.language(),
+                Arc::downgrade(self.host),
+            )),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
             lineage,
@@ -279,25 +285,24 @@ fn instantiate(
         stop.drive(init.call_async(&mut store, ()))
             .map_err(init_error)?;
     }
-    let js = if guest.is_js() {
-        let init = if guest.is_preinitialized() {
-            "si_js_configure"
-        } else {
-            "si_js_init"
+    let source =
+        match guest.language() {
+            Some(language) => {
+                let pre = guest.is_preinitialized();
+                let fns = init_source(&mut store, &instance, language, pre, limits, &stop)
+                    .map_err(|e| match e {
+                        InitError::Wasm(e) => init_error(e),
+                        InitError::Guest(e) => Error::Instantiate(e),
+                    })?;
+                Some(fns)
+            }
+            None => None,
         };
-        let fns = init_js(&mut store, &instance, limits, init, &stop).map_err(|e| match e {
-            JsInitError::Wasm(e) => init_error(e),
-            JsInitError::Guest(e) => Error::Instantiate(e),
-        })?;
-        Some(fns)
-    } else {
-        None
-    };
     store.data_mut().deadline = None;
     Ok(Live {
         store,
         instance,
-        js,
+        source,
     })
 }
 

@@ -68,7 +68,12 @@ impl Interpreter {
 
     /// Whether this interpreter runs JavaScript.
     pub fn is_js(&self) -> bool {
-        self.inner.js
+        self.inner.language == Some(Language::JavaScript)
+    }
+
+    /// The language this interpreter runs, if it runs one.
+    pub fn language(&self) -> Option<Language> {
+        self.inner.language
     }
 
     /// The interpreter that created this one ([`InterpreterId::MAIN`]: the host).
@@ -127,12 +132,23 @@ impl Interpreter {
         let (cap, channels) = ((run.deadline_cap, run.fuel), run.channels);
         match run.body {
             Body::Export(ref name) => (self.run_export(live, name, channels, cap), false),
-            _ if live.js.is_none() => (Err(Error::NotJavaScript(self.id())), false),
-            Body::Js(ref source) => self.run_js(live, None, source, channels, cap),
-            Body::JsModule {
-                ref name,
-                ref source,
-            } => self.run_js(live, Some(name), source, channels, cap),
+            Body::Source {
+                language,
+                ref module,
+                ref text,
+            } => {
+                if live.source.as_ref().map(|f| f.language) != Some(language) {
+                    let interpreter = self.id();
+                    return (
+                        Err(Error::WrongLanguage {
+                            interpreter,
+                            language,
+                        }),
+                        false,
+                    );
+                }
+                self.run_source(live, module.as_deref(), text, channels, cap)
+            }
         }
     }
 

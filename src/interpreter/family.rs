@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 use super::{Interpreter, Registry, Run};
 use crate::error::Error;
 use crate::job::Job;
+use crate::language::Language;
 use crate::limits::Limits;
 use crate::store::{ChildJob, ChildRun, Family, FamilyError, Parent};
 
@@ -17,15 +18,18 @@ const PRUNE_AT: usize = 32;
 /// The [`Family`] of interpreter `me`.
 pub(crate) struct Kin {
     me: u64,
+    /// The language `me` runs: its children's unless they ask for another.
+    language: Option<Language>,
     registry: Weak<Registry>,
     /// Interpreters `me` created and has not closed.
     children: Vec<Interpreter>,
 }
 
 impl Kin {
-    pub(crate) fn new(me: u64, registry: Weak<Registry>) -> Self {
+    pub(crate) fn new(me: u64, language: Option<Language>, registry: Weak<Registry>) -> Self {
         Kin {
             me,
+            language,
             registry,
             children: Vec::new(),
         }
@@ -51,10 +55,14 @@ impl Family for Kin {
     fn create(
         &mut self,
         parent: Parent,
+        language: Option<Language>,
         limits: Limits,
     ) -> Result<(u64, Option<u64>), FamilyError> {
         let registry = self.registry.upgrade().ok_or(FamilyError::Closed)?;
-        let guest = registry.js().map_err(|_| FamilyError::NotFound)?;
+        let language = language.or(self.language).unwrap_or(Language::JavaScript);
+        let guest = registry
+            .language(language)
+            .map_err(|_| FamilyError::NotFound)?;
         let child = super::InterpreterBuilder::new(&registry, &guest)
             .limits(limits)
             .child_of(parent)
@@ -85,9 +93,11 @@ impl Family for Kin {
     fn start(&mut self, id: u64, run: ChildRun) -> Result<Arc<ChildJob>, FamilyError> {
         let target = self.child(id)?.clone();
         let fuel = run.fuel;
-        let mut job = Run::js(run.source)
-            .deadline_cap(run.deadline_cap)
-            .fuel(fuel);
+        let source = match target.language() {
+            Some(Language::Python) => Run::python(run.source),
+            _ => Run::js(run.source),
+        };
+        let mut job = source.deadline_cap(run.deadline_cap).fuel(fuel);
         for (name, end) in run.channels {
             job = job.channel(name, end);
         }

@@ -4,9 +4,9 @@
 mod builder;
 mod calls;
 mod family;
-mod js;
 mod registry;
 mod run;
+mod source;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,6 +27,7 @@ use crate::error::{Error, LimitError};
 use crate::guest::Guest;
 use crate::handle::HandleTable;
 use crate::job::Job;
+use crate::language::Language;
 use crate::limits::Limits;
 use crate::outcome::{ErrorKind, GuestError, Trap};
 use crate::output::{OutputMode, Sink};
@@ -48,7 +49,7 @@ pub fn current() -> InterpreterId {
 struct Live {
     store: Store<StoreData>,
     instance: Instance,
-    js: Option<JsFns>,
+    source: Option<SourceFns>,
 }
 
 struct InterpInner {
@@ -67,7 +68,7 @@ struct InterpInner {
     creator: u64,
     /// The ids from its tree's root down to its creator.
     ancestors: Vec<u64>,
-    js: bool,
+    language: Option<Language>,
     /// Its places in its ancestors' budgets of interpreters.
     slots: Mutex<Vec<TreeSlot>>,
 }
@@ -91,7 +92,7 @@ impl fmt::Debug for Interpreter {
 pub use self::builder::InterpreterBuilder;
 use self::builder::deadline_from;
 use self::calls::bind_channels;
-pub use self::js::JS_STOP_GRACE;
-use self::js::{JsFns, JsInitError, init_js};
 use self::run::Body;
 pub use self::run::{Run, RunJob};
+pub use self::source::STOP_GRACE;
+use self::source::{InitError, SourceFns, init_source};

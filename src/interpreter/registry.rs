@@ -4,7 +4,7 @@
 //! a thin facade over it; interpreters and their guest-created children
 //! reach it through a weak reference.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,8 +14,9 @@ use wasmtime::{Engine, Linker, Module};
 use super::Interpreter;
 use crate::channel;
 use crate::compile::{CompileLimits, Runaways, compile};
-use crate::error::{Error, JsGuestError};
+use crate::error::{Error, GuestLoadError};
 use crate::guest::Guest;
+use crate::language::Language;
 use crate::store::{Counters, StoreData};
 
 /// The settings a registry keeps from its host's builder.
@@ -40,10 +41,10 @@ pub(crate) struct Registry {
     next_id: AtomicU64,
     live: Mutex<BTreeMap<u64, Interpreter>>,
     pub(crate) channels: Arc<channel::Registry>,
-    /// The JS guest once loaded. A failure is not kept: a later call tries
-    /// again (the failure may have been a passing one, such as a process
-    /// out of file descriptors).
-    js: Mutex<Option<Guest>>,
+    /// The language guests once loaded. A failure is not kept: a later call
+    /// tries again (the failure may have been a passing one, such as a
+    /// process out of file descriptors).
+    languages: Mutex<HashMap<Language, Guest>>,
 }
 
 impl Registry {
@@ -58,7 +59,7 @@ impl Registry {
             next_id: AtomicU64::new(1),
             live: Mutex::default(),
             channels,
-            js: Mutex::new(None),
+            languages: Mutex::default(),
         }
     }
 
@@ -105,25 +106,27 @@ impl Registry {
         Ok(Guest::new(name.to_string(), module, pre, preinit))
     }
 
-    /// The JavaScript guest, loaded (from the compiled cache when there is
-    /// one) the first time it is asked for.
-    pub(crate) fn js(&self) -> Result<Guest, Error> {
-        let mut js = self.js.lock();
-        if let Some(g) = js.as_ref() {
+    /// The guest of `language`, loaded (from the compiled cache when there
+    /// is one) the first time it is asked for.
+    pub(crate) fn language(&self, language: Language) -> Result<Guest, Error> {
+        let mut loaded = self.languages.lock();
+        if let Some(g) = loaded.get(&language) {
             return Ok(g.clone());
         }
-        let guest = self.load_js().map_err(Error::JsGuest)?;
-        *js = Some(guest.clone());
+        let guest = self
+            .load_language(language)
+            .map_err(|source| Error::LanguageGuest { language, source })?;
+        loaded.insert(language, guest.clone());
         Ok(guest)
     }
 
-    fn load_js(&self) -> Result<Guest, JsGuestError> {
-        let path = crate::cache::js_wasm_path()?;
+    fn load_language(&self, language: Language) -> Result<Guest, GuestLoadError> {
+        let path = crate::cache::guest_wasm_path(language)?;
         // The pre-initialised snapshot, or (should snapshotting fail) the
         // plain module, which sets itself up in each interpreter.
         let snap = crate::cache::load(&self.engine, &path, "snap", |wasm| {
             let state = StoreData::scratch(&self.counters);
-            crate::snapshot::pre_initialize(&self.engine, &self.linker, &wasm, state)
+            crate::snapshot::pre_initialize(&self.engine, &self.linker, &wasm, state, language)
                 .map_err(Into::into)
         });
         let (module, preinit) = match snap {
@@ -131,12 +134,12 @@ impl Registry {
             Err(_) => (crate::cache::load(&self.engine, &path, "plain", Ok)?, false),
         };
         let guest = self
-            .link("js", module, preinit)
-            .map_err(|e| JsGuestError::Compile(e.into()))?;
-        if guest.is_js() {
+            .link(language.name(), module, preinit)
+            .map_err(|e| GuestLoadError::Compile(e.into()))?;
+        if guest.language() == Some(language) {
             Ok(guest)
         } else {
-            Err(JsGuestError::NotTheGuest { path })
+            Err(GuestLoadError::NotTheGuest { path, language })
         }
     }
 }

@@ -5,12 +5,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
+use crate::language::Language;
 
 #[derive(Debug, Clone)]
 pub(super) enum Body {
+    /// An exported function.
     Export(String),
-    Js(String),
-    JsModule { name: String, source: String },
+    /// Source for a language guest; `module`: JavaScript's ES module name.
+    Source {
+        language: Language,
+        module: Option<String>,
+        text: String,
+    },
 }
 
 /// What to run: the entry point (or JavaScript source) and the channel ends
@@ -44,8 +50,23 @@ impl Run {
     /// (one created from [`Host::js`](crate::Host::js)); promise jobs run to
     /// completion before the run ends. Globals persist between runs.
     pub fn js(source: impl Into<String>) -> Self {
+        Run::source(Language::JavaScript, None, source.into())
+    }
+
+    /// Run Python source as `__main__` in a Python interpreter (one created
+    /// from [`Host::python`](crate::Host::python)). Globals persist between
+    /// runs.
+    pub fn python(source: impl Into<String>) -> Self {
+        Run::source(Language::Python, None, source.into())
+    }
+
+    fn source(language: Language, module: Option<String>, text: String) -> Self {
         Run {
-            body: Body::Js(source.into()),
+            body: Body::Source {
+                language,
+                module,
+                text,
+            },
             channels: Vec::new(),
             deadline_cap: None,
             fuel: None,
@@ -58,15 +79,7 @@ impl Run {
     /// "./util.js"` finds a module run as `"util.js"`); there is no loader
     /// for anything else.
     pub fn js_module(name: impl Into<String>, source: impl Into<String>) -> Self {
-        Run {
-            body: Body::JsModule {
-                name: name.into(),
-                source: source.into(),
-            },
-            channels: Vec::new(),
-            deadline_cap: None,
-            fuel: None,
-        }
+        Run::source(Language::JavaScript, Some(name.into()), source.into())
     }
 
     /// Ends the run no later than `at`, whatever the interpreter's timeout.

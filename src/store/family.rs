@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::{ChildJob, Lineage, TreeSlot};
 use crate::channel::ChannelEnd;
+use crate::language::Language;
 use crate::limits::Limits;
 use crate::output::Sink;
 
@@ -41,7 +42,7 @@ pub(crate) struct Parent {
 
 /// A run a guest asks of one of its children.
 pub(crate) struct ChildRun {
-    /// JavaScript source, run as a script.
+    /// Source in the child's language, run as a script (`__main__`).
     pub(crate) source: String,
     /// The channel ends it binds by name, from the caller's handles.
     pub(crate) channels: Vec<(String, ChannelEnd)>,
@@ -54,10 +55,14 @@ pub(crate) struct ChildRun {
 /// A guest's interpreters: the children it created (closed with it) and
 /// those below them.
 pub(crate) trait Family: Send {
-    /// Creates a JavaScript child with `limits`; returns its id and the
-    /// creation fuel it did not use.
-    fn create(&mut self, parent: Parent, limits: Limits)
-    -> Result<(u64, Option<u64>), FamilyError>;
+    /// Creates a child running `language` (default: the creator's own)
+    /// with `limits`; returns its id and the creation fuel it did not use.
+    fn create(
+        &mut self,
+        parent: Parent,
+        language: Option<Language>,
+        limits: Limits,
+    ) -> Result<(u64, Option<u64>), FamilyError>;
 
     /// The fuel budget of live child `id` that is free to run
     /// ([`FamilyError::Busy`] while it runs).
@@ -82,7 +87,12 @@ pub(crate) trait Family: Send {
 pub(crate) struct NoFamily;
 
 impl Family for NoFamily {
-    fn create(&mut self, _: Parent, _: Limits) -> Result<(u64, Option<u64>), FamilyError> {
+    fn create(
+        &mut self,
+        _: Parent,
+        _: Option<Language>,
+        _: Limits,
+    ) -> Result<(u64, Option<u64>), FamilyError> {
         Err(FamilyError::Closed)
     }
     fn idle_child(&self, _: u64) -> Result<Option<u64>, FamilyError> {

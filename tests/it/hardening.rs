@@ -850,11 +850,89 @@ fn child_js_load_retried() {
     let host = host();
     // The guest is not there yet (as when descriptors ran out): an error...
     let e = host.js().unwrap_err();
-    assert!(matches!(e, Error::JsGuest(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::LanguageGuest {
+                language: subinterp::Language::JavaScript,
+                ..
+            }
+        ),
+        "{e}"
+    );
     // ...that is not kept: once the file is there, JS works.
     std::fs::copy(crate::common::guest_path("js"), &path).unwrap();
     let w = host.create_js(Limits::new()).unwrap();
     let r = w.run(Run::js("console.log(6 * 7)")).unwrap();
     assert_eq!(r.stdout_text(), "42\n");
     println!("figures: the JS guest loaded on the second try after {e}");
+}
+
+#[test]
+fn a_missing_python_guest_is_a_typed_error_naming_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("python.wasm");
+    crate::common::in_child_with(
+        "hardening::child_python_missing",
+        &[("SUBINTERP_PY_WASM", &path)],
+    );
+}
+
+#[test]
+#[ignore = "run by a_missing_python_guest_is_a_typed_error_naming_its_variable in its own process"]
+fn child_python_missing() {
+    if !is_child() {
+        return;
+    }
+    let host = host();
+    let e = host.create_python(Limits::new()).unwrap_err();
+    match &e {
+        Error::LanguageGuest {
+            language: subinterp::Language::Python,
+            source: subinterp::GuestLoadError::NotFound { env, .. },
+        } => assert_eq!(*env, "SUBINTERP_PY_WASM"),
+        other => panic!("not a missing Python guest: {other}"),
+    }
+    // JavaScript is not affected, and a script asking for a Python child
+    // gets "not found" (ERR_NOT_FOUND), not a crash.
+    let w = host.create_js(timeout(20_000)).unwrap();
+    let r = w
+        .run(Run::js(
+            "try { interpreters.create({lang: 'python'}); console.log('made'); } \
+             catch (e) { console.log(e.constructor.name); }",
+        ))
+        .unwrap();
+    assert!(r.completed, "{:?}", r.error);
+    assert_ne!(r.stdout_text().trim(), "made");
+    println!(
+        "figures: {e}: {}; a script's Python child: {}",
+        std::error::Error::source(&e).unwrap(),
+        r.stdout_text().trim()
+    );
+}
+
+#[test]
+fn source_in_another_language_is_refused_by_type() {
+    let host = host();
+    let w = host.create_js(timeout(20_000)).unwrap();
+    let e = w.run(Run::python("print(1)")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::WrongLanguage {
+                language: subinterp::Language::Python,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // The interpreter is untouched.
+    let r = w.run(Run::js("console.log(2)")).unwrap();
+    assert_eq!(r.stdout_text(), "2\n");
+    let raw = host
+        .compile("raw", b"(module (func (export \"f\")))")
+        .unwrap();
+    let raw = host.create(&raw).unwrap();
+    let e = raw.run(Run::js("1")).unwrap_err();
+    assert!(matches!(e, Error::WrongLanguage { .. }), "{e}");
 }

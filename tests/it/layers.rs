@@ -8,6 +8,7 @@ use std::path::Path;
 const LAYERS: &[&str] = &[
     // leaves: nothing of the crate, or only leaves before them
     "id",
+    "language",
     "buffer",
     "limits",
     "budget",
@@ -27,7 +28,7 @@ const LAYERS: &[&str] = &[
     "store",
     // the guest ABI (channels, files, and interpreters through the store's Family)
     "abi",
-    // compiled guests and the JS snapshot
+    // compiled guests and the language snapshots
     "guest",
     "snapshot",
     // interpreters and their registry

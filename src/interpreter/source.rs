@@ -1,92 +1,122 @@
-//! Driving the JavaScript guest: its set-up in a new instance, one
-//! evaluation of source, and the error it reports.
+//! Driving a language guest (JavaScript, Python): its set-up in a new
+//! instance, one evaluation of source, and the error it reports. Both
+//! guests export the same functions under their own prefix (`si_js_`,
+//! `si_py_`): `init`/`configure`, `alloc` and `eval` (and JavaScript's
+//! `eval_module`).
 
 use super::*;
+use crate::language::{Export, Language};
 use crate::outcome::Abort;
 use crate::store::Stopper;
 
-/// How long a JavaScript guest gets to stop by itself (its interrupt
+/// How long a language guest gets to stop by itself (its interrupt
 /// handler polls the host) once its deadline passes or it is closed, before
-/// the host stops it by force. A JS interpreter stopped by force is closed,
+/// the host stops it by force. An interpreter stopped by force is closed,
 /// since its heap may be half-updated.
-pub const JS_STOP_GRACE: Duration = Duration::from_millis(100);
+pub const STOP_GRACE: Duration = Duration::from_millis(100);
 
-pub(super) struct JsFns {
+/// A language guest's exports, looked up once per instance.
+pub(super) struct SourceFns {
+    pub(super) language: Language,
     pub(super) memory: wasmtime::Memory,
     pub(super) alloc: TypedFunc<i32, i32>,
     pub(super) eval: TypedFunc<(i32, i32), i32>,
-    pub(super) eval_module: TypedFunc<(i32, i32, i32, i32), i32>,
+    /// JavaScript's: evaluate as an ES module.
+    pub(super) eval_module: Option<TypedFunc<(i32, i32, i32, i32), i32>>,
 }
 
-pub(super) enum JsInitError {
+pub(super) enum InitError {
     Wasm(wasmtime::Error),
     Guest(GuestError),
 }
 
-/// QuickJS's own heap limit for a memory ceiling: the ceiling less the
+/// The guest's own heap limit for a memory ceiling: the ceiling less the
 /// guest's code, data and stack (about 2 MiB). The ceiling itself is what
 /// stops a script: past it `memory.grow` fails, malloc returns NULL and
-/// QuickJS throws a catchable out-of-memory error (the guest's libc
-/// allocates in power-of-two size classes, so the linear memory, not
-/// QuickJS's count of live bytes, is the figure that matters).
-fn js_heap_limit(max_memory: usize) -> i32 {
+/// the interpreter raises a catchable out-of-memory error (the guest's libc
+/// allocates in power-of-two size classes, so the linear memory, not the
+/// interpreter's count of live bytes, is the figure that matters).
+fn heap_limit(max_memory: usize) -> i32 {
     let limit = max_memory.saturating_sub(2 << 20).max(1 << 20);
     limit.min(u32::MAX as usize) as u32 as i32
 }
 
-/// Creates the JS runtime and context and evaluates the prelude.
-pub(super) fn init_js(
+/// Sets up the language's runtime in a new instance: `si_<lang>_init`, or
+/// for a pre-initialised snapshot just `si_<lang>_configure`.
+pub(super) fn init_source(
     store: &mut Store<StoreData>,
     instance: &Instance,
+    language: Language,
+    preinitialized: bool,
     limits: &Limits,
-    init: &str,
     stop: &Stopper,
-) -> Result<JsFns, JsInitError> {
-    let fns = JsFns {
-        memory: instance
-            .get_memory(&mut *store, "memory")
-            .ok_or_else(|| JsInitError::Wasm(wasmtime::Error::msg("JS guest has no memory")))?,
-        alloc: instance
-            .get_typed_func(&mut *store, "si_js_alloc")
-            .map_err(JsInitError::Wasm)?,
-        eval: instance
-            .get_typed_func(&mut *store, "si_js_eval")
-            .map_err(JsInitError::Wasm)?,
-        eval_module: instance
-            .get_typed_func(&mut *store, "si_js_eval_module")
-            .map_err(JsInitError::Wasm)?,
+) -> Result<SourceFns, InitError> {
+    let fns = SourceFns {
+        language,
+        memory: instance.get_memory(&mut *store, "memory").ok_or_else(|| {
+            InitError::Wasm(wasmtime::format_err!("{language} guest has no memory"))
+        })?,
+        alloc: typed_export(store, instance, language, Export::Alloc)?,
+        eval: typed_export(store, instance, language, Export::Eval)?,
+        eval_module: match language {
+            Language::JavaScript => {
+                Some(typed_export(store, instance, language, Export::EvalModule)?)
+            }
+            _ => None,
+        },
     };
-    let init = instance
-        .get_typed_func::<i32, i32>(&mut *store, init)
-        .map_err(JsInitError::Wasm)?;
+    let init = if preinitialized {
+        Export::Configure
+    } else {
+        Export::Init
+    };
+    let init: TypedFunc<i32, i32> = typed_export(store, instance, language, init)?;
     let code = stop
-        .drive(init.call_async(&mut *store, js_heap_limit(limits.max_memory())))
-        .map_err(JsInitError::Wasm)?;
+        .drive(init.call_async(&mut *store, heap_limit(limits.max_memory())))
+        .map_err(InitError::Wasm)?;
     if code != 0 {
         let reported = store.data_mut().reported.take();
-        let mut err = js_error(reported.as_deref(), limits);
+        let mut err = guest_error(language, reported.as_deref(), limits);
         err.message = format!(
-            "JavaScript runtime failed to start ({code}): {}",
+            "{language} runtime failed to start ({code}): {}",
             err.message
         );
-        return Err(JsInitError::Guest(err));
+        return Err(InitError::Guest(err));
     }
     Ok(fns)
 }
 
-/// The error a JS guest reported with `run_error` (`{type, message, stack}`).
-fn js_error(reported: Option<&str>, limits: &Limits) -> GuestError {
+/// The language guest's export `si_<lang>_<what>`, typed.
+fn typed_export<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+    store: &mut Store<StoreData>,
+    instance: &Instance,
+    language: Language,
+    what: Export,
+) -> Result<TypedFunc<P, R>, InitError> {
+    instance
+        .get_typed_func(&mut *store, language.export(what))
+        .map_err(InitError::Wasm)
+}
+
+/// The error a language guest reported with `run_error` (`{type, message,
+/// stack}`). Running out of memory (JavaScript's `InternalError: out of
+/// memory`, Python's `MemoryError`) is the memory limit.
+fn guest_error(language: Language, reported: Option<&str>, limits: &Limits) -> GuestError {
     let v: serde_json::Value = reported
         .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or_default();
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let (name, message, stack) = (field("type"), field("message"), field("stack"));
-    if name == "InternalError" && message == "out of memory" {
+    let out_of_memory = match language {
+        Language::JavaScript => name == "InternalError" && message == "out of memory",
+        Language::Python => name == "MemoryError",
+    };
+    if out_of_memory {
         let limit = limits.max_memory();
         return GuestError {
             kind: ErrorKind::MemoryLimit { limit },
             message: format!(
-                "JavaScript heap limit exceeded (out of memory; memory limit {limit} bytes)"
+                "{language} heap limit exceeded (out of memory; memory limit {limit} bytes)"
             ),
             backtrace: Some(stack).filter(|s| !s.is_empty()),
         };
@@ -109,7 +139,7 @@ fn js_error(reported: Option<&str>, limits: &Limits) -> GuestError {
 }
 
 impl Interpreter {
-    pub(super) fn run_js(
+    pub(super) fn run_source(
         &self,
         live: &mut Live,
         module: Option<&str>,
@@ -123,16 +153,21 @@ impl Interpreter {
         self.prepare(&mut live.store, cap);
         let started = Instant::now();
         let prev = CURRENT.with(|c| c.replace(self.inner.id));
-        let call = self.eval_js(live, module, source);
+        let call = self.eval(live, module, source);
         CURRENT.with(|c| c.set(prev));
         let wall = started.elapsed();
         let limits = &self.inner.limits;
         let (outcome, poisoned) = match call {
             Ok(0) => (Outcome::default(), false),
-            Ok(_) => (
-                Outcome::failed(js_failure(live.store.data_mut(), limits)),
-                false,
-            ),
+            Ok(_) => {
+                let language = live
+                    .source
+                    .as_ref()
+                    .expect("checked by the caller")
+                    .language;
+                let error = failure(language, live.store.data_mut(), limits);
+                (Outcome::failed(error), false)
+            }
             // Stopped by force: the heap may be mid-update.
             Err(e) => (classify(&e), true),
         };
@@ -144,13 +179,8 @@ impl Interpreter {
 
     /// Copies the source (and the module's name) into the guest and
     /// evaluates it: the guest's status (0: success), or how it was stopped.
-    fn eval_js(
-        &self,
-        live: &mut Live,
-        module: Option<&str>,
-        source: &str,
-    ) -> wasmtime::Result<i32> {
-        let fns = live.js.as_ref().expect("checked by the caller");
+    fn eval(&self, live: &mut Live, module: Option<&str>, source: &str) -> wasmtime::Result<i32> {
+        let fns = live.source.as_ref().expect("checked by the caller");
         let (memory, alloc) = (fns.memory, fns.alloc.clone());
         let (eval, eval_module) = (fns.eval.clone(), fns.eval_module.clone());
         let oom = || {
@@ -173,6 +203,8 @@ impl Interpreter {
         match module {
             None => stop.drive(eval.call_async(&mut live.store, (ptr, len))),
             Some(name) => {
+                let eval_module =
+                    eval_module.ok_or_else(|| wasmtime::format_err!("modules are JavaScript's"))?;
                 let (np, nl) = put(&mut live.store, name)?;
                 stop.drive(eval_module.call_async(&mut live.store, (ptr, len, np, nl)))
             }
@@ -183,7 +215,7 @@ impl Interpreter {
 /// Why a script that returned a failure status failed: the host's reason
 /// to stop it, or the error it reported (named a memory limit error when it
 /// ran out of memory on the way).
-fn js_failure(state: &mut StoreData, limits: &Limits) -> GuestError {
+fn failure(language: Language, state: &mut StoreData, limits: &Limits) -> GuestError {
     if let Some(abort) = state.must_stop() {
         return GuestError {
             kind: abort.kind(),
@@ -192,7 +224,7 @@ fn js_failure(state: &mut StoreData, limits: &Limits) -> GuestError {
         };
     }
     let reported = state.reported.take();
-    let mut e = js_error(reported.as_deref(), limits);
+    let mut e = guest_error(language, reported.as_deref(), limits);
     // Whatever the script threw last, it ran out of memory on the way:
     // name the limit.
     if state.limiter.hit && !matches!(e.kind, ErrorKind::MemoryLimit { .. }) {
