@@ -32,6 +32,7 @@ fn python_guest_imports_the_stdlib_and_reports_errors() {
         .load_file(guest_path("python"))
         .expect("python.wasm compiles");
     let compiled = t.elapsed();
+    let t = Instant::now();
     let interp = host
         .interpreter(&guest)
         .limits(
@@ -41,7 +42,21 @@ fn python_guest_imports_the_stdlib_and_reports_errors() {
         )
         .build()
         .expect("python interpreter");
+    let created = t.elapsed();
 
+    // Py_InitializeFromConfig alone (site and CPython's own frozen modules).
+    let t = Instant::now();
+    let s = interp.run(Run::export("si_py_setup")).expect("run");
+    let setup = t.elapsed();
+    assert_eq!(s.value, Some(0), "stderr: {}", s.stderr_text());
+    assert_eq!(s.stdout_text(), "", "set-up prints nothing");
+    assert_eq!(
+        s.stderr_text(),
+        "",
+        "set-up warns of nothing (no path warnings)"
+    );
+
+    // The first self-test: imports json, re and the rest from the frozen stdlib.
     let t = Instant::now();
     let r = interp.run(Run::export("si_py_selftest")).expect("run");
     let first = t.elapsed();
@@ -56,7 +71,11 @@ fn python_guest_imports_the_stdlib_and_reports_errors() {
     assert_eq!(out["packed"], "BwAAAAAAAAAAAOA/");
     assert_eq!(out["sqrt2"], 1.414214);
     assert_eq!(out["random"], true);
-    assert_eq!(out["interpreter_id"], interp.id().0, "_subinterp reaches the ABI");
+    assert_eq!(
+        out["interpreter_id"],
+        interp.id().0,
+        "_subinterp reaches the ABI"
+    );
 
     // A second run reuses the initialised interpreter.
     let t = Instant::now();
@@ -66,14 +85,26 @@ fn python_guest_imports_the_stdlib_and_reports_errors() {
     assert_eq!(again.stdout_text(), r.stdout_text());
 
     // An uncaught exception: a traceback on stderr, status 1.
-    let e = interp.run(Run::export("si_py_selftest_error")).expect("run");
+    let e = interp
+        .run(Run::export("si_py_selftest_error"))
+        .expect("run");
     assert_eq!(e.value, Some(1));
     let stderr = e.stderr_text();
-    assert!(stderr.starts_with("Traceback (most recent call last):"), "{stderr}");
-    assert!(stderr.contains("raise ValueError(f'boom {x}')"), "source lines shown: {stderr}");
-    assert!(stderr.trim_end().ends_with("ValueError: boom 42"), "{stderr}");
+    assert!(
+        stderr.starts_with("Traceback (most recent call last):"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("raise ValueError(f'boom {x}')"),
+        "source lines shown: {stderr}"
+    );
+    assert!(
+        stderr.trim_end().ends_with("ValueError: boom 42"),
+        "{stderr}"
+    );
 
     eprintln!(
-        "python.wasm: compiled in {compiled:?}; first si_py_selftest (Py_Initialize + imports) {first:?}, second {second:?}"
+        "python.wasm: compiled in {compiled:?}, instantiated in {created:?}; \
+         si_py_setup {setup:?}; first si_py_selftest (imports) {first:?}, second {second:?}"
     );
 }
