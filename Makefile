@@ -110,7 +110,7 @@ PY_MAKE     := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(MAKE) -j$(PY_JOBS)
 PY_WASI_LDFLAGS := -z stack-size=8388608 -Wl,--initial-memory=20971520
 # The Makefile's absolute path for the zig wrapper: configure runs elsewhere.
 PY_ZIG      := $(abspath $(ZIG))
-PY_WASI_CONFIGURE := CONFIG_SITE=$(abspath $(PY_WASI))/config.site \
+PY_WASI_CONFIGURE = CONFIG_SITE=$(abspath $(PY_WASI))/config.site $(PY_DEPS_ENV) \
 	CC="$(PY_ZIG) cc -target wasm32-wasi" CPP="$(PY_ZIG) cc -target wasm32-wasi -E" \
 	AR="$(PY_ZIG) ar" RANLIB="$(PY_ZIG) ranlib" CFLAGS="-Wno-error=date-time" \
 	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR= PKG_CONFIG_SYSROOT_DIR= \
@@ -118,6 +118,21 @@ PY_WASI_CONFIGURE := CONFIG_SITE=$(abspath $(PY_WASI))/config.site \
 	--with-build-python=$(abspath $(PY_NATIVE))/python --disable-test-modules --without-ensurepip \
 	OPT="-DNDEBUG -O2 -Wall"
 PY_INC      := -I$(PY_WASI) -I$(PY_SRC)/Include
+
+# zlib and SQLite for the zlib and _sqlite3 modules: the C sources that the
+# crates pinned in guest/python/Cargo.toml carry (cargo fetches them, as it
+# does QuickJS's), built into static libraries that configure is pointed at.
+# SQLite 3.54 knows WASI (__wasi__: no locking, WAL, mmap or extensions).
+PY_DEPS     := $(PY_TOOLS)/deps
+ZLIB_SRCS   := adler32 compress crc32 deflate gzclose gzlib gzread gzwrite infback inffast \
+	inflate inftrees trees uncompr zutil
+SQLITE_CFLAGS := -DSQLITE_THREADSAFE=0 -DSQLITE_OMIT_LOAD_EXTENSION -DSQLITE_TEMP_STORE=3 \
+	-DSQLITE_DEFAULT_FOREIGN_KEYS=1 -DSQLITE_ENABLE_FTS5 -DSQLITE_ENABLE_RTREE \
+	-DSQLITE_ENABLE_MATH_FUNCTIONS -DSQLITE_USE_URI -DHAVE_LOCALTIME_R -DLONGDOUBLE_TYPE=double \
+	-D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_GETPID -D_WASI_EMULATED_PROCESS_CLOCKS -D_WASI_EMULATED_MMAN
+PY_DEPS_ENV := ZLIB_CFLAGS="-I$(abspath $(PY_DEPS))/zlib/include" ZLIB_LIBS="-L$(abspath $(PY_DEPS))/zlib -lz" \
+	LIBSQLITE3_CFLAGS="-I$(abspath $(PY_DEPS))/sqlite/include" \
+	LIBSQLITE3_LIBS="-L$(abspath $(PY_DEPS))/sqlite -lsqlite3 -lwasi-emulated-mman"
 PY_LDFLAGS  := -mexec-model=reactor -Wl,-z,stack-size=8388608 -Wl,--strip-debug
 
 python-guest: $(GUEST_OUT)/python.wasm
@@ -151,7 +166,29 @@ $(PY_WASI)/configure.args: FORCE
 	@mkdir -p $(PY_WASI)
 	@echo '$(PY_WASI_CONFIGURE)' | cmp -s - $@ || echo '$(PY_WASI_CONFIGURE)' > $@
 
-$(PY_WASI)/config.status: $(PY_WASI)/configure.args guest/python/config.site $(PY_NATIVE)/.built | $(ZIG)
+# Where cargo put the two crates (downloads them if needed): two lines.
+$(PY_DEPS)/crate-dirs: guest/python/Cargo.toml guest/python/Cargo.lock
+	@mkdir -p $(PY_DEPS)
+	$(CARGO) metadata --locked --format-version 1 --manifest-path guest/python/Cargo.toml \
+	  | $(PYTHON) -c 'import json,sys,os; m=json.load(sys.stdin); d={p["name"]: os.path.dirname(p["manifest_path"]) for p in m["packages"]}; print(d["libz-sys"]); print(d["libsqlite3-sys"])' > $@.tmp
+	@test -f "$$(sed -n 1p $@.tmp)/src/zlib/zlib.h" && test -f "$$(sed -n 2p $@.tmp)/sqlite3/sqlite3.c" && mv $@.tmp $@
+
+$(PY_DEPS)/zlib/libz.a: $(PY_DEPS)/crate-dirs | $(ZIG)
+	rm -rf $(PY_DEPS)/zlib && mkdir -p $(PY_DEPS)/zlib/include
+	src="$$(sed -n 1p $<)/src/zlib"; cp $$src/zlib.h $$src/zconf.h $(PY_DEPS)/zlib/include/ && \
+	for f in $(ZLIB_SRCS); do \
+	  $(ZIG) cc -target wasm32-wasi -O2 -w -DSTDC -DZ_HAVE_UNISTD_H -c $$src/$$f.c -o $(PY_DEPS)/zlib/$$f.o || exit 1; \
+	done
+	$(ZIG) ar rcs $@ $(PY_DEPS)/zlib/*.o
+
+$(PY_DEPS)/sqlite/libsqlite3.a: $(PY_DEPS)/crate-dirs | $(ZIG)
+	rm -rf $(PY_DEPS)/sqlite && mkdir -p $(PY_DEPS)/sqlite/include
+	src="$$(sed -n 2p $<)/sqlite3"; cp $$src/sqlite3.h $(PY_DEPS)/sqlite/include/ && \
+	$(ZIG) cc -target wasm32-wasi -O2 -w $(SQLITE_CFLAGS) -c $$src/sqlite3.c -o $(PY_DEPS)/sqlite/sqlite3.o
+	$(ZIG) ar rcs $@ $(PY_DEPS)/sqlite/sqlite3.o
+
+$(PY_WASI)/config.status: $(PY_WASI)/configure.args guest/python/config.site $(PY_NATIVE)/.built \
+		$(PY_DEPS)/zlib/libz.a $(PY_DEPS)/sqlite/libsqlite3.a | $(ZIG)
 	cat $(PY_SRC)/Tools/wasm/config.site-wasm32-wasi guest/python/config.site > $(PY_WASI)/config.site
 	cd $(PY_WASI) && $(PY_WASI_CONFIGURE) > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
 	@touch $@

@@ -43,7 +43,8 @@
  *                                       proc_exit, which would unwind the
  *                                       wasm stack through CPython's frames
  *   si_py_selftest()           runs a built-in script that imports the
- *                              common modules and prints a JSON line; the
+ *                              modules issue 12 lists (zlib and sqlite3
+ *                              too) and prints a JSON line; the
  *                              result as si_py_eval (initialises first)
  *   si_py_selftest_error()     runs `raise ValueError(...)`: the error path,
  *                              returns 1
@@ -378,7 +379,12 @@ EXPORT("si_py_eval") int32_t si_py_eval(char *src, int32_t len) {
 
 static const char SELFTEST[] =
     "import json, re, math, collections, itertools, functools, struct, base64, random, io, sys\n"
-    "import _subinterp\n"
+    "import zlib, sqlite3, hashlib, decimal, _subinterp\n"
+    "import datetime, dataclasses, typing, statistics, fractions, heapq, bisect, textwrap, string, csv\n"
+    "import unicodedata\n"
+    "db = sqlite3.connect(':memory:')\n"
+    "db.execute('create table t (x)')\n"
+    "db.executemany('insert into t values (?)', [(i,) for i in range(10)])\n"
     "words = re.findall(r'[a-z]+', 'the quick brown fox jumps over the lazy dog and the end')\n"
     "buf = io.StringIO()\n"
     "buf.write(base64.b64encode(struct.pack('<id', 7, 0.5)).decode())\n"
@@ -390,6 +396,10 @@ static const char SELFTEST[] =
     "    'packed': buf.getvalue(),\n"
     "    'sqrt2': round(math.sqrt(2), 6),\n"
     "    'random': 0 <= random.random() < 1,\n"
+    "    'zlib': len(zlib.decompress(zlib.compress(b'ab' * 1000))), 'crc32': zlib.crc32(b'hello'),\n"
+    "    'sqlite': [sqlite3.sqlite_version, db.execute('select sum(x) from t').fetchone()[0]],\n"
+    "    'sha256': hashlib.sha256(b'abc').hexdigest()[:16],\n"
+    "    'decimal': str(decimal.Decimal('1.1') + decimal.Decimal('2.2')),\n"
     "    'interpreter_id': _subinterp.interpreter_id(),\n"
     "}, sort_keys=True))\n";
 

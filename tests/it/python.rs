@@ -71,6 +71,11 @@ fn python_guest_imports_the_stdlib_and_reports_errors() {
     assert_eq!(out["packed"], "BwAAAAAAAAAAAOA/");
     assert_eq!(out["sqrt2"], 1.414214);
     assert_eq!(out["random"], true);
+    assert_eq!(out["zlib"], 2000);
+    assert_eq!(out["crc32"], 907060870);
+    assert_eq!(out["sqlite"], serde_json::json!(["3.54.1", 45]));
+    assert_eq!(out["sha256"], "ba7816bf8f01cfea");
+    assert_eq!(out["decimal"], "3.3");
     assert_eq!(
         out["interpreter_id"],
         interp.id().0,
