@@ -3,7 +3,8 @@
 #   make demo     build everything and run the demo
 #   make test     build everything and run the test suite
 #   make guest    build the wasm guests under guest/ with zig (the Python
-#                 guest's first build fetches and cross-builds CPython: ~12 min)
+#                 guest's first build fetches and cross-builds CPython)
+#   make python-guest   only target/guest/python.wasm
 #   make bench    the side-by-side benchmark against the peers
 #   make soak     a minute of one tenant attacking while another works
 #   make clean    remove build outputs and the local tool folder

@@ -70,6 +70,7 @@
 extern const struct _frozen si_frozen_stdlib[];
 
 static int ready;
+static int32_t setup_failed; /* a failed set-up's code: CPython cannot start twice */
 
 /* ---- libc ---------------------------------------------------------------
  * wasi-libc's pthread_key_delete (musl's, single-threaded build) walks the
@@ -272,6 +273,8 @@ static void remember_source(const char *src, const char *filename) {
 
 EXPORT("si_py_setup") int32_t si_py_setup(void) {
     if (ready) return 0;
+    if (setup_failed) return setup_failed;
+    setup_failed = -1;
     PyImport_FrozenModules = si_frozen_stdlib;
     if (PyImport_AppendInittab("_subinterp", PyInit__subinterp) < 0) return -1;
 
@@ -292,9 +295,10 @@ EXPORT("si_py_setup") int32_t si_py_setup(void) {
     if (PyStatus_Exception(st)) {
         if (st.err_msg) fprintf(stderr, "subinterp: Python set-up failed: %s%s%s\n",
                                 st.func ? st.func : "", st.func ? ": " : "", st.err_msg);
-        return -2;
+        return setup_failed = -2;
     }
     flush_stdio();
+    setup_failed = 0;
     ready = 1;
     return 0;
 }
@@ -335,10 +339,17 @@ EXPORT("si_py_alloc") char *si_py_alloc(int32_t len) {
 
 static const char SCRIPT_NAME[] = "<script>";
 
-static int32_t run_source(const char *src) {
+/* Runs `src` (`len` bytes, NUL-terminated) in __main__. */
+static int32_t run_source(const char *src, size_t len) {
     PyObject *main = PyImport_AddModule("__main__"); /* borrowed */
     PyObject *globals = main ? PyModule_GetDict(main) : NULL;
-    PyObject *code = globals ? Py_CompileString(src, SCRIPT_NAME, Py_file_input) : NULL;
+    PyObject *code = NULL;
+    if (globals && strlen(src) != len) {
+        /* What compile() says; Py_CompileString would stop at the NUL. */
+        PyErr_SetString(PyExc_SyntaxError, "source code string cannot contain null bytes");
+    } else if (globals) {
+        code = Py_CompileString(src, SCRIPT_NAME, Py_file_input);
+    }
     PyObject *r = code ? PyEval_EvalCode(code, globals, globals) : NULL;
     Py_XDECREF(code);
     int32_t status = 0;
@@ -372,7 +383,7 @@ EXPORT("si_py_eval") int32_t si_py_eval(char *src, int32_t len) {
         return 2;
     }
     src[len] = '\0';
-    int32_t status = run_source(src);
+    int32_t status = run_source(src, (size_t)len);
     free(src);
     return status;
 }
@@ -406,11 +417,12 @@ static const char SELFTEST[] =
 EXPORT("si_py_selftest") int32_t si_py_selftest(void) {
     int32_t r = si_py_init(0);
     if (r) return r;
-    return run_source(SELFTEST);
+    return run_source(SELFTEST, sizeof SELFTEST - 1);
 }
 
 EXPORT("si_py_selftest_error") int32_t si_py_selftest_error(void) {
     int32_t r = si_py_init(0);
     if (r) return r;
-    return run_source("def f(x):\n    raise ValueError(f'boom {x}')\nf(42)\n");
+    static const char src[] = "def f(x):\n    raise ValueError(f'boom {x}')\nf(42)\n";
+    return run_source(src, sizeof src - 1);
 }
