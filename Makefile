@@ -2,7 +2,9 @@
 #
 #   make demo     build everything and run the demo
 #   make test     build everything and run the test suite
-#   make guest    build the wasm guests under guest/ with zig
+#   make guest    build the wasm guests under guest/ with zig (the Python
+#                 guest's first build fetches and cross-builds CPython)
+#   make python-guest   only target/guest/python.wasm
 #   make bench    the side-by-side benchmark against the peers
 #   make soak     a minute of one tenant attacking while another works
 #   make clean    remove build outputs and the local tool folder
@@ -28,7 +30,7 @@ QJS_CFLAGS := -target wasm32-wasi -O2 -D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_P
 JS_LDFLAGS := -mexec-model=reactor -lwasi-emulated-signal -lwasi-emulated-process-clocks \
 	-Wl,-z,stack-size=1048576 -Wl,--strip-debug
 
-.PHONY: all setup guest build test demo bench examples fuzz soak clean
+.PHONY: all setup guest python-guest build test demo bench examples fuzz soak clean FORCE
 
 all: build guest
 
@@ -40,7 +42,7 @@ $(ZIG):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(ZIG_DIR) "ziglang==$(ZIG_VER)"
 	@test -x $(ZIG) && touch $(ZIG)
 
-guest: $(GUEST_WASM) $(GUEST_OUT)/js.wasm
+guest: $(GUEST_WASM) $(GUEST_OUT)/js.wasm $(GUEST_OUT)/python.wasm
 
 # Where cargo put the QuickJS sources (downloads the pinned crate if needed).
 $(JS_OUT)/qjs-dir:
@@ -71,6 +73,150 @@ $(GUEST_OUT)/js.wasm: guest/js/subinterp_js.c guest/include/subinterp.h $(JS_OUT
 $(GUEST_OUT)/%.wasm: guest/examples/%.c guest/include/subinterp.h | $(ZIG)
 	@mkdir -p $(GUEST_OUT)
 	$(ZIG) cc $(GUEST_CFLAGS) $(if $(findstring /hello.c,$<),,-mexec-model=reactor) $< -o $@
+
+# ---- The Python guest --------------------------------------------------------
+# CPython 3.13.5 cross-built to wasm32-wasip1 with zig, linked as a reactor
+# with guest/python/subinterp_py.c and its standard library frozen in (no
+# directory grant needed). Every step is a file under .tools/cpython/ (or
+# target/guest/py/) and runs again only when its inputs change:
+#
+#   tarball      Debian's python3.13 source package (trixie) has upstream's
+#                tarball as its .orig.tar.xz: guest/python/fetch_cpython.py
+#                fetches it with apt-get through a private sources list, or
+#                CPYTHON_SRC=/path/to/Python-3.13.5.tar.xz is copied; either
+#                way it must match PY_SHA256
+#   build-native a native CPython of the same version, which the cross build
+#                needs to freeze its own modules, and which freezes the stdlib
+#   build-wasi   CPython's configure + make for wasm32-wasip1 (libpython and
+#                the static module libraries; python.wasm, a WASI command, as
+#                a link check)
+#   stdlib       guest/python/freeze_stdlib.py: the stdlib as marshalled code,
+#                target/guest/py/stdlib.bin, and its table, stdlib.c
+#   python.wasm  the reactor
+PY_VER      := 3.13.5
+PY_PKG      := python3.13
+PY_SHA256   := 93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640
+PY_JOBS     ?= 2
+CPYTHON_SRC ?=
+PY_TOOLS    := $(TOOLS)/cpython
+PY_TARBALL  := $(PY_TOOLS)/$(PY_PKG)_$(PY_VER).orig.tar.xz
+PY_SRC      := $(PY_TOOLS)/Python-$(PY_VER)
+PY_NATIVE   := $(PY_TOOLS)/build-native
+PY_WASI     := $(PY_TOOLS)/build-wasi
+PY_OUT      := $(GUEST_OUT)/py
+# CPython's make, without this make's command-line variables or jobserver.
+PY_MAKE     := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(MAKE) -j$(PY_JOBS)
+# zig links the stack first by itself (a stack overflow traps below address
+# 0), and rejects CPython's -Wl,--stack-first.
+PY_WASI_LDFLAGS := -z stack-size=8388608 -Wl,--initial-memory=20971520
+# The Makefile's absolute path for the zig wrapper: configure runs elsewhere.
+PY_ZIG      := $(abspath $(ZIG))
+PY_WASI_CONFIGURE = CONFIG_SITE=$(abspath $(PY_WASI))/config.site $(PY_DEPS_ENV) \
+	CC="$(PY_ZIG) cc -target wasm32-wasi" CPP="$(PY_ZIG) cc -target wasm32-wasi -E" \
+	AR="$(PY_ZIG) ar" RANLIB="$(PY_ZIG) ranlib" CFLAGS="-Wno-error=date-time" \
+	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR= PKG_CONFIG_SYSROOT_DIR= \
+	../Python-$(PY_VER)/configure --host=wasm32-unknown-wasip1 --build=$$(../Python-$(PY_VER)/config.guess) \
+	--with-build-python=$(abspath $(PY_NATIVE))/python --disable-test-modules --without-ensurepip \
+	OPT="-DNDEBUG -O2 -Wall"
+PY_INC      := -I$(PY_WASI) -I$(PY_SRC)/Include
+
+# zlib and SQLite for the zlib and _sqlite3 modules: the C sources that the
+# crates pinned in guest/python/Cargo.toml carry (cargo fetches them, as it
+# does QuickJS's), built into static libraries that configure is pointed at.
+# SQLite 3.54 knows WASI (__wasi__: no locking, WAL, mmap or extensions).
+PY_DEPS     := $(PY_TOOLS)/deps
+ZLIB_SRCS   := adler32 compress crc32 deflate gzclose gzlib gzread gzwrite infback inffast \
+	inflate inftrees trees uncompr zutil
+SQLITE_CFLAGS := -DSQLITE_THREADSAFE=0 -DSQLITE_OMIT_LOAD_EXTENSION -DSQLITE_TEMP_STORE=3 \
+	-DSQLITE_DEFAULT_FOREIGN_KEYS=1 -DSQLITE_ENABLE_FTS5 -DSQLITE_ENABLE_RTREE \
+	-DSQLITE_ENABLE_MATH_FUNCTIONS -DSQLITE_USE_URI -DHAVE_LOCALTIME_R -DLONGDOUBLE_TYPE=double \
+	-D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_GETPID -D_WASI_EMULATED_PROCESS_CLOCKS -D_WASI_EMULATED_MMAN
+PY_DEPS_ENV := ZLIB_CFLAGS="-I$(abspath $(PY_DEPS))/zlib/include" ZLIB_LIBS="-L$(abspath $(PY_DEPS))/zlib -lz" \
+	LIBSQLITE3_CFLAGS="-I$(abspath $(PY_DEPS))/sqlite/include" \
+	LIBSQLITE3_LIBS="-L$(abspath $(PY_DEPS))/sqlite -lsqlite3 -lwasi-emulated-mman"
+PY_LDFLAGS  := -mexec-model=reactor -Wl,-z,stack-size=8388608 -Wl,--strip-debug
+
+python-guest: $(GUEST_OUT)/python.wasm
+
+$(PY_TARBALL):
+	@mkdir -p $(PY_TOOLS)
+	@rm -f $@
+	if [ -n "$(CPYTHON_SRC)" ]; then cp "$(CPYTHON_SRC)" $@; \
+	else $(PYTHON) guest/python/fetch_cpython.py $(PY_TOOLS) $(PY_PKG) $(PY_VER); fi
+	@echo "$(PY_SHA256)  $@" | sha256sum -c --quiet - \
+	  || { echo "$@: not CPython $(PY_VER)'s source (sha256 differs from PY_SHA256)"; mv $@ $@.bad; exit 1; }
+
+$(PY_SRC)/.extracted: $(PY_TARBALL)
+	rm -rf $(PY_SRC)
+	tar -xf $< -C $(PY_TOOLS)
+	@touch $@
+
+# Only `python` and pybuilddir.txt (not the shared extension modules): the
+# build steps and freeze_stdlib.py need nothing more. -O1 without -g: it runs
+# a few build scripts, so build time matters more than its speed.
+$(PY_NATIVE)/.built: $(PY_SRC)/.extracted
+	rm -rf $(PY_NATIVE) && mkdir -p $(PY_NATIVE)
+	cd $(PY_NATIVE) && ../Python-$(PY_VER)/configure --disable-test-modules --without-ensurepip \
+	  OPT="-DNDEBUG -O1" > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
+	$(PY_MAKE) -C $(PY_NATIVE) python pybuilddir.txt > $(PY_NATIVE)/make.log 2>&1 \
+	  || { tail -30 $(PY_NATIVE)/make.log; exit 1; }
+	@touch $@
+
+# Rewritten only when the configure line or the answers change.
+$(PY_WASI)/configure.args: FORCE
+	@mkdir -p $(PY_WASI)
+	@echo '$(PY_WASI_CONFIGURE)' | cmp -s - $@ || echo '$(PY_WASI_CONFIGURE)' > $@
+
+# Where cargo put the two crates (downloads them if needed): two lines.
+$(PY_DEPS)/crate-dirs: guest/python/Cargo.toml guest/python/Cargo.lock
+	@mkdir -p $(PY_DEPS)
+	$(CARGO) metadata --locked --format-version 1 --manifest-path guest/python/Cargo.toml \
+	  | $(PYTHON) -c 'import json,sys,os; m=json.load(sys.stdin); d={p["name"]: os.path.dirname(p["manifest_path"]) for p in m["packages"]}; print(d["libz-sys"]); print(d["libsqlite3-sys"])' > $@.tmp
+	@test -f "$$(sed -n 1p $@.tmp)/src/zlib/zlib.h" && test -f "$$(sed -n 2p $@.tmp)/sqlite3/sqlite3.c" && mv $@.tmp $@
+
+$(PY_DEPS)/zlib/libz.a: $(PY_DEPS)/crate-dirs | $(ZIG)
+	rm -rf $(PY_DEPS)/zlib && mkdir -p $(PY_DEPS)/zlib/include
+	src="$$(sed -n 1p $<)/src/zlib"; cp $$src/zlib.h $$src/zconf.h $(PY_DEPS)/zlib/include/ && \
+	for f in $(ZLIB_SRCS); do \
+	  $(ZIG) cc -target wasm32-wasi -O2 -w -DSTDC -DZ_HAVE_UNISTD_H -c $$src/$$f.c -o $(PY_DEPS)/zlib/$$f.o || exit 1; \
+	done
+	$(ZIG) ar rcs $@ $(PY_DEPS)/zlib/*.o
+
+$(PY_DEPS)/sqlite/libsqlite3.a: $(PY_DEPS)/crate-dirs | $(ZIG)
+	rm -rf $(PY_DEPS)/sqlite && mkdir -p $(PY_DEPS)/sqlite/include
+	src="$$(sed -n 2p $<)/sqlite3"; cp $$src/sqlite3.h $(PY_DEPS)/sqlite/include/ && \
+	$(ZIG) cc -target wasm32-wasi -O2 -w $(SQLITE_CFLAGS) -c $$src/sqlite3.c -o $(PY_DEPS)/sqlite/sqlite3.o
+	$(ZIG) ar rcs $@ $(PY_DEPS)/sqlite/sqlite3.o
+
+$(PY_WASI)/config.status: $(PY_WASI)/configure.args guest/python/config.site $(PY_NATIVE)/.built \
+		$(PY_DEPS)/zlib/libz.a $(PY_DEPS)/sqlite/libsqlite3.a | $(ZIG)
+	cat $(PY_SRC)/Tools/wasm/config.site-wasm32-wasi guest/python/config.site > $(PY_WASI)/config.site
+	cd $(PY_WASI) && $(PY_WASI_CONFIGURE) > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
+	@touch $@
+
+# Also writes link.txt: the libraries the reactor links besides libpython,
+# read from CPython's Makefile (LIBS, MODLIBS, SYSLIBS) with absolute paths.
+$(PY_WASI)/.built: $(PY_WASI)/config.status guest/python/link.mk
+	$(PY_MAKE) -C $(PY_WASI) CONFIGURE_LDFLAGS_NODIST="$(PY_WASI_LDFLAGS)" python.wasm pybuilddir.txt \
+	  > $(PY_WASI)/make.log 2>&1 || { tail -30 $(PY_WASI)/make.log; exit 1; }
+	$(PY_MAKE) -s -C $(PY_WASI) -f Makefile -f $(abspath guest/python/link.mk) print-link > $(PY_WASI)/link.txt
+	@touch $@
+
+$(PY_OUT)/stdlib.c: guest/python/freeze_stdlib.py $(PY_NATIVE)/.built $(PY_WASI)/.built
+	@mkdir -p $(PY_OUT)
+	$(PY_NATIVE)/python -E -S guest/python/freeze_stdlib.py $(PY_SRC) \
+	  $(PY_WASI)/$$(cat $(PY_WASI)/pybuilddir.txt) $(PY_OUT)/stdlib.bin $@
+
+$(PY_OUT)/stdlib.o: $(PY_OUT)/stdlib.c | $(ZIG)
+	$(ZIG) cc -target wasm32-wasi -O2 -std=c23 $(PY_INC) -c $< -o $@
+
+$(PY_OUT)/subinterp_py.o: guest/python/subinterp_py.c guest/include/subinterp.h $(PY_WASI)/.built | $(ZIG)
+	@mkdir -p $(PY_OUT)
+	$(ZIG) cc -target wasm32-wasi -O2 -Wall -Wextra -Werror -Iguest/include $(PY_INC) -c $< -o $@
+
+$(GUEST_OUT)/python.wasm: $(PY_OUT)/subinterp_py.o $(PY_OUT)/stdlib.o $(PY_WASI)/.built | $(ZIG)
+	$(ZIG) cc -target wasm32-wasi $(PY_LDFLAGS) $(PY_OUT)/subinterp_py.o $(PY_OUT)/stdlib.o \
+	  $(PY_WASI)/libpython3.13.a $$(cat $(PY_WASI)/link.txt) -o $@
 
 build:
 	$(CARGO) build --release

@@ -12,3 +12,4 @@ mod hostile;
 mod interpreters;
 mod js;
 mod layers;
+mod python;
