@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use subinterp::{
-    CompileLimits, Error, ErrorKind, Guest, Host, Interpreter, Limits, OutputMode, Run, RunResult,
+    CompileLimits, Error, ErrorKind, Guest, Host, Interpreter, Language, Limits, OutputMode, Run,
+    RunResult,
 };
 
 use self::args::{Cli, Command, RunArgs};
@@ -49,22 +50,34 @@ fn limits(a: &RunArgs) -> Limits {
     l
 }
 
-/// What `subinterp run` was given to run: JavaScript source (from `-e` or
-/// a `.js`/`.mjs` file), or a module file.
-fn js_source(a: &RunArgs) -> Result<Option<String>> {
-    Ok(match (&a.eval, &a.file) {
-        (Some(src), _) => Some(src.clone()),
-        (None, Some(f)) if f.extension().is_some_and(|e| e == "js" || e == "mjs") => {
-            Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)
+/// The script `subinterp run` was given, if it was one: its language and
+/// source (from `-e`, or a `.js`/`.mjs`/`.py` file; `--python` makes either
+/// Python). `None`: a module file.
+fn script(a: &RunArgs) -> Result<Option<(Language, String)>> {
+    let ext = a
+        .file
+        .as_ref()
+        .and_then(|f| f.extension())
+        .and_then(|e| e.to_str());
+    let language = match (a.python, &a.eval, ext) {
+        (true, _, _) | (false, None, Some("py")) => Language::Python,
+        (false, Some(_), _) | (false, None, Some("js" | "mjs")) => Language::JavaScript,
+        _ => return Ok(None),
+    };
+    let source = match (&a.eval, &a.file) {
+        (Some(src), _) => src.clone(),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
         }
-        _ => None,
-    })
+        (None, None) => bail!("nothing to run: give a FILE or -e SOURCE"),
+    };
+    Ok(Some((language, source)))
 }
 
 /// A host for one run: one pool slot per interpreter a script may create,
 /// plus its own; compiling bounded by the run's deadline too.
-fn host_for(a: &RunArgs, limits: &Limits, js: bool) -> Result<Host> {
-    let slots = if js {
+fn host_for(a: &RunArgs, limits: &Limits, script: bool) -> Result<Host> {
+    let slots = if script {
         u32::try_from(limits.max_interpreters().saturating_add(1)).unwrap_or(u32::MAX)
     } else {
         1
@@ -82,9 +95,19 @@ fn host_for(a: &RunArgs, limits: &Limits, js: bool) -> Result<Host> {
 
 /// The guest to run and its argv[0]; `Err(code)` when loading the module
 /// hit a compile limit (reported already).
-fn load(host: &Host, a: &RunArgs, js: bool) -> Result<Result<(Guest, String), ExitCode>> {
+fn load(
+    host: &Host,
+    a: &RunArgs,
+    language: Option<Language>,
+) -> Result<Result<(Guest, String), ExitCode>> {
+    if let Some(language) = language {
+        let name = match &a.file {
+            Some(f) => f.to_string_lossy().into_owned(),
+            None => "-e".to_string(),
+        };
+        return Ok(Ok((host.language_guest(language)?, name)));
+    }
     match &a.file {
-        _ if js => Ok(Ok((host.js()?, "script".to_string()))),
         Some(file) => match host.load_file(file) {
             Ok(g) => Ok(Ok((g, file.to_string_lossy().into_owned()))),
             // Too large, too complex or too slow to compile: a limit.
@@ -129,9 +152,9 @@ fn interpreter(
 
 fn run(a: RunArgs) -> Result<ExitCode> {
     let limits = limits(&a);
-    let js_source = js_source(&a)?;
-    let host = host_for(&a, &limits, js_source.is_some())?;
-    let (guest, name) = match load(&host, &a, js_source.is_some())? {
+    let script = script(&a)?;
+    let host = host_for(&a, &limits, script.is_some())?;
+    let (guest, name) = match load(&host, &a, script.as_ref().map(|s| s.0))? {
         Ok(g) => g,
         Err(code) => return Ok(code),
     };
@@ -142,8 +165,9 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         Err(Error::Instantiate(e)) => return guest_failed_to_start(&e, a.json),
         Err(e) => return Err(e.into()),
     };
-    let result = match js_source {
-        Some(src) => interp.run(Run::js(src))?,
+    let result = match script {
+        Some((Language::Python, src)) => interp.run(Run::python(src))?,
+        Some((_, src)) => interp.run(Run::js(src))?,
         None => interp.run(Run::start())?,
     };
     print_result(&result, a.json)?;

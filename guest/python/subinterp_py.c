@@ -18,8 +18,11 @@
  *   si_py_snapshot_init()      si_py_setup for the snapshotting tool (no
  *                              arguments, no result); traps on failure
  *   si_py_configure(memory_limit)
- *                              the second half, per interpreter: reseeds
- *                              `random` if the snapshot imported it. The
+ *                              the second half, per interpreter: sys.argv
+ *                              and os.environ from this instance's WASI
+ *                              arguments and environment (grants only),
+ *                              and `random` reseeded if the snapshot
+ *                              imported it. The
  *                              memory limit is the host's (linear memory
  *                              growth fails past it, and CPython raises
  *                              MemoryError); the guest keeps no limit of its
@@ -59,6 +62,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <wasi/api.h>
+#include <wasi/libc-environ.h>
 
 #include "subinterp.h"
 
@@ -307,9 +313,67 @@ EXPORT("si_py_snapshot_init") void si_py_snapshot_init(void) {
     if (si_py_setup() != 0) __builtin_trap();
 }
 
+/* sys.argv from this instance's WASI arguments (the snapshot's are not
+ * this interpreter's): [argv0, ARGS...], or [''] when there are none. */
+static int set_argv(void) {
+    __wasi_size_t argc = 0, size = 0;
+    if (__wasi_args_sizes_get(&argc, &size) != 0) return -1;
+    char **argv = calloc((size_t)argc + 1, sizeof *argv);
+    char *buf = malloc((size_t)size + 1);
+    PyObject *list = PyList_New(0);
+    int ok = argv && buf && list
+        && __wasi_args_get((uint8_t **)argv, (uint8_t *)buf) == 0;
+    for (__wasi_size_t i = 0; ok && i < argc; i++) {
+        PyObject *arg = PyUnicode_DecodeFSDefault(argv[i]);
+        ok = arg && PyList_Append(list, arg) == 0;
+        Py_XDECREF(arg);
+    }
+    if (ok && argc == 0) {
+        PyObject *empty = PyUnicode_FromString("");
+        ok = empty && PyList_Append(list, empty) == 0;
+        Py_XDECREF(empty);
+    }
+    ok = ok && PySys_SetObject("argv", list) == 0;
+    Py_XDECREF(list);
+    free(buf);
+    free(argv);
+    return ok ? 0 : -1;
+}
+
+/* os.environ from this instance's WASI environment: the snapshot was taken
+ * with none, and libc's copy was made then, so both are made again. */
+static int set_environ(void) {
+    __wasilibc_initialize_environ();
+    PyObject *fresh = PyDict_New();
+    for (char **e = environ; fresh && e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq) continue;
+        PyObject *k = PyUnicode_DecodeFSDefaultAndSize(*e, eq - *e);
+        PyObject *v = PyUnicode_DecodeFSDefault(eq + 1);
+        if (!k || !v || PyDict_SetItem(fresh, k, v) < 0) Py_CLEAR(fresh);
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+    }
+    PyObject *os = fresh ? PyImport_ImportModule("os") : NULL;
+    PyObject *env = os ? PyObject_GetAttrString(os, "environ") : NULL;
+    PyObject *r = env ? PyObject_CallMethod(env, "clear", NULL) : NULL;
+    Py_XDECREF(r);
+    r = r ? PyObject_CallMethod(env, "update", "O", fresh) : NULL;
+    int ok = r != NULL;
+    Py_XDECREF(r);
+    Py_XDECREF(env);
+    Py_XDECREF(os);
+    Py_XDECREF(fresh);
+    return ok ? 0 : -1;
+}
+
 EXPORT("si_py_configure") int32_t si_py_configure(int32_t memory_limit) {
     (void)memory_limit;
     if (!ready) return -5;
+    if (set_argv() != 0 || set_environ() != 0) {
+        PyErr_Clear();
+        return -7;
+    }
     /* An interpreter started from a snapshot would otherwise repeat the
      * snapshot's random sequence. */
     PyObject *name = PyUnicode_FromString("random");

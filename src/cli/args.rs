@@ -13,11 +13,13 @@ use clap::{Parser, Subcommand};
     long_about = "subinterp runs each program in its own WebAssembly sandbox: its own memory, \
 no files, no network, no environment unless you grant them, and limits on time, memory and \
 output. JavaScript runs in QuickJS compiled to wasm, with the `interpreters` API to create \
-more interpreters and channels between them.\n\nExamples:\n  \
+more interpreters and channels between them; Python runs in CPython compiled to wasm.\n\nExamples:\n  \
 subinterp run hello.wasm            run a WASI command, print its output\n  \
 subinterp run prog.wasm a b         ARGS reach the program as argv[1..]\n  \
 subinterp run script.js             run a JavaScript file as the main interpreter\n  \
 subinterp run -e 'console.log(1+1)' run JavaScript given on the command line\n  \
+subinterp run script.py             run a Python file\n  \
+subinterp run --python -e 'print(1+1)'  run Python given on the command line\n  \
 subinterp run --json prog.wasm      print the result as one JSON object\n  \
 subinterp run --timeout 2s --max-memory 64MiB prog.wasm"
 )]
@@ -28,11 +30,12 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// Run a WASI command module (.wasm or .wat) or a JavaScript file (.js) in a fresh interpreter.
+    /// Run a WASI command module (.wasm or .wat), a JavaScript file (.js, .mjs) or a Python
+    /// file (.py) in a fresh interpreter.
     ///
-    /// Exit code: the program's own (for JS: 0 when the script completed, 1 on an uncaught
-    /// exception); 134 if it trapped; 125 if a limit stopped it; 1 if it could not be loaded;
-    /// 2 for a bad flag.
+    /// Exit code: the program's own (for a script: 0 when it completed, 1 on an uncaught
+    /// exception, n for Python's sys.exit(n)); 134 if it trapped; 125 if a limit stopped it;
+    /// 1 if it could not be loaded; 2 for a bad flag.
     ///
     /// If whoever reads stdout goes away early (a broken pipe, as in `| head`), the rest of
     /// the output, the --json result included, is dropped without a message and the exit
@@ -65,7 +68,7 @@ pub(crate) struct RunArgs {
     /// e.g. --dir ./data:/data:ro. No directory is granted by default.
     #[arg(long = "dir", value_name = "HOST[:GUEST][:ro]", value_parser = parse_dir)]
     pub(crate) dirs: Vec<Grant>,
-    /// Run this JavaScript source instead of a file.
+    /// Run this source (JavaScript, or Python with --python) instead of a file.
     #[arg(
         short = 'e',
         long = "eval",
@@ -73,7 +76,10 @@ pub(crate) struct RunArgs {
         conflicts_with = "file"
     )]
     pub(crate) eval: Option<String>,
-    /// The module (.wasm, .wat) or script (.js) to run.
+    /// Python: the -e source, or FILE whatever its extension, is Python.
+    #[arg(long)]
+    pub(crate) python: bool,
+    /// The module (.wasm, .wat) or script (.js, .mjs, .py) to run.
     #[arg(required_unless_present = "eval")]
     pub(crate) file: Option<std::path::PathBuf>,
     /// Arguments passed to the program (argv[1..]).

@@ -111,7 +111,11 @@ impl HostBuilder {
             .wasm_multi_memory(false)
             .epoch_interruption(true)
             .consume_fuel(self.fuel)
-            .max_wasm_stack(MAX_WASM_STACK);
+            .max_wasm_stack(MAX_WASM_STACK)
+            // A language guest's snapshot (Python's is past 20 MiB) starts
+            // as a copy-on-write image rather than being copied in at each
+            // creation (wasmtime's default covers 16 MiB).
+            .memory_guaranteed_dense_image_size(DENSE_IMAGE as u64);
         if pool_size > 0 {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_core_instances(pool_size)

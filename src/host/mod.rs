@@ -30,6 +30,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// (Rust's default of 2 MiB for spawned threads is enough). JavaScript
 /// recursion ends in a catchable `RangeError` well before it.
 pub const MAX_WASM_STACK: usize = 1 << 20;
+/// Initialised linear memory always mapped as one copy-on-write image.
+const DENSE_IMAGE: usize = 64 << 20;
 /// Bytes of a freed pool slot's linear memory kept resident for its next user.
 const KEEP_RESIDENT: usize = 1 << 20;
 /// Bytes of a returned fiber stack kept resident for its next call.

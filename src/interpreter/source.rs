@@ -2,7 +2,9 @@
 //! instance, one evaluation of source, and the error it reports. Both
 //! guests export the same functions under their own prefix (`si_js_`,
 //! `si_py_`): `init`/`configure`, `alloc` and `eval` (and JavaScript's
-//! `eval_module`).
+//! `eval_module`). `eval` returns 0 when the script completed, `0x100 | n`
+//! when it exited with status `n` (Python's `SystemExit`), and anything
+//! else when it failed (the error it reported with `run_error` says how).
 
 use super::*;
 use crate::language::{Export, Language};
@@ -159,6 +161,8 @@ impl Interpreter {
         let limits = &self.inner.limits;
         let (outcome, poisoned) = match call {
             Ok(0) => (Outcome::default(), false),
+            // The script exited (Python's `SystemExit`) with a status.
+            Ok(code) if code & !EXIT_STATUS == EXITED => (exited(code & EXIT_STATUS), false),
             Ok(_) => {
                 let language = live
                     .source
@@ -209,6 +213,23 @@ impl Interpreter {
                 stop.drive(eval_module.call_async(&mut live.store, (ptr, len, np, nl)))
             }
         }
+    }
+}
+
+/// `eval`'s result when the script exited: `EXITED | status`.
+const EXITED: i32 = 0x100;
+/// The status bits of an exited script's result.
+const EXIT_STATUS: i32 = 0xff;
+
+/// A script that exited with `status` (1 to 255; 0 comes back as success).
+fn exited(status: i32) -> Outcome {
+    Outcome {
+        error: Some(GuestError {
+            kind: ErrorKind::Exit(status),
+            message: format!("exited with code {status}"),
+            backtrace: None,
+        }),
+        exit_code: Some(status),
     }
 }
 

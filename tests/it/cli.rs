@@ -388,3 +388,58 @@ fn odd_flags_end_with_a_clear_message_not_a_panic() {
     assert_eq!(out.status.code(), Some(125), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("memory_limit"));
 }
+
+#[test]
+fn python_runs_from_the_command_line_with_argv_env_and_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("prog.py");
+    std::fs::write(
+        &script,
+        "import os, sys\nprint(sys.argv[1:], os.environ.get('GREETING'))\nsys.exit(int(sys.argv[1]))\n",
+    )
+    .unwrap();
+    let out = subinterp()
+        .args(["run", "--env", "GREETING=hi"])
+        .arg(&script)
+        .args(["4", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "['4', 'x'] hi\n");
+
+    let out = subinterp()
+        .args(["run", "--python", "-e", "print(6 * 7)"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
+
+    // An uncaught exception: its traceback, exit code 1.
+    let out = subinterp()
+        .args(["run", "--python", "-e", "def f():\n    1/0\nf()"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Traceback") && err.contains("ZeroDivisionError"),
+        "{err}"
+    );
+
+    // A limit: 125, with the typed kind in --json.
+    let out = subinterp()
+        .args([
+            "run",
+            "--json",
+            "--timeout",
+            "300ms",
+            "--python",
+            "-e",
+            "while True: pass",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "timeout");
+}
