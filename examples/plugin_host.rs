@@ -46,9 +46,18 @@ fn run_plugin(host: &Host, path: &Path) -> Result<Option<Report>> {
             host.create_js(limits())?,
             Run::js(std::fs::read_to_string(path)?),
         ),
-        Some("wasm") if name == "js.wasm" => return Ok(None), // the JS runtime itself
+        // The language runtimes themselves.
+        Some("wasm") if name == "js.wasm" || name == "python.wasm" => return Ok(None),
         Some("wasm") => {
-            let guest = host.load_file(path)?;
+            let guest = match host.load_file(path) {
+                Ok(g) => g,
+                // Past the host's compile limits: refused, the others go on.
+                Err(subinterp::Error::Limit(l)) => {
+                    println!("  {name:<12} refused: {l}");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            };
             if !guest.exports().iter().any(|e| e == "transform") {
                 println!("  {name:<12} skipped: not a plugin (no `transform` export)");
                 return Ok(None);
