@@ -225,6 +225,40 @@ impl Bench {
         (v.median() / 1e3, n)
     }
 
+    /// Create a Python interpreter and complete a first `1+1`.
+    fn create_run_py(&self) -> (f64, usize) {
+        let n = self.reps(300);
+        let mut v = Samples::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            let i = self.host.create_python(Limits::new()).unwrap();
+            let r = i.run(Run::python("1+1")).unwrap();
+            v.record(ns(t.elapsed()));
+            assert!(r.completed);
+            i.close();
+        }
+        (v.median() / 1e3, n)
+    }
+
+    /// Private memory per live Python interpreter with `n` alive: just
+    /// created (`run` false), or after one trivial run.
+    fn rss_py(&self, run: bool, n: usize) -> f64 {
+        let before = pss_kib();
+        let mut live = Vec::with_capacity(n);
+        for _ in 0..n {
+            let i = self.host.create_python(Limits::new()).unwrap();
+            if run {
+                assert!(i.run(Run::python("x = 1 + 1")).unwrap().completed);
+            }
+            live.push(i);
+        }
+        let after = pss_kib();
+        for i in live {
+            i.close();
+        }
+        (after - before) / n as f64
+    }
+
     /// Messages per second, one way, sender and receiver on separate threads.
     fn oneway(&self, sender: (Interpreter, Run), receiver: (Interpreter, Run), n: u32) -> u64 {
         let t = Instant::now();
@@ -656,6 +690,32 @@ fn main() {
             Some(v),
         );
     }
+    // Python, when its guest is built (`make guest`).
+    let python = b.host.python().is_ok();
+    if python && want("create_run_py") {
+        let (v, n) = b.create_run_py();
+        add(
+            "create_run_py_us",
+            "µs",
+            Better::Lower,
+            format!("median of {n}, `1+1`"),
+            Some(v),
+        );
+    }
+    let idle_py = if quick { 50 } else { 200 };
+    for (name, run) in [("rss_idle_py_kib", false), ("rss_after_run_py_kib", true)] {
+        if python && want(name) {
+            let v = b.rss_py(run, idle_py);
+            let what = if run { "after `x = 1 + 1`" } else { "created" };
+            add(
+                name,
+                "KiB",
+                Better::Lower,
+                format!("Pss / {idle_py} live, {what}"),
+                Some(v),
+            );
+        }
+    }
     drop(b);
     if want("live_js") || want("create_10k") {
         let target = if quick { 1000 } else { 10_000 };
@@ -687,6 +747,16 @@ fn main() {
             format!("median of {reps} processes"),
             v,
         );
+        if python {
+            let v = process_ms(&[&cli, "run", "--python", "-e", "print(1+1)"], reps);
+            add(
+                "cli_py_hello_ms",
+                "ms",
+                Better::Lower,
+                format!("median of {reps} processes"),
+                v,
+            );
+        }
     }
     if only.is_some() {
         return;
@@ -744,8 +814,13 @@ fn main() {
     }
     // Whole-process start-up of the peers' runtimes, for cli_js_hello_ms.
     let node = process_ms(&["node", "-e", "console.log(1+1)"], reps);
-    for m in metrics.iter_mut().filter(|m| m.name == "cli_js_hello_ms") {
-        m.peers.insert("node".into(), node);
+    for m in metrics
+        .iter_mut()
+        .filter(|m| m.name == "cli_js_hello_ms" || m.name == "cli_py_hello_ms")
+    {
+        if m.name == "cli_js_hello_ms" {
+            m.peers.insert("node".into(), node);
+        }
         for (name, py) in pys
             .iter()
             .filter(|(n, _)| PEER_PYTHONS.contains(&n.as_str()))

@@ -362,6 +362,11 @@ def main():
         "roundtrip_p50_us": None,
         "roundtrip_p99_us": None,
         "rss_idle_raw_kib": None,
+        # The same figures are CPython's side of the Python rows: a
+        # subinterpreter is CPython's own way to run `1+1` in isolation.
+        "create_run_py_us": None,
+        "rss_idle_py_kib": None,
+        "rss_after_run_py_kib": None,
     }
     measure = Measurer()
     failed = measure.failed
@@ -370,9 +375,11 @@ def main():
     kib = measure("rss_idle_kib", bench_rss_idle, be, alive)
     if kib is not None:
         out["rss_idle_raw_kib"] = round(kib, 1)
+        out["rss_idle_py_kib"] = out["rss_after_run_py_kib"] = round(kib, 1)
     us = measure("create_run_us", bench_create_run, be, cr_reps)
     if us is not None:
         out["create_run_raw_us"] = round(us, 1)
+        out["create_run_py_us"] = round(us, 1)
     rate = measure("oneway_per_s", bench_oneway, be, ow_n, ow_reps)
     if rate is not None:
         out["msg64_oneway_raw_per_s"] = round(rate)
