@@ -112,6 +112,9 @@ impl HostBuilder {
             .epoch_interruption(true)
             .consume_fuel(self.fuel)
             .max_wasm_stack(MAX_WASM_STACK)
+            // The fiber a guest call runs on: its wasm stack and room for
+            // the host functions it calls.
+            .async_stack_size(MAX_WASM_STACK + (256 << 10))
             // A language guest's snapshot (Python's is past 20 MiB) starts
             // as a copy-on-write image rather than being copied in at each
             // creation (wasmtime's default covers 16 MiB).

@@ -25,11 +25,12 @@ pub const DEFAULT_POOL_SIZE: u32 = 1000;
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 256 << 20;
 /// How often the epoch ticker runs; deadlines are checked this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// Native stack a guest may use: 1 MiB, so a thread that calls
-/// [`Interpreter::run`](crate::Interpreter::run) needs a little more than that
-/// (Rust's default of 2 MiB for spawned threads is enough). JavaScript
-/// recursion ends in a catchable `RangeError` well before it.
-pub const MAX_WASM_STACK: usize = 1 << 20;
+/// Native stack a guest may use: 2 MiB, on a fiber stack of its own (so the
+/// thread that calls [`Interpreter::run`](crate::Interpreter::run) needs no
+/// more than usual). Enough for CPython's C recursion limit under WASI
+/// (5,000 levels of `json` or `repr` end in a catchable `RecursionError`);
+/// JavaScript recursion ends in a catchable `RangeError` well before it.
+pub const MAX_WASM_STACK: usize = 2 << 20;
 /// Initialised linear memory always mapped as one copy-on-write image.
 const DENSE_IMAGE: usize = 64 << 20;
 /// Bytes of a freed pool slot's linear memory kept resident for its next user.
