@@ -256,3 +256,52 @@ fn deep_recursion_is_a_recursion_error_not_a_trap() {
     let r = w.run(Run::python("print('still here')")).unwrap();
     assert_eq!(r.stdout_text(), "still here\n");
 }
+
+#[test]
+fn hostile_python_is_stopped_by_type() {
+    // An output flood: the output cap.
+    let w = python(limits().with_max_output(64 << 10));
+    let r = w
+        .run(Run::python("while True:\n    print('x' * 1000)"))
+        .unwrap();
+    assert!(
+        matches!(
+            r.error.as_ref().unwrap().kind,
+            ErrorKind::OutputLimit { .. }
+        ),
+        "{:?}",
+        r.error
+    );
+    assert!(r.stdout.len() <= 64 << 10);
+    // A loop that swallows every exception still ends at its deadline.
+    let w = python(Limits::new().with_timeout(Duration::from_millis(300)));
+    let r = w
+        .run(Run::python(
+            "while True:\n    try:\n        sum(range(1000))\n    except BaseException:\n        pass",
+        ))
+        .unwrap();
+    assert!(
+        matches!(r.error.as_ref().unwrap().kind, ErrorKind::Timeout { .. }),
+        "{:?}",
+        r.error
+    );
+    // A JS script that creates Python children without end: a limit.
+    let js = host()
+        .create_js(
+            Limits::new()
+                .with_timeout(Duration::from_secs(60))
+                .with_max_interpreters(4),
+        )
+        .unwrap();
+    let r = js
+        .run(Run::js(
+            "const kids = [];
+             try { for (;;) kids.push(interpreters.create({lang: 'python'})); }
+             catch (e) { console.log(e.name, kids.length); }
+             console.log(kids[0].run('import sys; print(sys.version_info[0])').completed);",
+        ))
+        .unwrap();
+    assert!(r.completed, "{:?}", r.error);
+    // The child writes into its creator's stdout.
+    assert_eq!(r.stdout_text(), "LimitError 4\n3\ntrue\n");
+}
