@@ -38,7 +38,10 @@
 //! - [`Host`]: the wasmtime engine (pooling allocator, epoch interruption),
 //!   the guest ABI linker, copy counters, and the registry of live
 //!   interpreters and channels.
-//! - [`Guest`]: a compiled, pre-linked wasm module; [`Host::compile`].
+//! - [`Guest`]: a compiled, pre-linked wasm module; [`Host::compile`]. The
+//!   language guests ([`Language`]: JavaScript, Python) are loaded with
+//!   [`Host::js`] and [`Host::python`] and run source with [`Run::js`] and
+//!   [`Run::python`].
 //! - [`Interpreter`]: one instance in its own store with its own linear memory
 //!   and handle table; [`Interpreter::run`] returns a [`RunResult`], and state
 //!   persists between runs.
