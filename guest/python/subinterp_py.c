@@ -284,6 +284,14 @@ EXPORT("si_py_setup") int32_t si_py_setup(void) {
     PyImport_FrozenModules = si_frozen_stdlib;
     if (PyImport_AppendInittab("_subinterp", PyInit__subinterp) < 0) return -1;
 
+    /* WASI has no locale, so CPython would take ASCII for stdio and file
+     * names: UTF-8 mode (PEP 540) makes them, and open()'s default, UTF-8. */
+    PyPreConfig preconfig;
+    PyPreConfig_InitIsolatedConfig(&preconfig);
+    preconfig.utf8_mode = 1;
+    PyStatus pre = Py_PreInitialize(&preconfig);
+    if (PyStatus_Exception(pre)) return setup_failed = -2;
+
     PyConfig config;
     PyConfig_InitIsolatedConfig(&config);
     config.install_signal_handlers = 0;

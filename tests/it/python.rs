@@ -162,6 +162,19 @@ fn a_python_memory_bomb_is_a_memory_limit() {
 }
 
 #[test]
+fn python_runs_in_utf8_mode() {
+    let w = python(limits());
+    let r = w
+        .run(Run::python(
+            "import sys\nprint('\u{e9}t\u{e9}', sys.flags.utf8_mode, sys.stdout.encoding)",
+        ))
+        .expect("run");
+    assert!(r.completed, "{:?} {}", r.error, r.stderr_text());
+    assert_eq!(r.stdout_text(), "\u{e9}t\u{e9} 1 utf-8\n");
+    w.close();
+}
+
+#[test]
 fn python_and_javascript_are_different_interpreters_of_one_host() {
     let w = python(limits());
     let e = w.run(Run::js("1")).unwrap_err();
