@@ -246,3 +246,73 @@ fn argv_and_environ_are_the_interpreters_own() {
         .unwrap();
     assert_eq!(r.stdout_text(), "['python'] {}\n");
 }
+
+// ---- Inside Python: `_subinterp`, `interpreters`, channels and views ----
+
+/// Runs `src` in `w` and insists it completed.
+fn ok(w: &Interpreter, run: Run) -> subinterp::RunResult {
+    let r = w.run(run).expect("run");
+    assert!(
+        r.completed,
+        "script failed: {:?}\nstderr: {}",
+        r.error,
+        r.stderr_text()
+    );
+    r
+}
+
+#[test]
+fn python_raw_abi_module_returns_the_abis_codes() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import _subinterp as si\n\
+             r, s = si.channel_create(4)\n\
+             assert si.handle_kind(r) == si.KIND_RECV and si.handle_kind(s) == si.KIND_SEND\n\
+             assert si.send(s, b'hello world') == 0 and si.send(s, 'h\\u00e9') == 0\n\
+             assert si.send(s, bytearray(b'xy'), si.NOWAIT) == 0\n\
+             v = si.recv(r)\n\
+             assert si.handle_kind(v) == si.KIND_VIEW and si.view_len(v) == 11\n\
+             assert si.view_read(v) == b'hello world'\n\
+             assert si.view_read(v, 6) == b'world' and si.view_read(v, 6, 2) == b'wo'\n\
+             assert si.view_read(v, 12) == si.ERR_BOUNDS\n\
+             sl = si.view_slice(v, 6, 5)\n\
+             assert si.view_read(sl) == b'world'\n\
+             assert si.view_slice(v, 8, 10) == si.ERR_BOUNDS\n\
+             assert si.send_handle(s, sl) == 0\n\
+             assert si.release(sl) == 0 and si.release(sl) == si.ERR_BAD_HANDLE\n\
+             assert si.view_len(sl) == si.ERR_BAD_HANDLE\n\
+             assert si.view_read(si.recv(r)) == 'h\\u00e9'.encode()\n\
+             assert si.view_read(si.recv(r, 1000)) == b'xy'\n\
+             assert si.view_read(si.recv(r)) == b'world'\n\
+             assert si.recv(r, si.NOWAIT) == si.ERR_EMPTY\n\
+             assert si.recv(r, 1000) in (si.ERR_TIMEOUT, si.ERR_EMPTY)\n\
+             assert si.recv(s, 0) == si.ERR_WRONG_KIND and si.close(r) == si.ERR_WRONG_KIND\n\
+             assert si.close(s) == 0 and si.recv(r) == si.ERR_CLOSED\n\
+             assert si.send(s, b'late') == si.ERR_CLOSED\n\
+             assert si.channel_create(-1) == si.ERR_INVALID\n\
+             assert si.lookup('nothing') == si.ERR_NOT_FOUND\n\
+             assert si.interp_status(123456) == si.ERR_NOT_FOUND\n\
+             assert si.interp_close(123456) == si.ERR_NOT_FOUND\n\
+             assert si.interp_create('{\"bogus\": 1}') == si.ERR_INVALID\n\
+             names = si.bound_names()\n\
+             assert si.view_read(names) == b'[]' and si.release(names) == 0\n\
+             ids = si.interp_list()\n\
+             print(si.view_read(ids).decode(), si.interpreter_id() > 0, si.main_id())\n\
+             e = si.error(si.ERR_FULL, 'send')\n\
+             assert isinstance(e, si.ChannelFullError) and str(e) == 'send: channel is full', e\n\
+             assert isinstance(si.error(si.ERR_FULL, 'send', True), TimeoutError)\n\
+             assert issubclass(si.ChannelReleasedError, si.ChannelClosedError)\n\
+             try:\n    si.send(s, 42)\nexcept TypeError as e:\n    print(e)\n",
+        ),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        format!(
+            "[{}] True 0\nsend: a bytes-like object or str is required, not 'int'\n",
+            w.id().0
+        )
+    );
+    w.close();
+}
