@@ -5,7 +5,9 @@
  * builtin module `_subinterp` that binds the subinterp ABI
  * (guest/include/subinterp.h) one to one, with the View type (the buffer
  * protocol needs C) and the error classes. The Python-facing API, the
- * module `interpreters`, is built on it.
+ * module `interpreters` (guest/python/interpreters.py, frozen in with the
+ * stdlib), is built on it; before each run the channel ends bound by name
+ * are set as names in `__main__`.
  *
  * Exports, called by the host:
  *   si_py_init(memory_limit)   start CPython; 0 on success (si_py_setup,
@@ -29,8 +31,10 @@
  *                              own, so the argument is accepted and unused
  *   si_py_alloc(len)           a buffer of len+1 bytes for the next source
  *   si_py_eval(ptr, len)       run that source (UTF-8) as code of
- *                              `__main__` (state persists between calls);
- *                              frees the buffer. Returns:
+ *                              `__main__` (state persists between calls),
+ *                              with the channel ends bound by name (for this
+ *                              run or an earlier one) set as names in
+ *                              `__main__` first; frees the buffer. Returns:
  *                                0      completed (also SystemExit(0) and
  *                                       SystemExit(None))
  *                                1      an uncaught exception: its traceback
@@ -1000,6 +1004,25 @@ EXPORT("si_py_alloc") char *si_py_alloc(int32_t len) {
 
 static const char SCRIPT_NAME[] = "<script>";
 
+/* Sets the channel ends bound to this interpreter by name (for this run or
+ * an earlier one: bindings persist, as the JS guest's `channels` do) as
+ * names in __main__ (interpreters._bind_run: RecvChannel / SendChannel
+ * objects). With none bound there is nothing to do, and `interpreters` is
+ * not imported: a run that does not use channels pays nothing. 0, or -1
+ * with an exception set. */
+static int bind_channels(PyObject *globals) {
+    int32_t names = si_bound_names();
+    int32_t n = names > 0 ? si_view_len(names) : -1;
+    if (names > 0) si_release(names);
+    if (n == 2) return 0; /* "[]" */
+    PyObject *mod = PyImport_ImportModule("interpreters");
+    PyObject *r = mod ? PyObject_CallMethod(mod, "_bind_run", "O", globals) : NULL;
+    Py_XDECREF(mod);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 /* Runs `src` (`len` bytes, NUL-terminated) in __main__. */
 static int32_t run_source(const char *src, size_t len) {
     PyObject *main = PyImport_AddModule("__main__"); /* borrowed */
@@ -1008,7 +1031,7 @@ static int32_t run_source(const char *src, size_t len) {
     if (globals && strlen(src) != len) {
         /* What compile() says; Py_CompileString would stop at the NUL. */
         PyErr_SetString(PyExc_SyntaxError, "source code string cannot contain null bytes");
-    } else if (globals) {
+    } else if (globals && bind_channels(globals) == 0) {
         code = Py_CompileString(src, SCRIPT_NAME, Py_file_input);
     }
     PyObject *r = code ? PyEval_EvalCode(code, globals, globals) : NULL;
