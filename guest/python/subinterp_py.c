@@ -13,8 +13,8 @@
  *   si_py_init(memory_limit)   start CPython; 0 on success (si_py_setup,
  *                              then si_py_configure)
  *   si_py_setup()              the first half: Py_InitializeFromConfig with
- *                              the frozen stdlib and `_subinterp`, site
- *                              imported, stdio flushed. A snapshotting tool
+ *                              the frozen stdlib and `_subinterp`, site and
+ *                              interpreters imported, stdio flushed. A snapshotting tool
  *                              can run it once (si_py_snapshot_init) and new
  *                              interpreters start from the resulting memory
  *   si_py_snapshot_init()      si_py_setup for the snapshotting tool (no
@@ -904,6 +904,16 @@ EXPORT("si_py_setup") int32_t si_py_setup(void) {
                                 st.func ? st.func : "", st.func ? ": " : "", st.err_msg);
         return setup_failed = -2;
     }
+    /* Preloaded, so in an interpreter started from the snapshot the first
+     * `import interpreters` (and json, which it uses) costs nothing; its
+     * import makes no ABI call. */
+    PyObject *preload = PyImport_ImportModule("interpreters");
+    if (!preload) {
+        PyErr_Print();
+        flush_stdio();
+        return setup_failed = -3;
+    }
+    Py_DECREF(preload);
     flush_stdio();
     setup_failed = 0;
     ready = 1;

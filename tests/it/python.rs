@@ -262,6 +262,19 @@ fn ok(w: &Interpreter, run: Run) -> subinterp::RunResult {
 }
 
 #[test]
+fn the_interpreters_module_is_preloaded_in_the_snapshot() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import sys\nprint('interpreters' in sys.modules, '_subinterp' in sys.modules)",
+        ),
+    );
+    assert_eq!(r.stdout_text(), "True True\n");
+    w.close();
+}
+
+#[test]
 fn python_raw_abi_module_returns_the_abis_codes() {
     let w = python(limits());
     let r = ok(
