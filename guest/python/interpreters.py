@@ -23,6 +23,7 @@ with the standard library.
 """
 
 import json as _json
+import marshal as _marshal
 
 import _subinterp as _si
 from _subinterp import (
@@ -271,14 +272,29 @@ class Job(_si.Handle):
         return RunResult(_text(r, "join"))
 
 
+_SHAREABLE = (type(None), bool, int, float, str, bytes)
+
+
+def _check_shareable(obj, what):
+    """PEP 734's shareable objects: None, bool, int, float, str, bytes and
+    tuples of them (copied into the other interpreter)."""
+    if isinstance(obj, tuple):
+        for x in obj:
+            _check_shareable(x, what)
+    elif type(obj) not in _SHAREABLE:
+        raise ValueError(f"{what}: {type(obj).__name__} is not shareable "
+                         "(None, bool, int, float, str, bytes, tuples of them)")
+
+
 class Interpreter:
     """An interpreter this one can see: itself, one it created (and those
     below), or the main one (the host, id 0)."""
 
-    __slots__ = ("_id",)
+    __slots__ = ("_id", "_lang")
 
-    def __init__(self, id):
+    def __init__(self, id, lang=None):
         self._id = int(id)
+        self._lang = lang  # "js" when create() made a JavaScript one
 
     @property
     def id(self):
@@ -322,6 +338,59 @@ class Interpreter:
         when the source raised."""
         self.run(src, channels=channels).check()
 
+    def prepare_main(self, ns=None, /, **kw):
+        """Binds names in the interpreter's __main__: shareable objects are
+        copied (None, bool, int, float, str, bytes, tuples of them), channel
+        ends are bound by name as for run(channels=...). In a JavaScript
+        interpreter values become globals (bytes are refused: no JSON) and
+        ends `channels.NAME`."""
+        items = dict(ns or {}, **kw)
+        ends = {k: v for k, v in items.items() if isinstance(v, (RecvChannel, SendChannel))}
+        values = {k: v for k, v in items.items() if k not in ends}
+        for k, v in values.items():
+            if not isinstance(k, str) or not k.isidentifier():
+                raise ValueError(f"prepare_main: {k!r} is not an identifier")
+            _check_shareable(v, f"prepare_main: {k}")
+        if self._lang == "js":
+            try:
+                src = "".join(f"globalThis[{_json.dumps(k)}] = {_json.dumps(v)};\n"
+                              for k, v in values.items())
+            except (TypeError, ValueError):
+                raise ValueError("prepare_main: a JavaScript interpreter takes JSON values only") from None
+        elif values:
+            src = f"globals().update(__import__('marshal').loads({_marshal.dumps(values)!r}))\n"
+        else:
+            src = ""
+        self.exec(src, channels=ends)
+
+    def call(self, func, /, *args):
+        """Calls `func(*args)` in this (Python) interpreter and returns its
+        result: `func` is a function of an importable module (not __main__),
+        the arguments and the result are shareable objects, copied. An
+        exception in the call raises ExecutionFailed."""
+        if self._lang == "js":
+            raise InterpreterError("call: only Python interpreters run Python functions")
+        mod = getattr(func, "__module__", None)
+        qual = getattr(func, "__qualname__", "")
+        if not mod or mod == "__main__" or not qual or "<" in qual:
+            raise ValueError("call: func must be a module-level function of an importable module")
+        _check_shareable(args, "call: argument")
+        r, s = create_channel(1)
+        src = (
+            "def __si_call():\n"
+            "    import importlib, marshal\n"
+            f"    f = importlib.import_module({mod!r})\n"
+            f"    for n in {qual!r}.split('.'):\n"
+            "        f = getattr(f, n)\n"
+            f"    return marshal.dumps(f(*marshal.loads({_marshal.dumps(args)!r})))\n"
+            "try:\n"
+            "    __si_call_out.send(__si_call())\n"
+            "finally:\n"
+            "    del __si_call, __si_call_out\n"
+        )
+        self.exec(src, channels={"__si_call_out": s})
+        return _marshal.loads(r.recv().tobytes())
+
     def start(self, src, *, channels=None):
         """Runs source on the interpreter's own thread; returns a Job."""
         r = _si.interp_start(self._id, str(src), _bindings(channels))
@@ -361,7 +430,7 @@ def create(*, lang=None, timeout=None, **limits):
         raise InterpreterError("create: no guest for that language (see make guest)")
     if id < 0:
         raise _si.error(id, "create")
-    return Interpreter(id)
+    return Interpreter(id, opts.get("lang"))
 
 
 def list_all():

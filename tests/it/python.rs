@@ -615,6 +615,39 @@ fn python_creates_runs_and_closes_python_and_js_children() {
 }
 
 #[test]
+fn python_call_and_prepare_main_copy_shareable_objects() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I, math, json\n\
+             k = I.create()\n\
+             print(k.call(math.sqrt, 16.0), k.call(divmod, 17, 5), k.call(json.dumps, (1, 'a')))\n\
+             try:\n    k.call(lambda: 1)\nexcept ValueError:\n    print('no lambdas')\n\
+             try:\n    k.call(math.sqrt, [1])\nexcept ValueError as e:\n    print(e)\n\
+             try:\n    k.call(math.sqrt, -1.0)\nexcept I.ExecutionFailed as e:\n    print('failed:', e.excinfo.type)\n\
+             r, s = I.create_channel()\n\
+             k.prepare_main(x=(1, 2.5, 'a', b'b', None, True), out=s)\n\
+             k.exec('out.send(repr(x))')\n\
+             print(r.recv().decode())\n\
+             try:\n    k.prepare_main(y={})\nexcept ValueError:\n    print('dicts are not shareable')\n\
+             js = I.create(lang='js')\n\
+             js.prepare_main(n=41, out=s)\n\
+             js.exec('channels.out.send(String(n + 1))')\n\
+             print(r.recv().decode())\n\
+             try:\n    js.call(math.sqrt, 4.0)\nexcept I.InterpreterError:\n    print('not in js')\n",
+        ),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "4.0 (3, 2) [1, \"a\"]\nno lambdas\ncall: argument: list is not shareable \
+         (None, bool, int, float, str, bytes, tuples of them)\nfailed: ValueError\n\
+         (1, 2.5, 'a', b'b', None, True)\ndicts are not shareable\n42\nnot in js\n"
+    );
+    w.close();
+}
+
+#[test]
 fn javascript_binds_channel_ends_as_names_in_a_python_childs_main() {
     let js = host()
         .create_js(Limits::new().with_timeout(Duration::from_secs(60)))
