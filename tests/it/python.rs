@@ -275,6 +275,32 @@ fn the_interpreters_module_is_preloaded_in_the_snapshot() {
 }
 
 #[test]
+fn python_abi_constants_agree_with_the_rust_abi_numbers() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import _subinterp as si\n\
+             for k in dir(si):\n    if k.startswith(('ERR_', 'KIND_')):\n        print(k, getattr(si, k))",
+        ),
+    );
+    let mut got: Vec<String> = r.stdout_text().lines().map(String::from).collect();
+    got.sort();
+    let mut want: Vec<String> = subinterp::abi::ERRORS
+        .iter()
+        .map(|(n, v)| format!("ERR_{n} {v}"))
+        .chain(
+            subinterp::abi::KINDS
+                .iter()
+                .map(|(n, v)| format!("KIND_{n} {v}")),
+        )
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    w.close();
+}
+
+#[test]
 fn python_raw_abi_module_returns_the_abis_codes() {
     let w = python(limits());
     let r = ok(
