@@ -674,6 +674,34 @@ fn python_call_and_prepare_main_copy_shareable_objects() {
 }
 
 #[test]
+fn python_children_get_the_limits_they_are_created_with() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I, functools\n\
+             print = functools.partial(print, flush=True)  # ordered with the children's output\n\
+             k = I.create(timeout=200)\n\
+             res = k.run('while True: pass')\n\
+             print(res.completed, res.error.type, res.error.kind, res.error.message)\n\
+             try:\n    k.run('1')\nexcept I.InterpreterClosedError:\n    print('stopped by force: closed')\n\
+             m = I.create(max_memory=32 << 20)\n\
+             res = m.run('x = bytearray(64 << 20)')\n\
+             print(res.error.type, 'memory limit 33554432' in res.error.message)\n\
+             print(m.run('print(2)').completed)\n\
+             j = I.create(lang='js', timeout=100)\n\
+             print(j.run('for (;;) {}').error.message)\n",
+        ),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "False LimitError timeout deadline of 200ms exceeded\nstopped by force: closed\n\
+         LimitError True\n2\nTrue\ndeadline of 100ms exceeded\n"
+    );
+    w.close();
+}
+
+#[test]
 fn javascript_binds_channel_ends_as_names_in_a_python_childs_main() {
     let js = host()
         .create_js(Limits::new().with_timeout(Duration::from_secs(60)))
