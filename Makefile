@@ -90,7 +90,8 @@ $(GUEST_OUT)/%.wasm: guest/examples/%.c guest/include/subinterp.h | $(ZIG)
 #   build-wasi   CPython's configure + make for wasm32-wasip1 (libpython and
 #                the static module libraries; python.wasm, a WASI command, as
 #                a link check)
-#   stdlib       guest/python/freeze_stdlib.py: the stdlib as marshalled code,
+#   stdlib       guest/python/freeze_stdlib.py: the stdlib and the guest's own
+#                modules (PY_MODULES: interpreters.py) as marshalled code,
 #                target/guest/py/stdlib.bin, and its table, stdlib.c
 #   python.wasm  the reactor
 PY_VER      := 3.13.5
@@ -202,10 +203,13 @@ $(PY_WASI)/.built: $(PY_WASI)/config.status guest/python/link.mk
 	$(PY_MAKE) -s -C $(PY_WASI) -f Makefile -f $(abspath guest/python/link.mk) print-link > $(PY_WASI)/link.txt
 	@touch $@
 
-$(PY_OUT)/stdlib.c: guest/python/freeze_stdlib.py $(PY_NATIVE)/.built $(PY_WASI)/.built
+# The guest's own Python modules, frozen in with the stdlib.
+PY_MODULES  := guest/python/interpreters.py
+
+$(PY_OUT)/stdlib.c: guest/python/freeze_stdlib.py $(PY_MODULES) $(PY_NATIVE)/.built $(PY_WASI)/.built
 	@mkdir -p $(PY_OUT)
 	$(PY_NATIVE)/python -E -S guest/python/freeze_stdlib.py $(PY_SRC) \
-	  $(PY_WASI)/$$(cat $(PY_WASI)/pybuilddir.txt) $(PY_OUT)/stdlib.bin $@
+	  $(PY_WASI)/$$(cat $(PY_WASI)/pybuilddir.txt) $(PY_OUT)/stdlib.bin $@ $(PY_MODULES)
 
 $(PY_OUT)/stdlib.o: $(PY_OUT)/stdlib.c | $(ZIG)
 	$(ZIG) cc -target wasm32-wasi -O2 -std=c23 $(PY_INC) -c $< -o $@

@@ -1,6 +1,6 @@
 """Freezes CPython's standard library into the Python guest.
 
-Usage: freeze_stdlib.py SRCDIR SYSCONFIGDIR OUT_BIN OUT_C
+Usage: freeze_stdlib.py SRCDIR SYSCONFIGDIR OUT_BIN OUT_C [MODULE.py ...]
 
 Run with the build Python (the same CPython version as the guest: marshal's
 format and the bytecode must match). Every module of SRCDIR/Lib that the
@@ -17,6 +17,10 @@ so those come from CPython's table.
 
 SYSCONFIGDIR is the cross build's lib.wasi-wasm32-3.13 folder: its
 _sysconfigdata module (the guest's configure results) is frozen too.
+
+Each MODULE.py is frozen as a top-level module of its file's name: the
+guest's own Python modules (guest/python/interpreters.py), found by the same
+importer as the stdlib, so they cost nothing until imported.
 """
 
 import marshal
@@ -75,6 +79,7 @@ def modules(libdir):
 
 def main():
     srcdir, sysconfigdir, out_bin, out_c = sys.argv[1:5]
+    extra = sys.argv[5:]
     skip = frozen_by_cpython(srcdir)
     entries = []
     blob = bytearray()
@@ -82,6 +87,8 @@ def main():
     for f in sorted(os.listdir(sysconfigdir)):
         if f.startswith("_sysconfigdata_") and f.endswith(".py"):
             found.append((f[:-3], os.path.join(sysconfigdir, f), False))
+    for path in extra:
+        found.append((os.path.basename(path)[:-3], path, False))
     for name, path, is_pkg in found:
         if name in skip:
             continue

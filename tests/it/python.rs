@@ -162,6 +162,19 @@ fn a_python_memory_bomb_is_a_memory_limit() {
 }
 
 #[test]
+fn python_runs_in_utf8_mode() {
+    let w = python(limits());
+    let r = w
+        .run(Run::python(
+            "import sys\nprint('\u{e9}t\u{e9}', sys.flags.utf8_mode, sys.stdout.encoding)",
+        ))
+        .expect("run");
+    assert!(r.completed, "{:?} {}", r.error, r.stderr_text());
+    assert_eq!(r.stdout_text(), "\u{e9}t\u{e9} 1 utf-8\n");
+    w.close();
+}
+
+#[test]
 fn python_and_javascript_are_different_interpreters_of_one_host() {
     let w = python(limits());
     let e = w.run(Run::js("1")).unwrap_err();
@@ -232,6 +245,557 @@ fn argv_and_environ_are_the_interpreters_own() {
         ))
         .unwrap();
     assert_eq!(r.stdout_text(), "['python'] {}\n");
+}
+
+// ---- Inside Python: `_subinterp`, `interpreters`, channels and views ----
+
+/// Runs `src` in `w` and insists it completed.
+fn ok(w: &Interpreter, run: Run) -> subinterp::RunResult {
+    let r = w.run(run).expect("run");
+    assert!(
+        r.completed,
+        "script failed: {:?}\nstderr: {}",
+        r.error,
+        r.stderr_text()
+    );
+    r
+}
+
+#[test]
+fn the_interpreters_module_is_preloaded_in_the_snapshot() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import sys\nprint('interpreters' in sys.modules, '_subinterp' in sys.modules)",
+        ),
+    );
+    assert_eq!(r.stdout_text(), "True True\n");
+    w.close();
+}
+
+#[test]
+fn python_abi_constants_agree_with_the_rust_abi_numbers() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import _subinterp as si\n\
+             for k in dir(si):\n    if k.startswith(('ERR_', 'KIND_')):\n        print(k, getattr(si, k))",
+        ),
+    );
+    let mut got: Vec<String> = r.stdout_text().lines().map(String::from).collect();
+    got.sort();
+    let mut want: Vec<String> = subinterp::abi::ERRORS
+        .iter()
+        .map(|(n, v)| format!("ERR_{n} {v}"))
+        .chain(
+            subinterp::abi::KINDS
+                .iter()
+                .map(|(n, v)| format!("KIND_{n} {v}")),
+        )
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    w.close();
+}
+
+#[test]
+fn python_raw_abi_module_returns_the_abis_codes() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import _subinterp as si\n\
+             r, s = si.channel_create(4)\n\
+             assert si.handle_kind(r) == si.KIND_RECV and si.handle_kind(s) == si.KIND_SEND\n\
+             assert si.send(s, b'hello world') == 0 and si.send(s, 'h\\u00e9') == 0\n\
+             assert si.send(s, bytearray(b'xy'), si.NOWAIT) == 0\n\
+             v = si.recv(r)\n\
+             assert si.handle_kind(v) == si.KIND_VIEW and si.view_len(v) == 11\n\
+             assert si.view_read(v) == b'hello world'\n\
+             assert si.view_read(v, 6) == b'world' and si.view_read(v, 6, 2) == b'wo'\n\
+             assert si.view_read(v, 12) == si.ERR_BOUNDS\n\
+             sl = si.view_slice(v, 6, 5)\n\
+             assert si.view_read(sl) == b'world'\n\
+             assert si.view_slice(v, 8, 10) == si.ERR_BOUNDS\n\
+             assert si.send_handle(s, sl) == 0\n\
+             assert si.release(sl) == 0 and si.release(sl) == si.ERR_BAD_HANDLE\n\
+             assert si.view_len(sl) == si.ERR_BAD_HANDLE\n\
+             assert si.view_read(si.recv(r)) == 'h\\u00e9'.encode()\n\
+             assert si.view_read(si.recv(r, 1000)) == b'xy'\n\
+             assert si.view_read(si.recv(r)) == b'world'\n\
+             assert si.recv(r, si.NOWAIT) == si.ERR_EMPTY\n\
+             assert si.recv(r, 1000) in (si.ERR_TIMEOUT, si.ERR_EMPTY)\n\
+             assert si.recv(s, 0) == si.ERR_WRONG_KIND and si.close(r) == si.ERR_WRONG_KIND\n\
+             assert si.close(s) == 0 and si.recv(r) == si.ERR_CLOSED\n\
+             assert si.send(s, b'late') == si.ERR_CLOSED\n\
+             assert si.channel_create(-1) == si.ERR_INVALID\n\
+             assert si.lookup('nothing') == si.ERR_NOT_FOUND\n\
+             assert si.interp_status(123456) == si.ERR_NOT_FOUND\n\
+             assert si.interp_close(123456) == si.ERR_NOT_FOUND\n\
+             assert si.interp_create('{\"bogus\": 1}') == si.ERR_INVALID\n\
+             names = si.bound_names()\n\
+             assert si.view_read(names) == b'[]' and si.release(names) == 0\n\
+             ids = si.interp_list()\n\
+             print(si.view_read(ids).decode(), si.interpreter_id() > 0, si.main_id())\n\
+             e = si.error(si.ERR_FULL, 'send')\n\
+             assert isinstance(e, si.ChannelFullError) and str(e) == 'send: channel is full', e\n\
+             assert isinstance(si.error(si.ERR_FULL, 'send', True), TimeoutError)\n\
+             assert issubclass(si.ChannelReleasedError, si.ChannelClosedError)\n\
+             try:\n    si.send(s, 42)\nexcept TypeError as e:\n    print(e)\n",
+        ),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        format!(
+            "[{}] True 0\nsend: a bytes-like object or str is required, not 'int'\n",
+            w.id().0
+        )
+    );
+    w.close();
+}
+
+#[test]
+fn python_channel_ends_passed_to_a_run_are_names_in_main() {
+    let w = python(limits());
+    let (rx, tx) = host().create_channel(4);
+    let (back_rx, back_tx) = host().create_channel(4);
+    tx.send(bytes::Bytes::from_static(b"hello")).unwrap();
+    let r = ok(
+        &w,
+        Run::python(
+            "print(type(inbox).__name__, type(outbox).__name__, inbox.borrowed)\n\
+             outbox.send(inbox.recv().tobytes().upper())",
+        )
+        .channel("inbox", rx)
+        .channel("outbox", back_tx),
+    );
+    assert_eq!(r.stdout_text(), "RecvChannel SendChannel True\n");
+    assert_eq!(&*back_rx.recv().unwrap().into_view().unwrap(), b"HELLO");
+    assert_eq!((r.stats.messages_received, r.stats.messages_sent), (1, 1));
+    // Bindings persist from run to run, as for JavaScript's `channels`, and
+    // are set again before each run.
+    let r = ok(&w, Run::python("print(type(inbox).__name__)\ninbox = 5"));
+    assert_eq!(r.stdout_text(), "RecvChannel\n");
+    let r = ok(&w, Run::python("print(type(inbox).__name__)"));
+    assert_eq!(r.stdout_text(), "RecvChannel\n");
+    // A new end under the same name replaces the old one.
+    let (rx2, tx2) = host().create_channel(1);
+    tx2.send(bytes::Bytes::from_static(b"second")).unwrap();
+    let r = ok(
+        &w,
+        Run::python("print(inbox.recv().decode())").channel("inbox", rx2),
+    );
+    assert_eq!(r.stdout_text(), "second\n");
+    // An end the script released stays released.
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters\ninbox.release()\ntry:\n    inbox.recv()\nexcept interpreters.ChannelReleasedError as e:\n    print(e)",
+        ),
+    );
+    assert_eq!(r.stdout_text(), "recv: already released\n");
+    let r = ok(&w, Run::python("print(inbox.handle)"));
+    assert_eq!(r.stdout_text(), "0\n");
+    w.close();
+}
+
+#[test]
+fn python_channels_send_recv_nowait_timeouts_close_and_release() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I\n\
+             r, s = I.create_channel()\n\
+             assert isinstance(r, I.RecvChannel) and isinstance(s, I.SendChannel)\n\
+             s.send(b'ab'); s.send('\\u00e9t\\u00e9'); s.send(bytearray(b'cd')); s.send(memoryview(b'xef')[1:])\n\
+             s.send(b'')\n\
+             got = [r.recv() for _ in range(5)]\n\
+             assert all(isinstance(v, I.View) for v in got)\n\
+             print([bytes(v) for v in got], got[1].decode())\n\
+             print(r.recv_nowait('none'))\n\
+             try:\n    r.recv_nowait()\nexcept I.ChannelEmptyError as e:\n    print('empty:', e)\n\
+             try:\n    r.recv(timeout=0.05)\nexcept TimeoutError as e:\n    print('timeout:', e)\n\
+             r1, s1 = I.create_channel(1)\n\
+             s1.send_nowait(b'1')\n\
+             try:\n    s1.send_nowait(b'2')\nexcept I.ChannelFullError as e:\n    print('full:', e)\n\
+             try:\n    s1.send(b'2', timeout=0.05)\nexcept TimeoutError as e:\n    print('timeout:', e)\n\
+             s1.close()\n\
+             print(r1.recv().tobytes())\n\
+             try:\n    r1.recv()\nexcept I.ChannelClosedError as e:\n    print('closed:', e)\n\
+             try:\n    s1.send(b'3')\nexcept I.ChannelClosedError as e:\n    print('closed:', e)\n\
+             s.release(); s.release()\n\
+             try:\n    s.send(b'4')\nexcept I.ChannelReleasedError as e:\n    print('released:', e)\n\
+             try:\n    s1.send(42)\nexcept TypeError as e:\n    print('type:', e)\n\
+             try:\n    I.create_channel(-1)\nexcept ValueError as e:\n    print('value:', e)\n\
+             r0, s0 = I.create_channel(0)\n\
+             try:\n    s0.send_nowait(b'x')\nexcept I.ChannelFullError:\n    print('rendezvous: nobody waiting')\n\
+             # An end travels over a channel and works on the other side.\n\
+             r2, s2 = I.create_channel()\n\
+             s2.send(s0)\n\
+             end = r2.recv()\n\
+             print(type(end).__name__)\n",
+        ),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "[b'ab', b'\\xc3\\xa9t\\xc3\\xa9', b'cd', b'ef', b''] \u{e9}t\u{e9}\n\
+         none\n\
+         empty: recv_nowait: channel is empty\n\
+         timeout: recv: timed out\n\
+         full: send_nowait: channel is full\n\
+         timeout: send: timed out\n\
+         b'1'\n\
+         closed: recv: channel is closed\n\
+         closed: send: channel is closed\n\
+         released: send: already released\n\
+         type: send: a bytes-like object or str is required, not 'int'\n\
+         value: capacity must be an int >= 0\n\
+         rendezvous: nobody waiting\n\
+         SendChannel\n"
+    );
+    w.close();
+}
+
+#[test]
+fn python_views_are_read_only_copy_only_what_is_read_and_are_released() {
+    let w = python(limits().with_max_handles(16));
+    let (rx, tx) = host().create_channel(4);
+    let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    tx.send(bytes::Bytes::from(data)).unwrap();
+    let r = ok(
+        &w,
+        Run::python(
+            "v = inbox.recv()\n\
+             part = v[1000:1010]\n\
+             print(len(v), len(part), type(part).__name__, part.tobytes() == bytes((i % 251) for i in range(1000, 1010)))\n\
+             print(v[-1], part[0], len(v[5:3]), len(v[:]))",
+        )
+        .channel("inbox", rx.clone()),
+    );
+    assert_eq!(r.stdout_text(), "1048576 10 View True\n148 247 0 1048576\n");
+    assert_eq!(
+        r.stats.bytes_copied_in, 12,
+        "only the bytes read: a slice of 10, and two single bytes"
+    );
+    // The buffer protocol: memoryview, read-only; decode; release.
+    tx.send(bytes::Bytes::from_static("h\u{e9}llo".as_bytes()))
+        .unwrap();
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I\n\
+             v = inbox.recv()\n\
+             m = memoryview(v)\n\
+             print(m.readonly, m.nbytes, m.tobytes(), v.decode(), v.decode('latin-1'))\n\
+             try:\n    m[0] = 1\nexcept TypeError as e:\n    print('read-only')\n\
+             print(bytes(v[1:3]).decode(), v[1:3].decode(), repr(v[:0]))\n\
+             try:\n    v[::2]\nexcept ValueError:\n    print('no steps')\n\
+             m.release()\n\
+             v.release(); v.release()\n\
+             for f in (len, bytes, memoryview, lambda v: v[0:1], lambda v: v.decode()):\n    try:\n        f(v)\n    except I.ChannelReleasedError:\n        print('released', end=' ')\n\
+             print(repr(v))",
+        )
+        .channel("inbox", rx.clone()),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "True 6 b'h\\xc3\\xa9llo' h\u{e9}llo h\u{c3}\u{a9}llo\nread-only\n\u{e9} \u{e9} <View 0 bytes>\nno steps\n\
+         released released released released released <View released>\n"
+    );
+    // Views the script drops are released by the collector: 200 messages
+    // through an interpreter allowed 16 handles.
+    for i in 0..4u8 {
+        tx.send(bytes::Bytes::from(vec![i; 8])).unwrap();
+    }
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I\n\
+             r, s = I.create_channel()\n\
+             total = 0\n\
+             for i in range(200):\n    s.send(bytes([i % 256]))\n    total += r.recv()[0]\n\
+             print(total, sum(inbox.recv()[0] for _ in range(4)))",
+        )
+        .channel("inbox", rx),
+    );
+    assert_eq!(r.stdout_text(), "19900 6\n");
+    w.close();
+}
+
+#[test]
+fn python_forwards_a_view_without_copying_it() {
+    let w = python(limits());
+    let (rx, tx) = host().create_channel(4);
+    let (out_rx, out_tx) = host().create_channel(4);
+    let data = bytes::Bytes::from(vec![7u8; 1 << 20]);
+    tx.send(data.clone()).unwrap();
+    let r = ok(
+        &w,
+        Run::python("v = inbox.recv()\nout.send(v)\nout.send(v[10:20])")
+            .channel("inbox", rx)
+            .channel("out", out_tx),
+    );
+    assert_eq!(r.stats.bytes_copied_in, 0);
+    assert_eq!(r.stats.bytes_copied_out, 0);
+    assert_eq!(r.stats.buffers_forwarded, 2);
+    let whole = out_rx.recv().unwrap().into_view().unwrap();
+    assert_eq!(whole.as_ptr(), data.as_ptr(), "the same host buffer");
+    let part = out_rx.recv().unwrap().into_view().unwrap();
+    assert_eq!(part.as_ptr(), data[10..].as_ptr());
+    assert_eq!(part.len(), 10);
+    w.close();
+}
+
+#[test]
+fn python_and_javascript_exchange_buffers_through_host_channels() {
+    let py = python(limits());
+    let js = host()
+        .create_js(Limits::new().with_timeout(Duration::from_secs(60)))
+        .unwrap();
+    let (to_js_rx, to_js_tx) = host().create_channel(2);
+    let (to_py_rx, to_py_tx) = host().create_channel(2);
+    let job = js.start(
+        Run::js(
+            "for (;;) {\n\
+               let v;\n\
+               try { v = channels.inbox.recv(); } catch (e) { if (e.name === 'ChannelClosedError') break; throw e; }\n\
+               channels.out.send('js:' + v.text().toUpperCase());\n\
+             }\n\
+             channels.out.close();",
+        )
+        .channel("inbox", to_js_rx)
+        .channel("out", to_py_tx),
+    );
+    let r = ok(
+        &py,
+        Run::python(
+            "got = []\n\
+             for word in ['alpha', 'b\u{e9}ta', 'gamma']:\n    to_js.send(word)\n    got.append(from_js.recv().decode())\n\
+             to_js.close()\n\
+             import interpreters\n\
+             try:\n    from_js.recv()\nexcept interpreters.ChannelClosedError:\n    got.append('closed')\n\
+             print(got)",
+        )
+        .channel("to_js", to_js_tx)
+        .channel("from_js", to_py_rx),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "['js:ALPHA', 'js:B\u{c9}TA', 'js:GAMMA', 'closed']\n"
+    );
+    let jr = job.join().unwrap();
+    assert!(jr.completed, "{:?}", jr.error);
+    py.close();
+    js.close();
+}
+
+#[test]
+fn python_creates_runs_and_closes_python_and_js_children() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I, functools\n\
+             print = functools.partial(print, flush=True)  # ordered with the children's output\n\
+             me = I.get_current()\n\
+             kid = I.create(timeout=20000, max_memory=128 << 20)\n\
+             print(I.get_main().id, kid.id > me.id, sorted(i.id for i in I.list_all()) == sorted([me.id, kid.id]))\n\
+             res = kid.run('x = 6 * 7\\nprint(\"child\", x)')\n\
+             print(res.completed, res.error)\n\
+             res = kid.run('def f():\\n    raise KeyError(\"nope\")\\nf()')\n\
+             print(res.completed, res.error.type, res.error.message, 'line 2, in f' in res.error.traceback)\n\
+             try:\n    kid.exec('1/0')\nexcept I.ExecutionFailed as e:\n    print('failed:', e.excinfo.type, e.excinfo.msg)\n\
+             kid.exec('assert x == 42')\n\
+             r, s = I.create_channel()\n\
+             kid.exec('out.send(str(x).encode())', channels={'out': s})\n\
+             print(r.recv().decode(), kid.is_running())\n\
+             ready_r, ready = I.create_channel()\n\
+             job = kid.start('ready.send(b\"up\")\\nt = inbox.recv(timeout=10)\\nprint(\"started got\", t.decode())', channels={'inbox': r, 'ready': ready})\n\
+             ready_r.recv()\n\
+             print(kid.is_running())\n\
+             s.send(b'go')\n\
+             print(job.join().completed, kid.is_running())\n\
+             js = I.create(lang='js')\n\
+             js.exec('channels.out.send(\"from js \" + (6 * 7))', channels={'out': s})\n\
+             print(r.recv().decode())\n\
+             res = js.run('null.x')\n\
+             print(res.error.type)\n\
+             kid.close(); kid.close()\n\
+             try:\n    kid.run('1')\nexcept I.InterpreterClosedError as e:\n    print('closed')\n\
+             try:\n    I.create(bogus=1)\nexcept TypeError as e:\n    print(e)\n\
+             try:\n    I.create(lang='cobol')\nexcept ValueError:\n    print('no cobol')\n",
+        ),
+    );
+    // A child's output goes to the root's streams.
+    assert_eq!(
+        r.stdout_text(),
+        "0 True True\nchild 42\nTrue None\nFalse KeyError 'nope' True\n\
+         failed: ZeroDivisionError division by zero\n42 False\nTrue\n\
+         started got go\nTrue False\nfrom js 42\nTypeError\nclosed\n\
+         create: unknown limit 'bogus'\nno cobol\n"
+    );
+    w.close();
+}
+
+#[test]
+fn python_call_and_prepare_main_copy_shareable_objects() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I, math, json\n\
+             k = I.create()\n\
+             print(k.call(math.sqrt, 16.0), k.call(divmod, 17, 5), k.call(json.dumps, (1, 'a')))\n\
+             try:\n    k.call(lambda: 1)\nexcept ValueError:\n    print('no lambdas')\n\
+             try:\n    k.call(math.sqrt, [1])\nexcept ValueError as e:\n    print(e)\n\
+             try:\n    k.call(math.sqrt, -1.0)\nexcept I.ExecutionFailed as e:\n    print('failed:', e.excinfo.type)\n\
+             r, s = I.create_channel()\n\
+             k.prepare_main(x=(1, 2.5, 'a', b'b', None, True), out=s)\n\
+             k.exec('out.send(repr(x))')\n\
+             print(r.recv().decode())\n\
+             try:\n    k.prepare_main(y={})\nexcept ValueError:\n    print('dicts are not shareable')\n\
+             js = I.create(lang='js')\n\
+             js.prepare_main(n=41, out=s)\n\
+             js.exec('channels.out.send(String(n + 1))')\n\
+             print(r.recv().decode())\n\
+             try:\n    js.call(math.sqrt, 4.0)\nexcept I.InterpreterError:\n    print('not in js')\n",
+        ),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "4.0 (3, 2) [1, \"a\"]\nno lambdas\ncall: argument: list is not shareable \
+         (None, bool, int, float, str, bytes, tuples of them)\nfailed: ValueError\n\
+         (1, 2.5, 'a', b'b', None, True)\ndicts are not shareable\n42\nnot in js\n"
+    );
+    w.close();
+}
+
+#[test]
+fn python_children_get_the_limits_they_are_created_with() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I, functools\n\
+             print = functools.partial(print, flush=True)  # ordered with the children's output\n\
+             k = I.create(timeout=200)\n\
+             res = k.run('while True: pass')\n\
+             print(res.completed, res.error.type, res.error.kind, res.error.message)\n\
+             try:\n    k.run('1')\nexcept I.InterpreterClosedError:\n    print('stopped by force: closed')\n\
+             m = I.create(max_memory=32 << 20)\n\
+             res = m.run('x = bytearray(64 << 20)')\n\
+             print(res.error.type, 'memory limit 33554432' in res.error.message)\n\
+             print(m.run('print(2)').completed)\n\
+             j = I.create(lang='js', timeout=100)\n\
+             print(j.run('for (;;) {}').error.message)\n",
+        ),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "False LimitError timeout deadline of 200ms exceeded\nstopped by force: closed\n\
+         LimitError True\n2\nTrue\ndeadline of 100ms exceeded\n"
+    );
+    w.close();
+}
+
+#[test]
+fn javascript_binds_channel_ends_as_names_in_a_python_childs_main() {
+    let js = host()
+        .create_js(Limits::new().with_timeout(Duration::from_secs(60)))
+        .unwrap();
+    let r = js
+        .run(Run::js(
+            "const py = interpreters.create({ lang: 'python' });\n\
+             const [r, s] = interpreters.createChannel();\n\
+             s.send('abc');\n\
+             const [back, reply] = interpreters.createChannel();\n\
+             py.run('outbox.send(inbox.recv()[1:])', { channels: { inbox: r, outbox: reply } }).check();\n\
+             console.log(back.recv().text());",
+        ))
+        .unwrap();
+    assert!(r.completed, "{:?} {}", r.error, r.stderr_text());
+    assert_eq!(r.stdout_text(), "bc\n");
+    js.close();
+}
+
+#[test]
+fn a_python_fork_bomb_ends_with_a_limit_error() {
+    // A host of its own: the bombs fill its pool, not the shared one.
+    let host = Host::builder().pool_size(24).build().expect("host");
+    let w = host
+        .create_python(limits().with_max_interpreters(6))
+        .unwrap();
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I\n\
+             kids = []\n\
+             try:\n    while True:\n        kids.append(I.create())\nexcept I.LimitError as e:\n    print(len(kids), e)\n",
+        ),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "6 create: interpreter limit reached (count, depth or memory)\n"
+    );
+    w.close();
+    // Uncaught, and recursive: each child tries to create more.
+    let w = host
+        .create_python(limits().with_max_interpreters(6))
+        .unwrap();
+    let t = Instant::now();
+    let r = w
+        .run(Run::python(
+            "import interpreters as I\n\
+             src = 'import interpreters as I\\nwhile True:\\n    k = I.create()\\n    k.exec(\"src = \" + repr(src))\\n    k.exec(src)\\n'\n\
+             exec(src)\n",
+        ))
+        .unwrap();
+    let e = r.error.expect("the bomb fails");
+    assert_eq!(
+        e.kind,
+        ErrorKind::Exception {
+            name: "ExecutionFailed".into()
+        },
+        "{e:?}"
+    );
+    assert!(e.message.contains("LimitError"), "{}", e.message);
+    println!("figures: a Python fork bomb ended in {:?}", t.elapsed());
+    // The interpreter and the host are still usable.
+    let r = ok(&w, Run::python("print('alive')"));
+    assert_eq!(r.stdout_text(), "alive\n");
+    w.close();
+}
+
+#[test]
+fn a_python_recv_with_no_sender_ends_at_the_deadline() {
+    let (rx, _tx) = host().create_channel(1);
+    let w = python(limits().with_timeout(Duration::from_millis(300)));
+    let t = Instant::now();
+    let r = w
+        .run(Run::python("inbox.recv()").channel("inbox", rx))
+        .unwrap();
+    assert!(
+        matches!(r.error.as_ref().unwrap().kind, ErrorKind::Timeout { .. }),
+        "{:?}",
+        r.error
+    );
+    assert!(t.elapsed() < Duration::from_secs(10));
+    // A channel only this interpreter holds: a deadlock, ended the same way.
+    let w = python(limits().with_timeout(Duration::from_millis(300)));
+    let r = w
+        .run(Run::python(
+            "import interpreters\nr, s = interpreters.create_channel()\nr.recv()",
+        ))
+        .unwrap();
+    assert!(
+        matches!(r.error.as_ref().unwrap().kind, ErrorKind::Timeout { .. }),
+        "{:?}",
+        r.error
+    );
+    w.close();
 }
 
 #[test]
