@@ -170,13 +170,14 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         Some((_, src)) => interp.run(Run::js(src))?,
         None => interp.run(Run::start())?,
     };
-    print_result(&result, a.json)?;
+    print_result(&result, a.json, interp.language())?;
     Ok(ExitCode::from(exit_code(&result)))
 }
 
 /// Prints a run's result: as JSON, or (its output having gone to the
-/// host's streams) the error, if the run failed.
-fn print_result(result: &RunResult, json: bool) -> Result<()> {
+/// host's streams) the error, if the run failed. A Python exception is not
+/// printed again: the guest wrote its traceback to stderr, as `python` does.
+fn print_result(result: &RunResult, json: bool, language: Option<Language>) -> Result<()> {
     if json {
         match write_stdout(&to_json(result).to_string()) {
             Ok(()) => {}
@@ -186,6 +187,7 @@ fn print_result(result: &RunResult, json: bool) -> Result<()> {
         }
     } else if let Some(e) = result.error.as_ref().filter(|_| !result.completed)
         && !matches!(e.kind, ErrorKind::Exit(_))
+        && !(language == Some(Language::Python) && matches!(e.kind, ErrorKind::Exception { .. }))
     {
         match &e.kind {
             ErrorKind::Exception { name } => report(format_args!("{name}: {}", e.message)),
