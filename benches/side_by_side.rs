@@ -323,6 +323,31 @@ impl Bench {
         (v.median(), reps)
     }
 
+    /// 64-byte messages one way between two Python interpreters.
+    fn msg64_py(&self) -> (f64, usize) {
+        let n = if self.quick { 20_000 } else { 200_000 };
+        let send = format!("b = bytes(64)\nfor _ in range({n}):\n    out.send(b)");
+        let recv = format!("for _ in range({n}):\n    inbox.recv().release()");
+        let reps = self.reps(5);
+        let v: Samples = (0..reps)
+            .map(|_| {
+                let (rx, tx) = self.host.create_channel(1024);
+                self.oneway(
+                    (
+                        self.host.create_python(Limits::new()).unwrap(),
+                        Run::python(send.as_str()).channel("out", tx),
+                    ),
+                    (
+                        self.host.create_python(Limits::new()).unwrap(),
+                        Run::python(recv.as_str()).channel("inbox", rx),
+                    ),
+                    n,
+                )
+            })
+            .collect();
+        (v.median(), reps)
+    }
+
     /// Round trips of 64 bytes between two raw interpreters, timed inside
     /// the pinging guest: (p50, p99, count).
     fn roundtrip(&self) -> (f64, f64, usize) {
@@ -699,6 +724,16 @@ fn main() {
             "µs",
             Better::Lower,
             format!("median of {n}, `1+1`"),
+            Some(v),
+        );
+    }
+    if python && want("msg64_oneway_py") {
+        let (v, n) = b.msg64_py();
+        add(
+            "msg64_oneway_py_per_s",
+            "msg/s",
+            Better::Higher,
+            format!("median of {n} runs"),
             Some(v),
         );
     }

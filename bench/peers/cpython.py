@@ -367,6 +367,7 @@ def main():
         "create_run_py_us": None,
         "rss_idle_py_kib": None,
         "rss_after_run_py_kib": None,
+        "msg64_oneway_py_per_s": None,
     }
     measure = Measurer()
     failed = measure.failed
@@ -383,6 +384,7 @@ def main():
     rate = measure("oneway_per_s", bench_oneway, be, ow_n, ow_reps)
     if rate is not None:
         out["msg64_oneway_raw_per_s"] = round(rate)
+        out["msg64_oneway_py_per_s"] = round(rate)
     rt = measure("roundtrip_p50_p99_us_samples", bench_roundtrip, be, rt_n, rt_reps, rt_budget_s)
     rt_samples = "?"
     if rt is not None:
