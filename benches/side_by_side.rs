@@ -303,24 +303,11 @@ impl Bench {
         );
         let recv =
             format!("const r = channels.inbox; for (let i = 0; i < {n}; i++) r.recv().release();");
-        let reps = self.reps(5);
-        let v: Samples = (0..reps)
-            .map(|_| {
-                let (rx, tx) = self.host.create_channel(1024);
-                self.oneway(
-                    (
-                        self.host.create_js(Limits::new()).unwrap(),
-                        Run::js(send.as_str()).channel("out", tx),
-                    ),
-                    (
-                        self.host.create_js(Limits::new()).unwrap(),
-                        Run::js(recv.as_str()).channel("inbox", rx),
-                    ),
-                    n,
-                )
-            })
-            .collect();
-        (v.median(), reps)
+        self.msg64_script(
+            n,
+            || self.host.create_js(Limits::new()),
+            || (Run::js(send.as_str()), Run::js(recv.as_str())),
+        )
     }
 
     /// 64-byte messages one way between two Python interpreters.
@@ -328,19 +315,30 @@ impl Bench {
         let n = if self.quick { 20_000 } else { 200_000 };
         let send = format!("b = bytes(64)\nfor _ in range({n}):\n    out.send(b)");
         let recv = format!("for _ in range({n}):\n    inbox.recv().release()");
+        self.msg64_script(
+            n,
+            || self.host.create_python(Limits::new()),
+            || (Run::python(send.as_str()), Run::python(recv.as_str())),
+        )
+    }
+
+    /// `n` messages one way between two script interpreters from `create`,
+    /// running the sender and receiver `runs` makes (bound to `out` and
+    /// `inbox`): the median rate of a few runs.
+    fn msg64_script(
+        &self,
+        n: u32,
+        create: impl Fn() -> Result<Interpreter, subinterp::Error>,
+        runs: impl Fn() -> (Run, Run),
+    ) -> (f64, usize) {
         let reps = self.reps(5);
         let v: Samples = (0..reps)
             .map(|_| {
                 let (rx, tx) = self.host.create_channel(1024);
+                let (send, recv) = runs();
                 self.oneway(
-                    (
-                        self.host.create_python(Limits::new()).unwrap(),
-                        Run::python(send.as_str()).channel("out", tx),
-                    ),
-                    (
-                        self.host.create_python(Limits::new()).unwrap(),
-                        Run::python(recv.as_str()).channel("inbox", rx),
-                    ),
+                    (create().unwrap(), send.channel("out", tx)),
+                    (create().unwrap(), recv.channel("inbox", rx)),
                     n,
                 )
             })
