@@ -869,3 +869,21 @@ fn hostile_python_is_stopped_by_type() {
     // The child writes into its creator's stdout.
     assert_eq!(r.stdout_text(), "LimitError 4\n3\ntrue\n");
 }
+
+#[test]
+fn interpreters_from_one_snapshot_do_not_share_a_random_sequence() {
+    // `random` is preloaded in the snapshot: each interpreter reseeds it.
+    let draw = || {
+        let w = python(limits());
+        let r = w
+            .run(Run::python(
+                "import random, sys\nprint('random' in sys.modules, random.getrandbits(64))",
+            ))
+            .unwrap();
+        w.close();
+        r.stdout_text()
+    };
+    let (a, b) = (draw(), draw());
+    assert!(a.starts_with("True "), "{a}");
+    assert_ne!(a, b, "two interpreters drew the same 64 random bits");
+}
