@@ -20,9 +20,10 @@
  *   si_py_snapshot_init()      si_py_setup for the snapshotting tool (no
  *                              arguments, no result); traps on failure
  *   si_py_configure(memory_limit)
- *                              the second half, per interpreter: sys.argv
- *                              and os.environ from this instance's WASI
- *                              arguments and environment (grants only),
+ *                              the second half, per interpreter: the
+ *                              directories granted to this instance, sys.argv
+ *                              and os.environ from its WASI arguments and
+ *                              environment (grants only),
  *                              and `random` reseeded if the snapshot
  *                              imported it. The
  *                              memory limit is the host's (linear memory
@@ -69,6 +70,7 @@
 
 #include <wasi/api.h>
 #include <wasi/libc-environ.h>
+#include <wasi/libc.h>
 
 #include "subinterp.h"
 
@@ -987,9 +989,17 @@ static int set_environ(void) {
     return ok ? 0 : -1;
 }
 
+/* wasi-libc's, not in its headers: forgets the preopened directories it
+ * found, so that the next lookup finds this instance's. */
+void __wasilibc_reset_preopens(void);
+
 EXPORT("si_py_configure") int32_t si_py_configure(int32_t memory_limit) {
     (void)memory_limit;
     if (!ready) return -5;
+    /* The directories granted to this instance (the snapshot was taken
+     * with none, and libc listed them then). */
+    __wasilibc_reset_preopens();
+    __wasilibc_populate_preopens();
     if (set_argv() != 0 || set_environ() != 0) {
         PyErr_Clear();
         return -7;

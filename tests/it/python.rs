@@ -887,3 +887,37 @@ fn interpreters_from_one_snapshot_do_not_share_a_random_sequence() {
     assert!(a.starts_with("True "), "{a}");
     assert_ne!(a, b, "two interpreters drew the same 64 random bits");
 }
+
+#[test]
+fn a_granted_directory_is_visible_to_python_and_nothing_else_is() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "from the host").unwrap();
+    let py = host().python().unwrap();
+    let w = host()
+        .interpreter(&py)
+        .limits(limits())
+        .dir(dir.path(), "/data", true)
+        .build()
+        .unwrap();
+    let r = w
+        .run(Run::python(
+            "import os\n\
+             print(open('/data/in.txt').read())\n\
+             try:\n    open('/data/out.txt', 'w')\nexcept OSError as e:\n    print('read-only:', type(e).__name__)\n\
+             try:\n    os.listdir('/etc')\nexcept OSError as e:\n    print('no grant:', type(e).__name__)",
+        ))
+        .unwrap();
+    assert!(r.completed, "{:?} {}", r.error, r.stderr_text());
+    assert_eq!(
+        r.stdout_text(),
+        "from the host\nread-only: PermissionError\nno grant: FileNotFoundError\n"
+    );
+    // An interpreter without the grant, from the same snapshot, sees none.
+    let other = python(limits());
+    let r = other
+        .run(Run::python(
+            "import os\nprint(os.path.exists('/data/in.txt'))",
+        ))
+        .unwrap();
+    assert_eq!(r.stdout_text(), "False\n");
+}
