@@ -25,12 +25,14 @@ pub const DEFAULT_POOL_SIZE: u32 = 1000;
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 256 << 20;
 /// How often the epoch ticker runs; deadlines are checked this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// Native stack a guest may use: 2 MiB, on a fiber stack of its own (so the
+/// Native stack a guest may use: 4 MiB, on a fiber stack of its own (so the
 /// thread that calls [`Interpreter::run`](crate::Interpreter::run) needs no
-/// more than usual). Enough for CPython's C recursion limit under WASI
-/// (5,000 levels of `json` or `repr` end in a catchable `RecursionError`);
-/// JavaScript recursion ends in a catchable `RangeError` well before it.
-pub const MAX_WASM_STACK: usize = 2 << 20;
+/// more than usual; the pool reserves, but does not touch, this much per
+/// slot). Enough for CPython's C recursion limit under WASI (5,000 levels of
+/// `json` encoding or decoding, or `repr`, end in a catchable
+/// `RecursionError`); JavaScript recursion ends in a catchable `RangeError`
+/// well before it.
+pub const MAX_WASM_STACK: usize = 4 << 20;
 /// Initialised linear memory always mapped as one copy-on-write image.
 const DENSE_IMAGE: usize = 64 << 20;
 /// Bytes of a freed pool slot's linear memory kept resident for its next user.
