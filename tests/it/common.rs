@@ -5,9 +5,20 @@ use std::process::Command;
 
 use std::time::Duration;
 
-use subinterp::{Guest, Host, Limits, Run};
+use subinterp::{Guest, Host, Limits, Run, RunResult};
 
 /// A host with a small pool, so parallel tests do not reserve much address space.
+/// `r`, after insisting the run completed (its error and stderr otherwise).
+pub fn completed(r: RunResult) -> RunResult {
+    assert!(
+        r.completed,
+        "script failed: {:?}\nstderr: {}",
+        r.error,
+        r.stderr_text()
+    );
+    r
+}
+
 pub fn host() -> Host {
     Host::builder().pool_size(32).build().expect("host")
 }

@@ -15,14 +15,7 @@ fn js(host: &Host) -> Interpreter {
 
 /// Runs `src` in a fresh JS interpreter and insists it completed.
 fn ok(host: &Host, src: &str) -> RunResult {
-    let r = js(host).run(Run::js(src)).expect("run");
-    assert!(
-        r.completed,
-        "script failed: {:?}\nstderr: {}",
-        r.error,
-        r.stderr_text()
-    );
-    r
+    crate::common::completed(js(host).run(Run::js(src)).expect("run"))
 }
 
 #[test]

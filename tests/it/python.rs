@@ -251,14 +251,7 @@ fn argv_and_environ_are_the_interpreters_own() {
 
 /// Runs `src` in `w` and insists it completed.
 fn ok(w: &Interpreter, run: Run) -> subinterp::RunResult {
-    let r = w.run(run).expect("run");
-    assert!(
-        r.completed,
-        "script failed: {:?}\nstderr: {}",
-        r.error,
-        r.stderr_text()
-    );
-    r
+    crate::common::completed(w.run(run).expect("run"))
 }
 
 #[test]
