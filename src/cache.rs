@@ -1,4 +1,4 @@
-//! Compiled-code cache: the JavaScript guest is compiled once per machine
+//! Compiled-code cache: a language guest is compiled once per machine
 //! (per engine configuration), written next to its `.wasm` as a `.cwasm`,
 //! and loaded from there by later processes without compiling.
 //!
@@ -7,11 +7,15 @@
 //! modification time, which a rebuild, a checkout or a copy can keep while the
 //! bytes change), `engine` a SHA-256 of the engine's
 //! [`precompile_compatibility_hash`](Engine::precompile_compatibility_hash).
+//! The wasm's SHA-256 is remembered in `{name}.sha256` beside it, under the
+//! file's inode, size and times, so that a start-up need not hash 17 MB of
+//! Python guest (see [`digest_of`]).
 
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
@@ -47,35 +51,128 @@ fn hex(digest: &[u8], digits: usize) -> String {
 }
 
 /// The part of a cache file's name that stands for `tag` and the wasm's
-/// bytes, which `feed` passes to the hasher.
-fn content_key(
-    tag: &str,
-    feed: impl FnOnce(&mut Sha256) -> std::io::Result<()>,
-) -> std::io::Result<String> {
+/// bytes, given as their SHA-256 `digest`.
+fn content_key(tag: &str, digest: &[u8]) -> String {
     let mut h = Sha256::new();
-    h.update(b"subinterp cache 1\0");
+    h.update(b"subinterp cache 2\0");
     h.update((tag.len() as u64).to_le_bytes());
     h.update(tag.as_bytes());
-    feed(&mut h)?;
-    Ok(hex(&h.finalize(), CONTENT_HEX))
+    h.update(digest);
+    hex(&h.finalize(), CONTENT_HEX)
 }
 
-/// [`content_key`] of the file at `wasm`, read in pieces: a whole-file buffer
-/// would cost a megabyte's worth of fresh pages (about as long again as
-/// hashing it) on every start-up that finds the cache.
-fn content_key_of_file(wasm: &Path, tag: &str) -> std::io::Result<String> {
+/// SHA-256 of the file at `wasm`, read in pieces: a whole-file buffer would
+/// cost fresh pages (about as long again as hashing it) on every start-up.
+fn digest_of_file(wasm: &Path) -> std::io::Result<Vec<u8>> {
     let mut f = std::fs::File::open(wasm)?;
-    content_key(tag, |h| {
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => h.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(h.finalize().to_vec()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-    })
+    }
+}
+
+/// How long a file must have been left alone before its digest is
+/// remembered: longer than the kernel's coarse clock tick, so that a write
+/// after the hashing cannot leave the change time it had before.
+const SETTLED: Duration = Duration::from_secs(2);
+
+/// SHA-256 of the file at `wasm`, remembered beside it in `{name}.sha256`
+/// under the file's device, inode, size, modification and change times
+/// (git's index does the same). Hashing the Python guest (17 MB) is most of
+/// a CLI start-up, so a later start whose five match reads the digest
+/// instead. Any write changes the change time (which nobody can set), and a
+/// digest is remembered only for a file left alone for [`SETTLED`] before
+/// it was hashed and unchanged during the hashing, so a stamp never
+/// outlives the bytes it stands for. Best effort: no stamp, or none
+/// writable, costs the hashing.
+fn digest_of(wasm: &Path, settled: Duration) -> std::io::Result<Vec<u8>> {
+    let stamp_path = stamp_path(wasm);
+    let meta = std::fs::metadata(wasm)?;
+    let before = stamp_of(&meta);
+    if let Some(stamp) = &before
+        && let Ok(text) = std::fs::read_to_string(&stamp_path)
+        && let Some(digest) = text
+            .strip_prefix(stamp.as_str())
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|rest| unhex(rest.trim_end()))
+    {
+        return Ok(digest);
+    }
+    // Left alone long enough before the hashing starts: a write from now on
+    // gets a later change time, even on a coarse clock.
+    let settled = ctime(&meta)
+        .and_then(|changed| SystemTime::now().duration_since(changed).ok())
+        .is_some_and(|age| age >= settled);
+    let digest = digest_of_file(wasm)?;
+    let after = stamp_of(&std::fs::metadata(wasm)?);
+    if let Some(stamp) = before
+        && settled
+        && after.as_ref() == Some(&stamp)
+    {
+        write_whole(
+            &stamp_path,
+            format!("{stamp} {}\n", hex(&digest, 64)).as_bytes(),
+        );
+    }
+    Ok(digest)
+}
+
+fn stamp_path(wasm: &Path) -> PathBuf {
+    let mut name = wasm.file_name().unwrap_or_default().to_os_string();
+    name.push(".sha256");
+    wasm.with_file_name(name)
+}
+
+/// The device, inode, size, and modification and change times (ns) of a
+/// file, as one line; `None` where they are not known.
+#[cfg(unix)]
+fn stamp_of(m: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    Some(format!(
+        "{} {} {} {}.{:09} {}.{:09}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+#[cfg(not(unix))]
+fn stamp_of(_: &std::fs::Metadata) -> Option<String> {
+    None
+}
+
+/// When the file's inode last changed.
+#[cfg(unix)]
+fn ctime(m: &std::fs::Metadata) -> Option<SystemTime> {
+    use std::os::unix::fs::MetadataExt;
+    let secs = u64::try_from(m.ctime()).ok()?;
+    let nanos = u32::try_from(m.ctime_nsec()).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+#[cfg(not(unix))]
+fn ctime(_: &std::fs::Metadata) -> Option<SystemTime> {
+    None
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// The part of a cache file's name that stands for everything in the
@@ -141,7 +238,7 @@ pub(crate) fn load(
         path: wasm.to_path_buf(),
         source,
     };
-    let content = content_key_of_file(wasm, tag).map_err(io_err)?;
+    let content = content_key(tag, &digest_of(wasm, SETTLED).map_err(io_err)?);
     let cached = cache_path(engine, wasm, &content, tag);
     if let Some(module) = load_cached(engine, &cached) {
         return Ok(module);
@@ -150,11 +247,7 @@ pub(crate) fn load(
     // that changed since it was hashed above cannot pair a name with the
     // code of other contents.
     let bytes = std::fs::read(wasm).map_err(io_err)?;
-    let content = content_key(tag, |h| {
-        h.update(&bytes);
-        Ok(())
-    })
-    .map_err(io_err)?;
+    let content = content_key(tag, &Sha256::digest(&bytes));
     let cached = cache_path(engine, wasm, &content, tag);
     let bytes = prepare(bytes).map_err(GuestLoadError::Compile)?;
     let module = Module::new(engine, &bytes).map_err(|e| GuestLoadError::Compile(e.into()))?;
@@ -325,5 +418,31 @@ mod tests {
         std::fs::write(&wasm, &b).unwrap();
         load(&engine, &wasm, "t", Ok).unwrap();
         assert_eq!(cache_files(dir).len(), second.len());
+    }
+
+    #[test]
+    fn a_remembered_digest_is_used_only_while_the_file_is_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let wasm = tmp.path().join("m.wasm");
+        std::fs::write(&wasm, b"first").unwrap();
+        // Just written: not settled, so nothing is remembered.
+        assert_eq!(
+            digest_of(&wasm, SETTLED).unwrap(),
+            Sha256::digest(b"first").to_vec()
+        );
+        assert!(!stamp_path(&wasm).exists());
+        // Settled (no wait in a test): remembered, and then read, not hashed
+        // again — a forged digest under the same stamp is what comes back.
+        digest_of(&wasm, Duration::ZERO).unwrap();
+        let text = std::fs::read_to_string(stamp_path(&wasm)).unwrap();
+        let (stamp, _) = text.rsplit_once(' ').unwrap();
+        std::fs::write(stamp_path(&wasm), format!("{stamp} {}\n", "ab".repeat(32))).unwrap();
+        assert_eq!(digest_of(&wasm, SETTLED).unwrap(), vec![0xab; 32]);
+        // Any write changes the stamp, so the bytes are hashed again.
+        std::fs::write(&wasm, b"second").unwrap();
+        assert_eq!(
+            digest_of(&wasm, SETTLED).unwrap(),
+            Sha256::digest(b"second").to_vec()
+        );
     }
 }
