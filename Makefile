@@ -214,12 +214,12 @@ $(PY_OUT)/stdlib.c: guest/python/freeze_stdlib.py $(PY_MODULES) $(PY_NATIVE)/.bu
 $(PY_OUT)/stdlib.o: $(PY_OUT)/stdlib.c | $(ZIG)
 	$(ZIG) cc -target wasm32-wasi -O2 -std=c23 $(PY_INC) -c $< -o $@
 
-$(PY_OUT)/subinterp_py.o: guest/python/subinterp_py.c guest/include/subinterp.h $(PY_WASI)/.built | $(ZIG)
+$(PY_OUT)/%.o: guest/python/%.c guest/python/module.h guest/include/subinterp.h $(PY_WASI)/.built | $(ZIG)
 	@mkdir -p $(PY_OUT)
 	$(ZIG) cc -target wasm32-wasi -O2 -Wall -Wextra -Werror -Iguest/include $(PY_INC) -c $< -o $@
 
-$(GUEST_OUT)/python.wasm: $(PY_OUT)/subinterp_py.o $(PY_OUT)/stdlib.o $(PY_WASI)/.built | $(ZIG)
-	$(ZIG) cc -target wasm32-wasi $(PY_LDFLAGS) $(PY_OUT)/subinterp_py.o $(PY_OUT)/stdlib.o \
+$(GUEST_OUT)/python.wasm: $(PY_OUT)/subinterp_py.o $(PY_OUT)/module.o $(PY_OUT)/stdlib.o $(PY_WASI)/.built | $(ZIG)
+	$(ZIG) cc -target wasm32-wasi $(PY_LDFLAGS) $(PY_OUT)/subinterp_py.o $(PY_OUT)/module.o $(PY_OUT)/stdlib.o \
 	  $(PY_WASI)/libpython3.13.a $$(cat $(PY_WASI)/link.txt) -o $@
 
 build:

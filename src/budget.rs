@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Host bytes a queued message costs its sender's tree (queue slot and
-/// bookkeeping), whatever it carries.
+/// bookkeeping), whatever it carries. A copied message's is charged with its
+/// bytes, and so lasts as long as they do.
 pub(crate) const MESSAGE_COST: usize = 64;
 /// Host bytes a channel costs the tree that created it.
 pub(crate) const CHANNEL_COST: usize = 512;
@@ -108,20 +109,43 @@ impl Drop for Charge {
     }
 }
 
+/// Messages up to this size are stored inside their buffer's one
+/// allocation (a 64-byte message costs one `malloc`, not two). No larger:
+/// that allocation (this owner and `Bytes`' 16-byte header) must stay within
+/// glibc's fast bins (chunks up to 128 bytes), because it is freed by the
+/// receiver's thread, not the sender's; at 96 bytes inline the raw one-way
+/// rate fell from 2.1–3.4 M to 1.8 M msg/s.
+const INLINE: usize = 64;
+
+/// Where a sent message's bytes live.
+enum Stored {
+    Inline { len: u8, data: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
 /// Bytes a guest sent, kept on its tree's account for as long as any view
 /// of them exists.
 pub(crate) struct ChargedBytes {
-    data: Box<[u8]>,
+    data: Stored,
     _charge: Charge,
 }
 
 impl ChargedBytes {
-    /// Copies `data`, charging its length to `budget` first; `None` when the
-    /// tree has no room for it (and nothing was copied).
-    pub(crate) fn copy(budget: &Arc<Budget>, data: &[u8]) -> Option<bytes::Bytes> {
-        let charge = budget.charge(data.len())?;
+    /// Copies `data`, charging its length plus `extra` to `budget` first
+    /// (one charge: the message's bookkeeping rides with its bytes); `None`
+    /// when the tree has no room for it (and nothing was copied).
+    pub(crate) fn copy(budget: &Arc<Budget>, data: &[u8], extra: usize) -> Option<bytes::Bytes> {
+        let charge = budget.charge(data.len().checked_add(extra)?)?;
+        let data = match u8::try_from(data.len()) {
+            Ok(len) if data.len() <= INLINE => {
+                let mut inline = [0; INLINE];
+                inline[..data.len()].copy_from_slice(data);
+                Stored::Inline { len, data: inline }
+            }
+            _ => Stored::Heap(data.into()),
+        };
         Some(bytes::Bytes::from_owner(ChargedBytes {
-            data: data.into(),
+            data,
             _charge: charge,
         }))
     }
@@ -129,7 +153,10 @@ impl ChargedBytes {
 
 impl AsRef<[u8]> for ChargedBytes {
     fn as_ref(&self) -> &[u8] {
-        &self.data
+        match &self.data {
+            Stored::Inline { len, data } => &data[..usize::from(*len)],
+            Stored::Heap(data) => data,
+        }
     }
 }
 
@@ -142,15 +169,26 @@ mod tests {
         let b = Budget::new(100, 1, 1);
         let c = b.charge(60).unwrap();
         assert!(b.charge(41).is_none());
-        let bytes = ChargedBytes::copy(&b, &[7; 40]).unwrap();
+        let bytes = ChargedBytes::copy(&b, &[7; 30], 10).unwrap();
         assert_eq!(b.memory.used(), 100);
+        assert_eq!(&bytes[..], &[7; 30]);
         let view = bytes.slice(10..20);
         drop(bytes);
         assert_eq!(b.memory.used(), 100, "a view keeps its buffer charged");
         drop(view);
         drop(c);
         assert_eq!(b.memory.used(), 0);
-        assert!(ChargedBytes::copy(&b, &[0; 101]).is_none());
+        assert!(ChargedBytes::copy(&b, &[0; 101], 0).is_none());
+        assert!(ChargedBytes::copy(&b, &[0; 91], 10).is_none());
         assert_eq!(b.memory.used(), 0);
+        // Past the inline size: the same bytes, from the heap.
+        let big: Vec<u8> = (0..=255).collect();
+        let b = Budget::new(1000, 1, 1);
+        let bytes = ChargedBytes::copy(&b, &big, 0).unwrap();
+        assert_eq!(&bytes[..], &big[..]);
+        assert_eq!(b.memory.used(), 256);
+        // The owner `Bytes` allocates (with its 16-byte header) stays in a
+        // fast-bin chunk: at most 120 bytes asked for.
+        assert!(std::mem::size_of::<ChargedBytes>() + 16 <= 120);
     }
 }

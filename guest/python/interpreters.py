@@ -36,6 +36,8 @@ from _subinterp import (
     InterpreterClosedError,
     InterpreterError,
     LimitError,
+    RecvChannel,
+    SendChannel,
     View,
 )
 
@@ -50,17 +52,7 @@ __all__ = [
 _MISSING = object()
 
 
-def _micros(timeout, what):
-    """Seconds (None: block) -> the ABI's microseconds (-1 blocks)."""
-    if timeout is None:
-        return _si.BLOCK
-    try:
-        t = float(timeout)
-    except (TypeError, ValueError):
-        raise TypeError(f"{what}: timeout must be a number of seconds or None") from None
-    if not t >= 0:
-        raise ValueError(f"{what}: timeout must be >= 0")
-    return int(t * 1_000_000)
+_micros = _si.micros  # seconds (None: block) -> the ABI's microseconds (-1 blocks)
 
 
 def _text(h, what):
@@ -76,90 +68,12 @@ def _text(h, what):
     return data.decode("utf-8")
 
 
-def _wrap(h, borrowed=False):
-    """A received or looked-up handle as the object of its kind."""
-    kind = _si.handle_kind(h)
-    if kind == _si.KIND_VIEW:
-        return View(h)
-    if kind == _si.KIND_RECV:
-        return RecvChannel(h, borrowed)
-    if kind == _si.KIND_SEND:
-        return SendChannel(h, borrowed)
-    if not borrowed:
-        _si.release(h)
-    raise ChannelError(f"received a handle of unknown kind {kind}")
+_wrap = _si.wrap  # a received or looked-up handle as the object of its kind
 
 
 # ---- channels -------------------------------------------------------------
-
-
-class RecvChannel(_si.Handle):
-    """The receiving end of a channel. Released when garbage-collected."""
-
-    __slots__ = ()
-
-    def recv(self, timeout=None):
-        """The next message (a View, or a channel end that was sent), waiting
-        for one; with a timeout (seconds), TimeoutError when none came."""
-        t = _micros(timeout, "recv")
-        r = _si.recv(self.handle, t)
-        if r < 0:
-            raise _si.error(r, "recv", t > 0)
-        return _wrap(r)
-
-    def recv_nowait(self, default=_MISSING):
-        """The next message if one is queued; else `default`, or
-        ChannelEmptyError without one."""
-        r = _si.recv(self.handle, _si.NOWAIT)
-        if r > 0:
-            return _wrap(r)
-        if r == _si.ERR_EMPTY and default is not _MISSING:
-            return default
-        raise _si.error(r, "recv_nowait")
-
-    def __repr__(self):
-        return f"<RecvChannel handle={self.handle}>"
-
-
-def _send(end, obj, t, what):
-    if isinstance(obj, _si.Handle):
-        # A view is forwarded, an end shared: no copy.
-        h = obj.handle
-        if h <= 0:
-            raise ChannelReleasedError(f"{what}: the {type(obj).__name__} was released")
-        return _si.send_handle(end.handle, h, t)
-    return _si.send(end.handle, obj, t)
-
-
-class SendChannel(_si.Handle):
-    """The sending end of a channel. Released when garbage-collected."""
-
-    __slots__ = ()
-
-    def send(self, obj, timeout=None):
-        """Sends bytes-like data or a str (UTF-8), copied once; a View or a
-        channel end is forwarded without a copy. Waits while the channel is
-        full; with a timeout (seconds), TimeoutError when there was no room."""
-        t = _micros(timeout, "send")
-        r = _send(self, obj, t, "send")
-        if r < 0:
-            raise _si.error(r, "send", t > 0)
-
-    def send_nowait(self, obj):
-        """Sends without waiting: ChannelFullError when there is no room."""
-        r = _send(self, obj, _si.NOWAIT, "send_nowait")
-        if r < 0:
-            raise _si.error(r, "send_nowait")
-
-    def close(self):
-        """Closes the channel for every sender: queued messages can still be
-        received, then receivers get ChannelClosedError."""
-        r = _si.close(self.handle)
-        if r < 0:
-            raise _si.error(r, "close")
-
-    def __repr__(self):
-        return f"<SendChannel handle={self.handle}>"
+# RecvChannel (recv, recv_nowait) and SendChannel (send, send_nowait, close)
+# are in C (_subinterp), as View is: a message crosses no Python frame.
 
 
 def create_channel(capacity=64):
@@ -463,5 +377,5 @@ def _bind_run(ns):
             continue
         end = _bound.get(name)
         if end is None or end.handle != h:
-            end = _bound[name] = _wrap(h, borrowed=True)
+            end = _bound[name] = _wrap(h, True)
         ns[name] = end

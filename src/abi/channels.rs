@@ -47,7 +47,11 @@ pub(super) fn lookup(mut cx: Cx<'_>, ptr: i32, len: i32) -> i32 {
 /// `send(end, ptr, len, timeout_us) -> 0`: copies `len` bytes at `ptr` into a
 /// new buffer and sends it. `end` (a sending end) is borrowed.
 pub(super) fn send(mut cx: Cx<'_>, end: i32, ptr: i32, len: i32, timeout_us: i64) -> Ret {
-    let core = match sender(&cx, end) {
+    let Some(mem) = memory(&mut cx) else {
+        return Ok(ERR_BOUNDS);
+    };
+    let state = cx.data();
+    let core = match sender(state, end) {
         Ok(c) => c,
         Err(e) => return Ok(e),
     };
@@ -55,28 +59,20 @@ pub(super) fn send(mut cx: Cx<'_>, end: i32, ptr: i32, len: i32, timeout_us: i64
     if len > core.max_queued_bytes {
         return Ok(ERR_TOO_LARGE);
     }
-    let Some(mem) = memory(&mut cx) else {
-        return Ok(ERR_BOUNDS);
-    };
     let data = mem.data(&cx);
     let Some(r) = range(data.len(), ptr, len as u64) else {
         return Ok(ERR_BOUNDS);
     };
-    // The bytes and the queue entry are charged to the sender's tree (the
-    // bytes for as long as any view of them exists); past its memory budget
+    // The bytes and the queue entry are one charge to the sender's tree,
+    // for as long as any view of the bytes exists; past its memory budget
     // the send is refused before anything is copied or queued.
-    let state = cx.data();
-    let tenant = &state.lineage.tenant;
-    let (Some(cost), Some(bytes)) = (
-        tenant.charge(MESSAGE_COST),
-        ChargedBytes::copy(tenant, &data[r]),
-    ) else {
+    let Some(bytes) = ChargedBytes::copy(&state.lineage.tenant, &data[r], MESSAGE_COST) else {
         return Ok(ERR_LIMIT);
     };
     Tally::add(&state.tally.copied_out, len as u64);
     Tally::add(&state.counters.copied_out, len as u64);
     let r = waiting(&cx, timeout_us, |w| {
-        core.send(Message::View(Buffer::new(bytes).into_view()), Some(cost), w)
+        core.send(Message::View(Buffer::new(bytes).into_view()), None, w)
             .map(|()| 0)
             .map_err(|(f, _)| send_fail(f))
     })?;
@@ -90,11 +86,11 @@ pub(super) fn send(mut cx: Cx<'_>, end: i32, ptr: i32, len: i32, timeout_us: i64
 /// without copying: a view is forwarded (the same buffer), a channel end is
 /// shared. Both handles are borrowed.
 pub(super) fn send_handle(cx: Cx<'_>, end: i32, handle: i32, timeout_us: i64) -> Ret {
-    let core = match sender(&cx, end) {
+    let state = cx.data();
+    let core = match sender(state, end) {
         Ok(c) => c,
         Err(e) => return Ok(e),
     };
-    let state = cx.data();
     let msg = match state.handles.get(handle) {
         Ok(Entry::View(v) | Entry::Text(v)) => Message::View(v.clone()),
         Ok(Entry::Recv(r)) => Message::Recv(r.clone()),
@@ -124,16 +120,18 @@ pub(super) fn send_handle(cx: Cx<'_>, end: i32, handle: i32, timeout_us: i64) ->
 /// `recv(end, timeout_us) -> handle`: receives the oldest message; creates a
 /// handle (a view or a channel end) the guest must release.
 pub(super) fn recv(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
-    let core = match receiver(&cx, end) {
-        Ok(c) => c,
-        Err(e) => return Ok(e),
-    };
+    if let Err(e) = receiver(cx.data(), end) {
+        return Ok(e);
+    }
     // Refuse before taking a message, so nothing is lost: the handle the
     // message will need is reserved first.
     if let Err(e) = cx.data_mut().handles.reserve(1) {
         return Ok(bad(e));
     }
-    let received = waiting(&cx, timeout_us, |w| core.recv(w).map_err(recv_fail));
+    let received = match receiver(cx.data(), end) {
+        Ok(core) => waiting(&cx, timeout_us, |w| core.recv(w).map_err(recv_fail)),
+        Err(e) => Ok(Err(e)),
+    };
     let msg = match received {
         Ok(Ok(m)) => m,
         Ok(Err(code)) => {
@@ -151,7 +149,9 @@ pub(super) fn recv(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
         Message::View(v) => match cx.data().lineage.tenant.charge(v.len()) {
             Some(c) => (Entry::View(v), Some(c)),
             None => {
-                core.requeue_front(Message::View(v));
+                if let Ok(core) = receiver(cx.data(), end) {
+                    core.requeue_front(Message::View(v));
+                }
                 cx.data_mut().handles.unreserve(1);
                 return Ok(ERR_LIMIT);
             }
@@ -257,7 +257,7 @@ pub(super) fn release(mut cx: Cx<'_>, handle: i32) -> i32 {
 /// `close(end) -> 0`: closes the channel of a sending end (borrowed): queued
 /// messages can still be received, then receivers get `ERR_CLOSED`.
 pub(super) fn close(cx: Cx<'_>, end: i32) -> i32 {
-    match sender(&cx, end) {
+    match sender(cx.data(), end) {
         Ok(core) => {
             core.close();
             0

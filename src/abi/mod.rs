@@ -120,11 +120,17 @@ pub(crate) fn add_to_linker(l: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     files::add_to_linker(l)
 }
 
+/// The calling instance's exported memory: looked up by name once (a
+/// lookup costs more than the rest of a small send), then kept in the store.
 fn memory(cx: &mut Cx<'_>) -> Option<Memory> {
-    match cx.get_export("memory") {
-        Some(Extern::Memory(m)) => Some(m),
-        _ => None,
+    if let Some(m) = cx.data().memory {
+        return Some(m);
     }
+    let Some(Extern::Memory(m)) = cx.get_export("memory") else {
+        return None;
+    };
+    cx.data_mut().memory = Some(m);
+    Some(m)
 }
 
 /// The guest range `[ptr, ptr + len)` as host indices, if it is in bounds.
@@ -141,16 +147,19 @@ fn bad(e: HandleError) -> i32 {
     }
 }
 
-fn sender(cx: &Cx<'_>, end: i32) -> Result<Arc<Core>, i32> {
-    match cx.data().handles.get(end).map_err(bad)? {
-        Entry::Send(s) => Ok(s.core().clone()),
+/// The channel behind sending end `end` (borrowed from the handle table:
+/// no reference count is touched, which the other side's thread shares).
+fn sender(state: &StoreData, end: i32) -> Result<&Arc<Core>, i32> {
+    match state.handles.get(end).map_err(bad)? {
+        Entry::Send(s) => Ok(s.core()),
         _ => Err(ERR_WRONG_KIND),
     }
 }
 
-fn receiver(cx: &Cx<'_>, end: i32) -> Result<Arc<Core>, i32> {
-    match cx.data().handles.get(end).map_err(bad)? {
-        Entry::Recv(r) => Ok(r.core().clone()),
+/// The channel behind receiving end `end` (borrowed, as [`sender`]).
+fn receiver(state: &StoreData, end: i32) -> Result<&Arc<Core>, i32> {
+    match state.handles.get(end).map_err(bad)? {
+        Entry::Recv(r) => Ok(r.core()),
         _ => Err(ERR_WRONG_KIND),
     }
 }
@@ -176,13 +185,12 @@ fn waiting<T>(
     op: impl FnOnce(Wait<'_>) -> Result<T, i32>,
 ) -> wasmtime::Result<Result<T, i32>> {
     let state = cx.data();
-    let shared = state.shared.clone();
     let wait = if timeout_us == 0 {
         Wait::NoWait
     } else {
         Wait::Until {
             deadline: deadline(state, timeout_us),
-            cancel: Some(&shared.closed),
+            cancel: Some(&state.shared.closed),
         }
     };
     let r = op(wait);

@@ -229,6 +229,7 @@ impl<'h> InterpreterBuilder<'h> {
             stdout: stdout.clone(),
             stderr: stderr.clone(),
             lineage,
+            memory: None,
         }
     }
 }

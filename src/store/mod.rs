@@ -138,6 +138,9 @@ pub(crate) struct StoreData {
     /// This interpreter's output streams (children write to them too).
     pub(crate) stdout: Sink,
     pub(crate) stderr: Sink,
+    /// The instance's exported memory, once an import has looked it up (a
+    /// store holds one instance, so it never changes).
+    pub(crate) memory: Option<wasmtime::Memory>,
 }
 
 /// Why a call must stop now, if it must: the interpreter was closed, or the
@@ -261,6 +264,7 @@ impl StoreData {
             stdout: out.clone(),
             stderr: out,
             lineage,
+            memory: None,
         }
     }
 }
