@@ -122,6 +122,11 @@ SI_IMPORT("close") int32_t si_close(int32_t end);
  * end. Returns 0, or SI_ERR_INVALID, SI_ERR_LIMIT, SI_ERR_BOUNDS. */
 SI_IMPORT("channel_create") int32_t si_channel_create(int32_t capacity, int32_t out[2]);
 
+/* How many messages the channel of `end` (either kind, borrowed) holds now:
+ * a snapshot, which other interpreters may change right after. Returns the
+ * count, or SI_ERR_BAD_HANDLE, SI_ERR_WRONG_KIND. */
+SI_IMPORT("channel_len") int32_t si_channel_len(int32_t end);
+
 /* This interpreter's id (the host is 0). */
 SI_IMPORT("interpreter_id") int64_t si_interpreter_id(void);
 

@@ -24,6 +24,7 @@ with the standard library.
 
 import json as _json
 import marshal as _marshal
+import struct as _struct
 
 import _subinterp as _si
 from _subinterp import (
@@ -42,7 +43,8 @@ from _subinterp import (
 )
 
 __all__ = [
-    "create", "list_all", "get_current", "get_main", "create_channel",
+    "create", "list_all", "get_current", "get_main", "create_channel", "create_queue",
+    "Queue", "QueueError", "QueueEmptyError", "QueueFullError",
     "Interpreter", "RecvChannel", "SendChannel", "View", "RunResult", "RunError", "Job",
     "ChannelError", "ChannelClosedError", "ChannelEmptyError", "ChannelFullError",
     "ChannelReleasedError", "InterpreterError", "InterpreterClosedError",
@@ -200,6 +202,196 @@ def _check_shareable(obj, what):
                          "(None, bool, int, float, str, bytes, tuples of them)")
 
 
+# ---- shareable objects, as bytes ---------------------------------------------
+# A tagged encoding of None, bool, int, float, str, bytes and tuples of them,
+# for what crosses between interpreters as data (queue items, call()
+# results). Not marshal: marshal.loads is not safe on bytes another
+# interpreter (which may run hostile code) made; a malformed item here is a
+# ValueError.
+
+_U32 = _struct.Struct("<I")
+_F64 = _struct.Struct("<d")
+
+
+def _encode(obj, what):
+    out = []
+    _enc(obj, out, what)
+    return b"".join(out)
+
+
+def _enc(obj, out, what):
+    t = type(obj)
+    if obj is None:
+        out.append(b"N")
+    elif t is bool:
+        out.append(b"T" if obj else b"F")
+    elif t is int:
+        b = obj.to_bytes(obj.bit_length() // 8 + 1, "little", signed=True)
+        out += (b"i", _U32.pack(len(b)), b)
+    elif t is float:
+        out += (b"f", _F64.pack(obj))
+    elif t is str:
+        b = obj.encode("utf-8", "surrogatepass")
+        out += (b"s", _U32.pack(len(b)), b)
+    elif t is bytes:
+        out += (b"b", _U32.pack(len(obj)), obj)
+    elif t is tuple:
+        out += (b"t", _U32.pack(len(obj)))
+        for x in obj:
+            _enc(x, out, what)
+    else:
+        raise ValueError(f"{what}: {t.__name__} is not shareable "
+                         "(None, bool, int, float, str, bytes, tuples of them)")
+
+
+def _decode(data):
+    try:
+        obj, end = _dec(data, 0)
+    except (IndexError, _struct.error, UnicodeDecodeError, ValueError):
+        obj, end = None, -1
+    if end != len(data):
+        raise ValueError("a shared object arrived malformed")
+    return obj
+
+
+def _dec(d, i):
+    tag = d[i]
+    i += 1
+    if tag == 78:  # N
+        return None, i
+    if tag == 84:  # T
+        return True, i
+    if tag == 70:  # F
+        return False, i
+    if tag == 102:  # f
+        return _F64.unpack_from(d, i)[0], i + 8
+    if tag == 116:  # t
+        (n,) = _U32.unpack_from(d, i)
+        i += 4
+        items = []
+        for _ in range(n):
+            x, i = _dec(d, i)
+            items.append(x)
+        return tuple(items), i
+    (n,) = _U32.unpack_from(d, i)
+    i += 4
+    if i + n > len(d):
+        raise ValueError("truncated")
+    b = bytes(d[i:i + n])
+    if tag == 105:  # i
+        return int.from_bytes(b, "little", signed=True), i + n
+    if tag == 115:  # s
+        return b.decode("utf-8", "surrogatepass"), i + n
+    if tag == 98:  # b
+        return b, i + n
+    raise ValueError("unknown tag")
+
+
+# ---- queues -------------------------------------------------------------------
+
+
+class QueueError(Exception):
+    """A queue operation failed."""
+
+
+class QueueEmptyError(QueueError):
+    """get_nowait() found the queue empty, or get() timed out."""
+
+
+class QueueFullError(QueueError):
+    """put_nowait() found the queue full, or put() timed out."""
+
+
+QueueEmpty, QueueFull = QueueEmptyError, QueueFullError  # CPython 3.13's names
+
+
+class Queue:
+    """PEP 734's queue: a FIFO of shareable objects (None, bool, int, float,
+    str, bytes, tuples of them), copied in and out, that several
+    interpreters can use (share it with Interpreter.prepare_main). Built on
+    a channel: an item is one message."""
+
+    __slots__ = ("_r", "_s", "_maxsize")
+
+    def __init__(self, recv_end, send_end, maxsize):
+        if not isinstance(recv_end, RecvChannel) or not isinstance(send_end, SendChannel):
+            raise TypeError("Queue: use create_queue()")
+        self._r, self._s, self._maxsize = recv_end, send_end, int(maxsize)
+
+    @property
+    def maxsize(self):
+        """The most items it holds (0: no bound but the memory limit)."""
+        return self._maxsize
+
+    def __repr__(self):
+        return f"<Queue maxsize={self._maxsize} qsize={self.qsize()}>"
+
+    def qsize(self):
+        """How many items it holds now (others may put or get right after)."""
+        n = _si.channel_len(self._s.handle)
+        if n < 0:
+            raise _si.error(n, "qsize")
+        return n
+
+    def empty(self):
+        return self.qsize() == 0
+
+    def full(self):
+        return self._maxsize > 0 and self.qsize() >= self._maxsize
+
+    def put(self, obj, timeout=None):
+        """Adds a copy of `obj`, waiting while the queue is full; with a
+        timeout (seconds), QueueFullError when there was no room."""
+        data = _encode(obj, "put")
+        try:
+            self._s.send(data, timeout)
+        except TimeoutError:
+            raise QueueFullError("put: timed out, the queue is full") from None
+
+    def put_nowait(self, obj):
+        """Adds a copy of `obj`, or QueueFullError when the queue is full."""
+        try:
+            self._s.send_nowait(_encode(obj, "put_nowait"))
+        except ChannelFullError:
+            raise QueueFullError("put_nowait: the queue is full") from None
+
+    def get(self, timeout=None):
+        """Removes and returns the oldest item, waiting for one; with a
+        timeout (seconds), QueueEmptyError when none came."""
+        try:
+            v = self._r.recv(timeout)
+        except TimeoutError:
+            raise QueueEmptyError("get: timed out, the queue is empty") from None
+        return _item(v)
+
+    def get_nowait(self):
+        """Removes and returns the oldest item, or QueueEmptyError."""
+        try:
+            v = self._r.recv_nowait()
+        except ChannelEmptyError:
+            raise QueueEmptyError("get_nowait: the queue is empty") from None
+        return _item(v)
+
+
+def _item(v):
+    if not isinstance(v, View):
+        v.release()
+        raise QueueError("a queue received something other than an item")
+    try:
+        return _decode(v.tobytes())
+    finally:
+        v.release()
+
+
+def create_queue(maxsize=0):
+    """A new Queue holding up to `maxsize` items (0: no bound but the
+    memory limit)."""
+    if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 0:
+        raise ValueError("maxsize must be an int >= 0")
+    r, s = create_channel(maxsize or 2**31 - 1)
+    return Queue(r, s, maxsize)
+
+
 class Interpreter:
     """An interpreter this one can see: itself, one it created (and those
     below), or the main one (the host, id 0)."""
@@ -255,12 +447,23 @@ class Interpreter:
     def prepare_main(self, ns=None, /, **kw):
         """Binds names in the interpreter's __main__: shareable objects are
         copied (None, bool, int, float, str, bytes, tuples of them), channel
-        ends are bound by name as for run(channels=...). In a JavaScript
+        ends are bound by name as for run(channels=...), and a Queue is the
+        same queue there (Python interpreters only). In a JavaScript
         interpreter values become globals (bytes are refused: no JSON) and
         ends `channels.NAME`."""
         items = dict(ns or {}, **kw)
         ends = {k: v for k, v in items.items() if isinstance(v, (RecvChannel, SendChannel))}
-        values = {k: v for k, v in items.items() if k not in ends}
+        queues = {k: v for k, v in items.items() if isinstance(v, Queue)}
+        values = {k: v for k, v in items.items() if k not in ends and k not in queues}
+        if queues and self._lang == "js":
+            raise ValueError("prepare_main: a queue can only be shared with a Python interpreter")
+        make = []
+        for k, q in queues.items():
+            if not isinstance(k, str) or not k.isidentifier():
+                raise ValueError(f"prepare_main: {k!r} is not an identifier")
+            ends[f"__si_q_{k}_r"], ends[f"__si_q_{k}_s"] = q._r, q._s
+            make.append(f"{k} = __import__('interpreters').Queue("
+                        f"__si_q_{k}_r, __si_q_{k}_s, {q._maxsize})\n")
         for k, v in values.items():
             if not isinstance(k, str) or not k.isidentifier():
                 raise ValueError(f"prepare_main: {k!r} is not an identifier")
@@ -275,7 +478,7 @@ class Interpreter:
             src = f"globals().update(__import__('marshal').loads({_marshal.dumps(values)!r}))\n"
         else:
             src = ""
-        self.exec(src, channels=ends)
+        self.exec(src + "".join(make), channels=ends)
 
     def call(self, func, /, *args):
         """Calls `func(*args)` in this (Python) interpreter and returns its
@@ -292,18 +495,18 @@ class Interpreter:
         r, s = create_channel(1)
         src = (
             "def __si_call():\n"
-            "    import importlib, marshal\n"
+            "    import importlib, marshal, interpreters\n"
             f"    f = importlib.import_module({mod!r})\n"
             f"    for n in {qual!r}.split('.'):\n"
             "        f = getattr(f, n)\n"
-            f"    return marshal.dumps(f(*marshal.loads({_marshal.dumps(args)!r})))\n"
+            f"    return interpreters._encode(f(*marshal.loads({_marshal.dumps(args)!r})), 'call: result')\n"
             "try:\n"
             "    __si_call_out.send(__si_call())\n"
             "finally:\n"
             "    del __si_call, __si_call_out\n"
         )
         self.exec(src, channels={"__si_call_out": s})
-        return _marshal.loads(r.recv().tobytes())
+        return _item(r.recv())
 
     def start(self, src, *, channels=None):
         """Runs source on the interpreter's own thread; returns a Job."""

@@ -432,6 +432,7 @@ INT_CALL(handle_kind, si_handle_kind)
 INT_CALL(view_len, si_view_len)
 INT_CALL(release, si_release)
 INT_CALL(close, si_close)
+INT_CALL(channel_len, si_channel_len)
 
 /* One int64 (an interpreter id) argument, an int32 result. */
 #define ID_CALL(pyname, call)                                         \
@@ -780,6 +781,7 @@ static PyMethodDef subinterp_methods[] = {
     {"view_slice", VARARGS(m_view_slice), "view_slice(view, offset, length) -> a created view or a code."},
     {"release", m_release, METH_O, "release(h) -> 0 or a code."},
     {"close", m_close, METH_O, "close(send_end) -> 0 or a code."},
+    {"channel_len", m_channel_len, METH_O, "channel_len(end) -> messages queued now, or a code."},
     {"channel_create", m_channel_create, METH_O, "channel_create(capacity) -> (recv, send) or a code."},
     {"interp_create", VARARGS(m_interp_create), "interp_create(opts_json) -> id or a code."},
     {"interp_run", VARARGS(m_interp_run), "interp_run(id, source, bindings_json) -> a result view or a code."},

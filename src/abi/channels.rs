@@ -266,6 +266,19 @@ pub(super) fn close(cx: Cx<'_>, end: i32) -> i32 {
     }
 }
 
+/// `channel_len(end) -> count`: how many messages the channel of `end`
+/// (either kind, borrowed) holds now. A snapshot: other interpreters may
+/// send or receive right after.
+pub(super) fn channel_len(cx: Cx<'_>, end: i32) -> i32 {
+    let core = match cx.data().handles.get(end) {
+        Ok(Entry::Send(s)) => s.core(),
+        Ok(Entry::Recv(r)) => r.core(),
+        Ok(_) => return ERR_WRONG_KIND,
+        Err(e) => return bad(e),
+    };
+    i32::try_from(core.len()).unwrap_or(i32::MAX)
+}
+
 /// `channel_create(capacity, out) -> 0`: makes a channel and writes its
 /// receiving-end handle then its sending-end handle (two `i32`) at `out`.
 pub(super) fn channel_create(mut cx: Cx<'_>, capacity: i32, out: i32) -> i32 {

@@ -54,6 +54,22 @@ fn nowait_and_timeout_codes() {
 }
 
 #[test]
+fn channel_len_counts_queued_messages_from_either_end() {
+    let host = host();
+    let i = host.create(&probe(&host)).unwrap();
+    let (run, in_tx, out_rx) = with_ends(&host, "len_in", 4);
+    assert_eq!(call(&i, run), 0);
+    in_tx.send("a").unwrap();
+    in_tx.send("b").unwrap();
+    assert_eq!(call(&i, Run::export("len_in")), 2);
+    assert_eq!(call(&i, Run::export("send_nowait")), 0);
+    assert_eq!(call(&i, Run::export("len_out")), 1);
+    out_rx.recv().unwrap();
+    assert_eq!(call(&i, Run::export("len_out")), 0);
+    assert_eq!(call(&i, Run::export("len_forged")), ERR_BAD_HANDLE);
+}
+
+#[test]
 fn rendezvous_from_a_guest() {
     let host = host();
     let i = host.create(&probe(&host)).unwrap();

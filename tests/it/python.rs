@@ -667,6 +667,46 @@ fn python_call_and_prepare_main_copy_shareable_objects() {
 }
 
 #[test]
+fn python_queues_carry_shareable_objects_between_interpreters() {
+    let w = python(limits());
+    let r = ok(
+        &w,
+        Run::python(
+            "import interpreters as I\n\
+             q = I.create_queue()\n\
+             q.put(1); q.put(('a', b'b', None, True, 2.5, -10**40, ())); q.put_nowait('x')\n\
+             print(q.qsize(), q.empty(), q.full(), q.maxsize)\n\
+             print(q.get(), q.get(), q.get_nowait(), q.empty())\n\
+             try:\n    q.get_nowait()\nexcept I.QueueEmptyError as e:\n    print(e)\n\
+             try:\n    q.get(timeout=0.01)\nexcept I.QueueEmptyError as e:\n    print(e)\n\
+             one = I.create_queue(1); one.put(1)\n\
+             try:\n    one.put(2, timeout=0.01)\nexcept I.QueueFullError as e:\n    print(e, one.full())\n\
+             try:\n    one.put_nowait(2)\nexcept I.QueueFull:\n    print('full again')\n\
+             try:\n    q.put([1])\nexcept ValueError as e:\n    print(e)\n\
+             k = I.create()\n\
+             k.prepare_main(q=q, n=3)\n\
+             job = k.start('for i in range(n): q.put((i, i * i))')\n\
+             print([q.get(timeout=30) for _ in range(3)], job.join().completed)\n\
+             try:\n    I.create(lang='js').prepare_main(q=q)\nexcept ValueError as e:\n    print(e)\n\
+             k.exec('q._s.send(bytes([116, 255, 255, 255, 255]))')\n\
+             try:\n    q.get()\nexcept ValueError as e:\n    print(e)\n",
+        ),
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "3 False False 0\n\
+         1 ('a', b'b', None, True, 2.5, -10000000000000000000000000000000000000000, ()) x True\n\
+         get_nowait: the queue is empty\nget: timed out, the queue is empty\n\
+         put: timed out, the queue is full True\nfull again\n\
+         put: list is not shareable (None, bool, int, float, str, bytes, tuples of them)\n\
+         [(0, 0), (1, 1), (2, 4)] True\n\
+         prepare_main: a queue can only be shared with a Python interpreter\n\
+         a shared object arrived malformed\n"
+    );
+    w.close();
+}
+
+#[test]
 fn python_children_get_the_limits_they_are_created_with() {
     let w = python(limits());
     let r = ok(
