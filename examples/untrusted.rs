@@ -54,10 +54,15 @@ fn main() -> Result<()> {
     );
     let started = Instant::now();
     // Start them all at once: each runs on its own thread, in its own sandbox.
-    let jobs: Vec<_> = scripts
-        .iter()
-        .map(|(name, src)| Ok((name, host.create_js(limits())?.start(Run::js(src.as_str())))))
-        .collect::<Result<_>>()?;
+    // (An interpreter lives as long as a handle to it: `kept` holds them, and
+    // the children each script made, after the runs.)
+    let mut kept = Vec::new();
+    let mut jobs = Vec::new();
+    for (name, src) in &scripts {
+        let interp = host.create_js(limits())?;
+        jobs.push((name, interp.start(Run::js(src.as_str()))));
+        kept.push(interp);
+    }
     let mut outcomes = Vec::new();
     for (name, job) in jobs {
         let r = job.join()?;

@@ -43,12 +43,7 @@ impl Interpreter {
     /// sent that are still queued stay in their channels. Closing twice is a
     /// no-op.
     pub fn close(&self) {
-        self.inner.shared.closed.store(true, Ordering::Release);
-        self.inner.shared.purge_owned();
-        if let Some(host) = self.inner.host.upgrade() {
-            host.unregister(self.inner.id);
-        }
-        drop(std::mem::take(&mut *self.inner.slots.lock()));
+        self.inner.close();
         if let Some(mut slot) = self.inner.live.try_lock() {
             drop(slot.take());
         }

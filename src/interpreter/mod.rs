@@ -73,8 +73,32 @@ struct InterpInner {
     slots: Mutex<Vec<TreeSlot>>,
 }
 
+impl InterpInner {
+    /// Marks it closed, empties the channels its guest created, leaves the
+    /// registry and gives back its places in its ancestors' budgets. The
+    /// store goes with the last handle (or at once, from `close`).
+    fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.purge_owned();
+        if let Some(host) = self.host.upgrade() {
+            host.unregister(self.id);
+        }
+        drop(std::mem::take(&mut *self.slots.lock()));
+    }
+}
+
+impl Drop for InterpInner {
+    /// The last handle is gone: nobody can run it again, so it is closed and
+    /// its slot freed.
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 /// One sandboxed interpreter. Cheap to clone (a handle); it lives until
-/// [`close`](Self::close) or until its [`Host`](crate::Host) is dropped.
+/// [`close`](Self::close), until its last handle is dropped, or until its
+/// [`Host`](crate::Host) is dropped. A job started on it holds a handle
+/// until the run ends; a child a guest created lives as long as its creator.
 #[derive(Clone)]
 pub struct Interpreter {
     inner: Arc<InterpInner>,

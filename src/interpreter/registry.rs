@@ -5,13 +5,13 @@
 //! reach it through a weak reference.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use wasmtime::{Engine, Linker, Module};
 
-use super::Interpreter;
+use super::{InterpInner, Interpreter};
 use crate::channel;
 use crate::compile::{CompileLimits, Runaways, compile};
 use crate::error::{Error, GuestLoadError};
@@ -39,7 +39,10 @@ pub(crate) struct Registry {
     pub(crate) settings: Settings,
     runaways: Arc<Runaways>,
     next_id: AtomicU64,
-    live: Mutex<BTreeMap<u64, Interpreter>>,
+    /// The live interpreters, weakly: an interpreter lives as long as a
+    /// handle to it (the host's user's, a running job's, or its creator's
+    /// for a guest-created child), and unregisters itself when it goes.
+    live: Mutex<BTreeMap<u64, Weak<InterpInner>>>,
     pub(crate) channels: Arc<channel::Registry>,
     /// The language guests once loaded. A failure is not kept: a later call
     /// tries again (the failure may have been a passing one, such as a
@@ -69,7 +72,9 @@ impl Registry {
     }
 
     pub(crate) fn register(&self, interp: &Interpreter) {
-        self.live.lock().insert(interp.id().0, interp.clone());
+        self.live
+            .lock()
+            .insert(interp.id().0, Arc::downgrade(&interp.inner));
     }
 
     pub(crate) fn unregister(&self, id: u64) {
@@ -78,17 +83,28 @@ impl Registry {
 
     /// The live interpreter `id`.
     pub(crate) fn get(&self, id: u64) -> Option<Interpreter> {
-        self.live.lock().get(&id).cloned()
+        let inner = self.live.lock().get(&id)?.upgrade()?;
+        Some(Interpreter { inner })
     }
 
     /// Every live interpreter, oldest first.
     pub(crate) fn live(&self) -> Vec<Interpreter> {
-        self.live.lock().values().cloned().collect()
+        let all: Vec<Arc<InterpInner>> = self
+            .live
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        all.into_iter().map(|inner| Interpreter { inner }).collect()
     }
 
     /// How many interpreters are live.
     pub(crate) fn len(&self) -> usize {
-        self.live.lock().len()
+        self.live
+            .lock()
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 
     /// Compiles `wasm` within the compile limits and links it.
@@ -147,8 +163,8 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         let all = std::mem::take(&mut *self.live.lock());
-        for (_, interp) in all {
-            interp.close();
+        for inner in all.into_values().filter_map(|w| w.upgrade()) {
+            Interpreter { inner }.close();
         }
     }
 }

@@ -359,6 +359,48 @@ fn pool_exhaustion_is_a_typed_limit() {
 }
 
 #[test]
+fn dropping_the_last_handle_closes_an_interpreter_and_frees_its_slot() {
+    let host = subinterp::Host::builder().pool_size(3).build().unwrap();
+    let guest = probe(&host);
+    for _ in 0..10 {
+        let i = host
+            .create(&guest)
+            .expect("a dropped interpreter frees its slot");
+        assert_eq!(
+            i.run(Run::export("id")).unwrap().value,
+            Some(i.id().0 as i32)
+        );
+    }
+    assert!(
+        host.list_all().is_empty(),
+        "the host keeps no strong handle"
+    );
+    // A clone keeps it alive; the last drop closes it.
+    let a = host.create(&guest).unwrap();
+    let id = a.id();
+    let b = a.clone();
+    drop(a);
+    assert!(host.get(id).is_some() && !b.is_closed());
+    drop(b);
+    assert!(host.get(id).is_none());
+    // A started run holds a handle until it ends.
+    let (rx, tx) = host.create_channel(1);
+    let i = host.create(&guest).unwrap();
+    let id = i.id();
+    let job = i.start(Run::export("recv_block").channel("in", rx));
+    drop(i);
+    assert!(host.get(id).is_some(), "running: still live");
+    tx.send("go").unwrap();
+    assert!(job.join().unwrap().completed);
+    assert!(host.get(id).is_none());
+    // With every handle dropped, three live at once still fit.
+    let three: Vec<_> = (0..3).map(|_| host.create(&guest).unwrap()).collect();
+    assert_eq!(host.list_all().len(), 3);
+    drop(three);
+    assert!(host.list_all().is_empty());
+}
+
+#[test]
 fn public_types_are_debug_and_thread_safe_where_they_should_be() {
     fn send_sync<T: Send + Sync + std::fmt::Debug>() {}
     fn send<T: Send + std::fmt::Debug>() {}
