@@ -65,6 +65,10 @@ pub enum Error {
     /// report does not print it twice.
     #[error("{0}")]
     Guest(GuestError),
+    /// A call's input could not be serialised as JSON, or its output was
+    /// not JSON of the type asked for ([`Interpreter::call_json`](crate::Interpreter::call_json)).
+    #[error("JSON")]
+    Json(#[source] BoxError),
     /// Reading a file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

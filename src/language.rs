@@ -64,12 +64,14 @@ impl Language {
             (Language::JavaScript, Eval) => "si_js_eval",
             (Language::JavaScript, EvalModule) => "si_js_eval_module",
             (Language::JavaScript, SnapshotInit) => "si_js_snapshot_init",
+            (Language::JavaScript, Call) => "si_js_call",
             (Language::Python, Init) => "si_py_init",
             (Language::Python, Configure) => "si_py_configure",
             (Language::Python, Alloc) => "si_py_alloc",
             (Language::Python, Eval) => "si_py_eval",
             (Language::Python, EvalModule) => "si_py_eval_module",
             (Language::Python, SnapshotInit) => "si_py_snapshot_init",
+            (Language::Python, Call) => "si_py_call",
         }
     }
 }
@@ -98,4 +100,8 @@ pub(crate) enum Export {
     EvalModule,
     /// `snapshot_init()`: the set-up a snapshot is taken after.
     SnapshotInit,
+    /// `call(name_ptr, name_len, input_view, json) -> status`: calls a
+    /// function by name with an input view; its result goes out through
+    /// `call_output`. Optional: a guest without it cannot be called.
+    Call,
 }

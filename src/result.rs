@@ -38,6 +38,11 @@ pub struct RunResult {
     pub exit_code: Option<i32>,
     /// The value an exported `() -> i32` function returned.
     pub value: Option<i32>,
+    /// The bytes the guest gave back: a call's result
+    /// ([`Interpreter::call`](crate::Interpreter::call)), or a JavaScript
+    /// script's completion value when it is a string, number, boolean,
+    /// `null` or bytes (`"2"` for `1 + 1`).
+    pub output: Option<bytes::Bytes>,
     /// Captured stdout (empty when output went to the host's streams).
     pub stdout: Vec<u8>,
     /// Captured stderr (empty when output went to the host's streams).

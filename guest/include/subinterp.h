@@ -127,6 +127,14 @@ SI_IMPORT("channel_create") int32_t si_channel_create(int32_t capacity, int32_t 
  * count, or SI_ERR_BAD_HANDLE, SI_ERR_WRONG_KIND. */
 SI_IMPORT("channel_len") int32_t si_channel_len(int32_t end);
 
+/* Set the current call's output (what Interpreter::call returns to the
+ * host): copies `len` bytes at `ptr`, replacing any output set before in
+ * this run. Returns 0, or SI_ERR_BOUNDS, SI_ERR_LIMIT (the tree's memory). A
+ * plugin export called with Interpreter::call has the type
+ * `int32_t name(int32_t input_view)`: the input is a view (borrowed; the
+ * host releases it after the call), and a non-zero result fails the call. */
+SI_IMPORT("call_output") int32_t si_call_output(const void *ptr, uint32_t len);
+
 /* This interpreter's id (the host is 0). */
 SI_IMPORT("interpreter_id") int64_t si_interpreter_id(void);
 

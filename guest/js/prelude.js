@@ -327,6 +327,46 @@
     },
   });
 
+  // Interpreter::call from the host: the function `name` (a global, or
+  // "module.js#export" of a module run earlier) called with the input View
+  // (or, `json`, the value its JSON text parses to).
+  Object.defineProperty(globalThis, "__call", {
+    value(name, h, json) {
+      const input = new View(h);
+      const arg = json ? JSON.parse(input.text()) : input;
+      const hash = name.lastIndexOf("#");
+      if (hash > 0) {
+        const mod = name.slice(0, hash), fn = name.slice(hash + 1);
+        return import(mod).then((ns) => {
+          if (typeof ns[fn] !== "function") throw new TypeError(`call: ${mod} exports no function ${fn}`);
+          return ns[fn](arg);
+        });
+      }
+      const f = globalThis[name];
+      if (typeof f !== "function") throw new TypeError(`call: no global function ${name}`);
+      return f(arg);
+    },
+  });
+
+  // A call's result (or a script's completion value, `quiet`) as the run's
+  // output: strings as UTF-8, bytes as they are, numbers, booleans and
+  // bigints as text, null and undefined as nothing; JSON text with `json`.
+  Object.defineProperty(globalThis, "__output", {
+    value(v, json, quiet) {
+      if (json) {
+        const s = JSON.stringify(v === undefined ? null : v);
+        return si.output(s);
+      }
+      if (v === undefined || v === null) return quiet && v === undefined ? 0 : si.output("");
+      if (typeof v === "string") return si.output(v);
+      if (v instanceof View) return si.output(v.bytes());
+      if (v instanceof ArrayBuffer) return si.output(new Uint8Array(v));
+      if (ArrayBuffer.isView(v)) return si.output(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return si.output(String(v));
+      throw new TypeError("call: the result must be a string, bytes, a number, a boolean or null (call_json for other values)");
+    },
+  });
+
   // {type, message, stack} JSON for an uncaught value (the C layer reports it).
   Object.defineProperty(globalThis, "__describeError", {
     value(e, fallbackType) {

@@ -408,7 +408,28 @@ static JSValue js_write(JSContext *c, JSValueConst this_val, int argc, JSValueCo
     return JS_UNDEFINED;
 }
 
+/* output(data): a string (UTF-8) or a Uint8Array as the run's output
+ * (call_output); returns the ABI's code. */
+static JSValue js_output(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    if (JS_IsString(argv[0])) {
+        size_t len;
+        const char *s = JS_ToCStringLen(c, &len, argv[0]);
+        if (!s) return JS_EXCEPTION;
+        int32_t r = si_call_output(s, (uint32_t)len);
+        JS_FreeCString(c, s);
+        return JS_NewInt32(c, r);
+    }
+    size_t len;
+    uint8_t *p = JS_GetUint8Array(c, &len, argv[0]);
+    if (!p && len) return JS_EXCEPTION;
+    if (!p) p = (uint8_t *)"";
+    return JS_NewInt32(c, si_call_output(p, (uint32_t)len));
+}
+
 static const JSCFunctionListEntry si_funcs[] = {
+    JS_CFUNC_DEF("output", 1, js_output),
     JS_CFUNC_DEF("send", 3, js_send),
     JS_CFUNC_DEF("sendHandle", 3, js_send_handle),
     JS_CFUNC_DEF("recv", 2, js_recv),
@@ -579,6 +600,32 @@ static int run_jobs(void) {
     }
 }
 
+/* Gives `v` back as the run's output through the prelude's __output
+ * (strings, bytes, numbers, booleans, null; JSON text with `json`). With
+ * `quiet` (a script's completion value) a value of another type is simply
+ * not output; otherwise it is an error, reported. Returns 1 on an error. */
+static int set_output(JSValueConst v, bool json, bool quiet) {
+    if (quiet && (JS_IsUndefined(v) || JS_IsFunction(ctx, v))) return 0;
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue out = JS_GetPropertyStr(ctx, global, "__output");
+    JSValue args[3] = {JS_DupValue(ctx, v), JS_NewBool(ctx, json), JS_NewBool(ctx, quiet)};
+    JSValue r = JS_Call(ctx, out, JS_UNDEFINED, 3, (JSValueConst *)args);
+    int status = 0;
+    if (JS_IsException(r)) {
+        if (quiet) {
+            JSValue ignored = JS_GetException(ctx);
+            JS_FreeValue(ctx, ignored);
+        } else {
+            status = report_exception("TypeError");
+        }
+    }
+    JS_FreeValue(ctx, r);
+    JS_FreeValue(ctx, args[0]);
+    JS_FreeValue(ctx, out);
+    JS_FreeValue(ctx, global);
+    return status;
+}
+
 /* Evaluates src (NUL-terminated by the caller) as a script or a module. */
 /* Whether the global `channels` is the empty object the prelude made. */
 static bool channels_empty = true;
@@ -612,6 +659,7 @@ static int32_t eval(char *src, int32_t len, const char *name, int flags) {
         if (JS_IsException(r)) {
             status = report_exception("Error");
         } else {
+            if ((flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_GLOBAL) set_output(r, false, true);
             if (!status) status = run_jobs();
             /* A module's evaluation is a promise: its rejection is the error. */
             if (!status && (flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_MODULE &&
@@ -659,5 +707,74 @@ int32_t si_js_eval_module(char *src, int32_t len, char *name, int32_t name_len) 
     int32_t status = eval(src, len, name, JS_EVAL_TYPE_MODULE);
     free(src);
     free(name);
+    return status;
+}
+
+/* Calls the function `name` (a global, or "module.js#export") with the input
+ * view `input` (JSON text parsed first with `json`) through the prelude's
+ * __call; its result, awaited when it is a promise, becomes the output.
+ * Returns 0, or 1 with the error reported. */
+EXPORT("si_js_call")
+int32_t si_js_call(char *name, int32_t name_len, int32_t input, int32_t json) {
+    if (!ctx || !name || name_len < 0) {
+        free(name);
+        return 2;
+    }
+    has_unhandled_rejection = false;
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue call = JS_GetPropertyStr(ctx, global, "__call");
+    /* The input is borrowed: the host releases it after the call. */
+    JSValue args[3] = {JS_NewStringLen(ctx, name, (size_t)name_len), new_handle(ctx, input, true),
+                       JS_NewBool(ctx, json != 0)};
+    free(name);
+    JSValue r = JS_Call(ctx, call, JS_UNDEFINED, 3, (JSValueConst *)args);
+    int status = 0;
+    if (JS_IsException(r)) {
+        status = report_exception("Error");
+    } else {
+        status = run_jobs();
+        JSValue v = JS_DupValue(ctx, r);
+        if (!status && JS_IsPromise(r)) {
+            JS_FreeValue(ctx, v);
+            v = JS_UNDEFINED;
+            switch (JS_PromiseState(ctx, r)) {
+            case JS_PROMISE_FULFILLED: v = JS_PromiseResult(ctx, r); break;
+            case JS_PROMISE_REJECTED: {
+                JSValue reason = JS_PromiseResult(ctx, r);
+                report(reason, "Error");
+                JS_FreeValue(ctx, reason);
+                if (has_unhandled_rejection) {
+                    JS_FreeValue(ctx, unhandled_rejection);
+                    has_unhandled_rejection = false;
+                }
+                status = 1;
+                break;
+            }
+            default: {
+                JSValue e = JS_NewError(ctx);
+                JS_SetPropertyStr(ctx, e, "name", JS_NewString(ctx, "TypeError"));
+                JS_SetPropertyStr(ctx, e, "message",
+                                  JS_NewString(ctx, "call: the function's promise never settled"));
+                report(e, "TypeError");
+                JS_FreeValue(ctx, e);
+                status = 1;
+            }
+            }
+        }
+        if (!status) status = set_output(v, json != 0, false);
+        JS_FreeValue(ctx, v);
+    }
+    JS_FreeValue(ctx, r);
+    for (int i = 0; i < 3; i++) JS_FreeValue(ctx, args[i]);
+    JS_FreeValue(ctx, call);
+    JS_FreeValue(ctx, global);
+    if (!status && has_unhandled_rejection) {
+        report(unhandled_rejection, "UnhandledRejection");
+        status = 1;
+    }
+    if (has_unhandled_rejection) {
+        JS_FreeValue(ctx, unhandled_rejection);
+        has_unhandled_rejection = false;
+    }
     return status;
 }

@@ -266,6 +266,27 @@ pub(super) fn close(cx: Cx<'_>, end: i32) -> i32 {
     }
 }
 
+/// `call_output(ptr, len) -> 0`: copies `len` bytes at `ptr` as the current
+/// run's output (a call's result), replacing any set before; charged to the
+/// tree's memory while the host's caller holds them.
+pub(super) fn call_output(mut cx: Cx<'_>, ptr: i32, len: i32) -> i32 {
+    let Some(mem) = memory(&mut cx) else {
+        return ERR_BOUNDS;
+    };
+    let (data, state) = mem.data_and_store_mut(&mut cx);
+    let Some(r) = range(data.len(), ptr, len as u32 as u64) else {
+        return ERR_BOUNDS;
+    };
+    state.output = None;
+    match ChargedBytes::copy(&state.lineage.tenant, &data[r], 0) {
+        Some(bytes) => {
+            state.output = Some(bytes);
+            0
+        }
+        None => ERR_LIMIT,
+    }
+}
+
 /// `channel_len(end) -> count`: how many messages the channel of `end`
 /// (either kind, borrowed) holds now. A snapshot: other interpreters may
 /// send or receive right after.

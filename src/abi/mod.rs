@@ -116,6 +116,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     l.func_wrap(MODULE, "close", close)?;
     l.func_wrap(MODULE, "channel_create", channel_create)?;
     l.func_wrap(MODULE, "channel_len", channel_len)?;
+    l.func_wrap(MODULE, "call_output", call_output)?;
     l.func_wrap(MODULE, "interpreter_id", |cx: Cx<'_>| cx.data().id as i64)?;
     interp::add_to_linker(l)?;
     files::add_to_linker(l)

@@ -230,6 +230,7 @@ impl<'h> InterpreterBuilder<'h> {
             stderr: stderr.clone(),
             lineage,
             memory: None,
+            output: None,
         }
     }
 }

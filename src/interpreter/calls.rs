@@ -144,6 +144,11 @@ impl Interpreter {
                 }
                 self.run_source(live, module.as_deref(), text, channels, cap)
             }
+            Body::Call {
+                ref name,
+                ref input,
+                json,
+            } => self.run_call(live, name, input.clone(), json, channels, cap),
         }
     }
 
@@ -197,6 +202,7 @@ impl Interpreter {
         state.fuel_start = fuel.or(limits.fuel()).unwrap_or(u64::MAX);
         state.tally = Tally::default();
         state.reported = None;
+        state.output = None;
         state.limiter.hit = false;
         state.stop_since.set(None);
         if self.inner.fuel {
@@ -265,6 +271,7 @@ impl Interpreter {
             } else {
                 Vec::new()
             },
+            output: store.data_mut().output.take(),
             wall,
             stats,
         }

@@ -2,6 +2,7 @@
 //! linear memory and handle table. Nothing of one is visible to another.
 
 mod builder;
+mod call;
 mod calls;
 mod family;
 mod registry;

@@ -17,6 +17,13 @@ pub(super) enum Body {
         module: Option<String>,
         text: String,
     },
+    /// A function called by name with an input; `json`: the input and the
+    /// result are JSON text, parsed and stringified by a language guest.
+    Call {
+        name: String,
+        input: crate::buffer::View,
+        json: bool,
+    },
 }
 
 /// What to run: the entry point (or JavaScript source) and the channel ends
@@ -58,6 +65,41 @@ impl Run {
     /// runs.
     pub fn python(source: impl Into<String>) -> Self {
         Run::source(Language::Python, None, source.into())
+    }
+
+    /// Call the function `name` with `input`, for its result in
+    /// [`RunResult::output`]: in a JavaScript interpreter a global function
+    /// (or `"module.js#name"`, an export of a module run earlier), given the
+    /// input as a `View` and returning a string, bytes, a number, a boolean
+    /// or `null` (or a promise of one); in a wasm module an export of type
+    /// `(i32) -> i32`, given the input as a view handle, setting its result
+    /// with `call_output` and returning 0 (anything else fails the call).
+    /// [`Interpreter::call`] is the short form.
+    pub fn call(name: impl Into<String>, input: impl Into<crate::buffer::Buffer>) -> Self {
+        Run::with_body(Body::Call {
+            name: name.into(),
+            input: input.into().into_view(),
+            json: false,
+        })
+    }
+
+    /// As [`call`](Self::call), with JSON text in and out: a JavaScript
+    /// function gets the parsed value and its result is stringified.
+    pub(crate) fn call_json(name: impl Into<String>, json: Vec<u8>) -> Self {
+        Run::with_body(Body::Call {
+            name: name.into(),
+            input: crate::buffer::Buffer::from(json).into_view(),
+            json: true,
+        })
+    }
+
+    fn with_body(body: Body) -> Self {
+        Run {
+            body,
+            channels: Vec::new(),
+            deadline_cap: None,
+            fuel: None,
+        }
     }
 
     fn source(language: Language, module: Option<String>, text: String) -> Self {

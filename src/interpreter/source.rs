@@ -25,6 +25,8 @@ pub(super) struct SourceFns {
     pub(super) eval: TypedFunc<(i32, i32), i32>,
     /// JavaScript's: evaluate as an ES module.
     pub(super) eval_module: Option<TypedFunc<(i32, i32, i32, i32), i32>>,
+    /// `call(name_ptr, name_len, input_view, json)`, when the guest has it.
+    pub(super) call: Option<TypedFunc<(i32, i32, i32, i32), i32>>,
 }
 
 pub(super) enum InitError {
@@ -66,6 +68,9 @@ pub(super) fn init_source(
             }
             _ => None,
         },
+        call: instance
+            .get_typed_func(&mut *store, language.export(Export::Call))
+            .ok(),
     };
     let init = if preinitialized {
         Export::Configure
@@ -158,8 +163,43 @@ impl Interpreter {
         let call = self.eval(live, module, source);
         CURRENT.with(|c| c.set(prev));
         let wall = started.elapsed();
+        let (outcome, poisoned) = self.source_outcome(live, call);
+        (
+            Ok(self.finish(&mut live.store, outcome, None, wall)),
+            poisoned,
+        )
+    }
+
+    /// Copies `text` into a fresh buffer of the language guest's (which the
+    /// guest frees): its (pointer, length).
+    pub(super) fn put_text(&self, live: &mut Live, text: &str) -> wasmtime::Result<(i32, i32)> {
+        let fns = live.source.as_ref().expect("checked by the caller");
+        let (memory, alloc) = (fns.memory, fns.alloc.clone());
+        let oom = || {
+            wasmtime::Error::new(Abort::MemoryLimit {
+                limit: self.inner.limits.max_memory(),
+            })
+        };
+        let stop = live.store.data().stopper();
+        let len = i32::try_from(text.len()).map_err(|_| oom())?;
+        let ptr = stop.drive(alloc.call_async(&mut live.store, len))?;
+        if ptr == 0 {
+            return Err(oom());
+        }
+        memory.write(&mut live.store, ptr as u32 as usize, text.as_bytes())?;
+        Ok((ptr, len))
+    }
+
+    /// The outcome of a language guest's status (0: success, `0x100 | n`:
+    /// exited with `n`, else the error it reported), or of how it was
+    /// stopped (then the heap may be mid-update: the flag says so).
+    pub(super) fn source_outcome(
+        &self,
+        live: &mut Live,
+        call: wasmtime::Result<i32>,
+    ) -> (Outcome, bool) {
         let limits = &self.inner.limits;
-        let (outcome, poisoned) = match call {
+        match call {
             Ok(0) => (Outcome::default(), false),
             // The script exited (Python's `SystemExit`) with a status.
             Ok(code) if code & !EXIT_STATUS == EXITED => (exited(code & EXIT_STATUS), false),
@@ -174,42 +214,22 @@ impl Interpreter {
             }
             // Stopped by force: the heap may be mid-update.
             Err(e) => (classify(&e), true),
-        };
-        (
-            Ok(self.finish(&mut live.store, outcome, None, wall)),
-            poisoned,
-        )
+        }
     }
 
     /// Copies the source (and the module's name) into the guest and
     /// evaluates it: the guest's status (0: success), or how it was stopped.
     fn eval(&self, live: &mut Live, module: Option<&str>, source: &str) -> wasmtime::Result<i32> {
         let fns = live.source.as_ref().expect("checked by the caller");
-        let (memory, alloc) = (fns.memory, fns.alloc.clone());
         let (eval, eval_module) = (fns.eval.clone(), fns.eval_module.clone());
-        let oom = || {
-            wasmtime::Error::new(Abort::MemoryLimit {
-                limit: self.inner.limits.max_memory(),
-            })
-        };
         let stop = live.store.data().stopper();
-        // Copies `text` into a fresh guest buffer: (pointer, length).
-        let put = |store: &mut Store<StoreData>, text: &str| -> wasmtime::Result<(i32, i32)> {
-            let len = i32::try_from(text.len()).map_err(|_| oom())?;
-            let ptr = stop.drive(alloc.call_async(&mut *store, len))?;
-            if ptr == 0 {
-                return Err(oom());
-            }
-            memory.write(&mut *store, ptr as u32 as usize, text.as_bytes())?;
-            Ok((ptr, len))
-        };
-        let (ptr, len) = put(&mut live.store, source)?;
+        let (ptr, len) = self.put_text(live, source)?;
         match module {
             None => stop.drive(eval.call_async(&mut live.store, (ptr, len))),
             Some(name) => {
                 let eval_module =
                     eval_module.ok_or_else(|| wasmtime::format_err!("modules are JavaScript's"))?;
-                let (np, nl) = put(&mut live.store, name)?;
+                let (np, nl) = self.put_text(live, name)?;
                 stop.drive(eval_module.call_async(&mut live.store, (ptr, len, np, nl)))
             }
         }

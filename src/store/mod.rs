@@ -141,6 +141,9 @@ pub(crate) struct StoreData {
     /// The instance's exported memory, once an import has looked it up (a
     /// store holds one instance, so it never changes).
     pub(crate) memory: Option<wasmtime::Memory>,
+    /// What the current run gave back with `call_output` (a call's result,
+    /// or a script's completion value).
+    pub(crate) output: Option<bytes::Bytes>,
 }
 
 /// Why a call must stop now, if it must: the interpreter was closed, or the
@@ -265,6 +268,7 @@ impl StoreData {
             stderr: out,
             lineage,
             memory: None,
+            output: None,
         }
     }
 }

@@ -508,6 +508,7 @@ const IMPORTS: &[(&str, &[&str], &str, Option<usize>)] = &[
     ("close", &["i32"], "i32", None),
     ("channel_create", &["i32", "i32"], "i32", None),
     ("channel_len", &["i32"], "i32", None),
+    ("call_output", &["i32", "i32"], "i32", None),
     ("interpreter_id", &[], "i64", None),
     ("bound_names", &[], "i32", None),
     ("run_error", &["i32", "i32"], "i32", None),

@@ -1,0 +1,176 @@
+//! Calls with values (issue 13): `Interpreter::call` and `call_json` into
+//! JavaScript functions and wasm exports, a JS script's completion value,
+//! and the same limits and typed errors as `run`.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use subinterp::{Error, ErrorKind, Host, Interpreter, Limits, Run};
+
+use crate::common::host;
+
+fn js(host: &Host) -> Interpreter {
+    let js = host
+        .create_js(Limits::new().with_timeout(Duration::from_secs(5)))
+        .expect("js interpreter");
+    js.run(Run::js(
+        "function upper(v) { return v.text().toUpperCase(); }\n\
+         function len(v) { return v.length; }\n\
+         function bytes(v) { const b = v.bytes(); b.reverse(); return b; }\n\
+         function nothing() { return null; }\n\
+         function add(o) { return { sum: o.a + o.b, tags: o.tags.concat(['seen']) }; }\n\
+         async function later(v) { await null; return 'later:' + v.text(); }\n\
+         function fails(v) { throw new RangeError('no ' + v.text()); }\n\
+         async function rejects() { throw new Error('async no'); }\n\
+         function object() { return { a: 1 }; }\n\
+         function spin() { for (;;) {} }",
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+    js
+}
+
+fn guest_kind(e: Error) -> ErrorKind {
+    match e {
+        Error::Guest(g) => g.kind,
+        other => panic!("expected a guest error, got {other:?}"),
+    }
+}
+
+#[test]
+fn javascript_functions_are_called_with_a_view_and_return_bytes() {
+    let host = host();
+    let js = js(&host);
+    assert_eq!(&js.call("upper", "hello").unwrap()[..], b"HELLO");
+    assert_eq!(&js.call("len", vec![0u8; 300]).unwrap()[..], b"300");
+    assert_eq!(&js.call("bytes", "abc").unwrap()[..], b"cba");
+    assert_eq!(&js.call("nothing", "").unwrap()[..], b"");
+    assert_eq!(&js.call("later", "x").unwrap()[..], b"later:x");
+    // State persists: a later run sees what calls did, and vice versa.
+    js.run(Run::js(
+        "globalThis.n = 41; function next() { return ++n; }",
+    ))
+    .unwrap();
+    assert_eq!(&js.call("next", "").unwrap()[..], b"42");
+    assert_eq!(&js.call("next", "").unwrap()[..], b"43");
+    // An export of a module run earlier.
+    js.run(Run::js_module(
+        "m.js",
+        "export function twice(v) { return v.text() + v.text(); }",
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+    assert_eq!(&js.call("m.js#twice", "ab").unwrap()[..], b"abab");
+}
+
+#[test]
+fn call_json_passes_structured_values() {
+    let host = host();
+    let js = js(&host);
+    let out: Value = js
+        .call_json("add", &json!({"a": 2, "b": 40, "tags": ["x"]}))
+        .unwrap();
+    assert_eq!(out, json!({"sum": 42, "tags": ["x", "seen"]}));
+    let n: Option<u32> = js.call_json("nothing", &()).unwrap();
+    assert_eq!(n, None);
+    // Output that is not JSON of the asked type is a typed error.
+    assert!(matches!(
+        js.call_json::<_, u32>("add", &json!({"a": 1, "b": 2, "tags": []})),
+        Err(Error::Json(_))
+    ));
+}
+
+#[test]
+fn failed_calls_are_typed_errors_and_the_interpreter_carries_on() {
+    let host = host();
+    let js = js(&host);
+    let e = js.call("fails", "way").unwrap_err();
+    assert!(e.to_string().contains("no way"), "{e}");
+    assert_eq!(
+        guest_kind(e),
+        ErrorKind::Exception {
+            name: "RangeError".into()
+        }
+    );
+    assert_eq!(
+        guest_kind(js.call("rejects", "").unwrap_err()),
+        ErrorKind::Exception {
+            name: "Error".into()
+        }
+    );
+    assert_eq!(
+        guest_kind(js.call("missing", "").unwrap_err()),
+        ErrorKind::Exception {
+            name: "TypeError".into()
+        }
+    );
+    assert_eq!(
+        guest_kind(js.call("object", "").unwrap_err()),
+        ErrorKind::Exception {
+            name: "TypeError".into()
+        }
+    );
+    assert!(matches!(
+        guest_kind(js.call("spin", "").unwrap_err()),
+        ErrorKind::Timeout { .. }
+    ));
+    assert_eq!(&js.call("upper", "still here").unwrap()[..], b"STILL HERE");
+}
+
+#[test]
+fn a_javascript_run_returns_its_completion_value() {
+    let host = host();
+    let js = js(&host);
+    let out = |src: &str| js.run(Run::js(src)).unwrap().check().unwrap().output;
+    assert_eq!(out("1 + 1").as_deref(), Some(&b"2"[..]));
+    assert_eq!(out("'a' + 'b'").as_deref(), Some(&b"ab"[..]));
+    assert_eq!(out("true").as_deref(), Some(&b"true"[..]));
+    assert_eq!(out("null").as_deref(), Some(&b""[..]));
+    assert_eq!(
+        out("new Uint8Array([1, 2])").as_deref(),
+        Some(&[1u8, 2][..])
+    );
+    assert_eq!(out("({ a: 1 })"), None);
+    assert_eq!(out("let x = 1"), None);
+}
+
+/// A plugin in WAT: `echo` gives its input back, `shout` fails with 7, and
+/// `spin` never returns.
+const PLUGIN: &str = r#"(module
+  (import "subinterp_v1" "view_len" (func $len (param i32) (result i32)))
+  (import "subinterp_v1" "view_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "subinterp_v1" "call_output" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "echo") (param $in i32) (result i32)
+    (local $n i32)
+    (local.set $n (call $read (local.get $in) (i32.const 0) (i32.const 0) (i32.const 4096)))
+    (drop (call $out (i32.const 0) (local.get $n)))
+    (i32.const 0))
+  (func (export "shout") (param i32) (result i32) (i32.const 7))
+  (func (export "spin") (param i32) (result i32) (loop $l (br $l)) (i32.const 0))
+  (func (export "no_args") (result i32) (i32.const 1)))"#;
+
+#[test]
+fn wasm_exports_are_called_with_a_view_handle() {
+    let host = host();
+    let guest = host.compile("plugin", PLUGIN.as_bytes()).unwrap();
+    let p = host
+        .interpreter(&guest)
+        .limits(Limits::new().with_timeout(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    assert_eq!(&p.call("echo", "ping").unwrap()[..], b"ping");
+    assert_eq!(
+        guest_kind(p.call("shout", "").unwrap_err()),
+        ErrorKind::Exit(7)
+    );
+    assert!(matches!(
+        guest_kind(p.call("spin", "").unwrap_err()),
+        ErrorKind::Timeout { .. }
+    ));
+    assert!(matches!(p.call("no_args", ""), Err(Error::NoSuchExport(_))));
+    assert!(matches!(p.call("nope", ""), Err(Error::NoSuchExport(_))));
+    assert_eq!(&p.call("echo", "again").unwrap()[..], b"again");
+}
