@@ -69,6 +69,10 @@ pub enum Error {
     /// not JSON of the type asked for ([`Interpreter::call_json`](crate::Interpreter::call_json)).
     #[error("JSON")]
     Json(#[source] BoxError),
+    /// An interpreter was granted a host function nobody registered
+    /// ([`InterpreterBuilder::allow`](crate::InterpreterBuilder::allow)).
+    #[error("no host function `{0}` is registered")]
+    NoSuchHostFn(String),
     /// Reading a file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

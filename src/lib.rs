@@ -65,6 +65,7 @@ mod exec;
 mod guest;
 mod handle;
 mod host;
+mod hostfn;
 mod id;
 mod interpreter;
 mod job;
@@ -88,6 +89,7 @@ pub use host::{
     CopyCounters, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_POOL_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK,
     Host, HostBuilder, MAX_WASM_STACK,
 };
+pub use hostfn::{HostCaller, HostFnError};
 pub use interpreter::{Interpreter, InterpreterBuilder, InterpreterId, Run, RunJob, current};
 pub use language::Language;
 pub use limits::Limits;

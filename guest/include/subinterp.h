@@ -54,6 +54,7 @@
 #define SI_ERR_TOO_LARGE -11  /* message over the channel's queued-bytes limit */
 #define SI_ERR_RELEASED -12   /* the named end was released by this interpreter */
 #define SI_ERR_BUSY -13       /* that interpreter is already running */
+#define SI_ERR_HOST -14       /* a host function failed (see si_host_call) */
 
 /* Timeouts. */
 #define SI_BLOCK ((int64_t)-1)
@@ -217,5 +218,20 @@ static inline int32_t si_lookup_str(const char *name) {
     while (name[n]) n++;
     return si_lookup(name, n);
 }
+
+/* ---- host functions: the import module subinterp_host_v1 ----------------
+ * Functions the host registered (HostBuilder::func) and granted to this
+ * interpreter (InterpreterBuilder::allow); a child has at most its
+ * creator's. */
+
+/* Call the host function `name` (UTF-8) with a copy of `len` bytes at `in`.
+ * Returns a created view of its result; or SI_ERR_HOST when the function
+ * failed, with a created view of its message written at `*err`;
+ * SI_ERR_NOT_FOUND for a name this interpreter was not granted (the same
+ * whether or not the host has it); SI_ERR_BOUNDS, SI_ERR_INVALID (not UTF-8),
+ * SI_ERR_LIMIT (handles or memory). A function that blocks is bounded by
+ * the run's deadline. */
+__attribute__((import_module("subinterp_host_v1"), import_name("call")))
+int32_t si_host_call(const char *name, uint32_t name_len, const void *in, uint32_t len, int32_t *err);
 
 #endif /* SUBINTERP_H */

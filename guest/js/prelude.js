@@ -12,7 +12,7 @@
   // ABI error codes (guest/include/subinterp.h).
   const BAD_HANDLE = -1, WRONG_KIND = -2, BOUNDS = -3, EMPTY = -4, FULL = -5,
     CLOSED = -6, TIMEOUT = -7, NOT_FOUND = -8, LIMIT = -9, INVALID = -10,
-    TOO_LARGE = -11, RELEASED = -12, BUSY = -13;
+    TOO_LARGE = -11, RELEASED = -12, BUSY = -13, HOST = -14;
   const KIND_VIEW = 1, KIND_RECV = 2, KIND_SEND = 3;
 
   function errorClass(name) {
@@ -32,9 +32,10 @@
   const TimeoutError = errorClass("TimeoutError");
   const InterpreterClosedError = errorClass("InterpreterClosedError");
   const LimitError = errorClass("LimitError");
+  const HostError = errorClass("HostError");
   const errors = {
     ChannelClosedError, ChannelEmptyError, ChannelReleasedError, ChannelFullError,
-    TimeoutError, InterpreterClosedError, LimitError,
+    TimeoutError, InterpreterClosedError, LimitError, HostError,
   };
 
   // Throws the error an ABI code stands for. `timed` says the caller gave a
@@ -366,6 +367,34 @@
       throw new TypeError("call: the result must be a string, bytes, a number, a boolean or null (call_json for other values)");
     },
   });
+
+  // The host's functions this interpreter was granted: host.call(name, data)
+  // returns a View of the result (data: a string or bytes); a failure of
+  // the function, or a name not granted, throws a HostError.
+  function hostCall(name, data) {
+    let bytes = data === undefined ? "" : data;
+    if (typeof bytes !== "string") bytes = payload(bytes).bytes;
+    if (bytes === undefined) throw new TypeError("host.call: data must be a string or bytes");
+    const r = si.hostCall(String(name), bytes);
+    if (typeof r !== "number" && !Array.isArray(r)) return new View(r);
+    if (Array.isArray(r)) {
+      const msg = new View(r[1]);
+      const text = msg.text();
+      msg.release();
+      throw new HostError(`host.call(${JSON.stringify(String(name))}): ${text}`);
+    }
+    if (r === NOT_FOUND) throw new HostError(`host.call: no host function ${JSON.stringify(String(name))} is granted`);
+    if (r === LIMIT) throw new LimitError("host.call: limit reached (handles or memory)");
+    fail(r, "host.call");
+  }
+  const host = Object.freeze({
+    call: hostCall,
+    /** As call(), as a promise (settled when the call returns). */
+    callAsync(name, data) {
+      try { return Promise.resolve(hostCall(name, data)); } catch (e) { return Promise.reject(e); }
+    },
+  });
+  Object.defineProperty(globalThis, "host", { value: host, enumerable: false });
 
   // {type, message, stack} JSON for an uncaught value (the C layer reports it).
   Object.defineProperty(globalThis, "__describeError", {

@@ -428,7 +428,48 @@ static JSValue js_output(JSContext *c, JSValueConst this_val, int argc, JSValueC
     return JS_NewInt32(c, si_call_output(p, (uint32_t)len));
 }
 
+/* hostCall(name, data): a Handle of the host function's result; or
+ * [SI_ERR_HOST, Handle of its message]; or another code. `data` is a string
+ * (UTF-8) or a Uint8Array. */
+static JSValue js_host_call(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    size_t name_len;
+    const char *name = JS_ToCStringLen(c, &name_len, argv[0]);
+    if (!name) return JS_EXCEPTION;
+    const char *str = NULL;
+    const uint8_t *p;
+    size_t len;
+    if (JS_IsString(argv[1])) {
+        str = JS_ToCStringLen(c, &len, argv[1]);
+        if (!str) {
+            JS_FreeCString(c, name);
+            return JS_EXCEPTION;
+        }
+        p = (const uint8_t *)str;
+    } else {
+        p = JS_GetUint8Array(c, &len, argv[1]);
+        if (!p && len) {
+            JS_FreeCString(c, name);
+            return JS_EXCEPTION;
+        }
+        if (!p) p = (const uint8_t *)"";
+    }
+    int32_t err = 0;
+    int32_t r = si_host_call(name, (uint32_t)name_len, p, (uint32_t)len, &err);
+    JS_FreeCString(c, name);
+    if (str) JS_FreeCString(c, str);
+    if (r == SI_ERR_HOST) {
+        JSValue pair = JS_NewArray(c);
+        JS_SetPropertyUint32(c, pair, 0, JS_NewInt32(c, r));
+        JS_SetPropertyUint32(c, pair, 1, new_handle(c, err, false));
+        return pair;
+    }
+    return handle_or_code(c, r);
+}
+
 static const JSCFunctionListEntry si_funcs[] = {
+    JS_CFUNC_DEF("hostCall", 2, js_host_call),
     JS_CFUNC_DEF("output", 1, js_output),
     JS_CFUNC_DEF("send", 3, js_send),
     JS_CFUNC_DEF("sendHandle", 3, js_send_handle),

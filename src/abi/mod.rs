@@ -18,9 +18,11 @@
 
 mod channels;
 mod files;
+mod host;
 mod interp;
 
 use self::channels::*;
+pub use self::host::HOST_MODULE;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,6 +65,8 @@ pub const ERR_TOO_LARGE: i32 = -11;
 pub const ERR_RELEASED: i32 = -12;
 /// The interpreter is already running (runs of one interpreter do not overlap).
 pub const ERR_BUSY: i32 = -13;
+/// A host function failed (`subinterp_host_v1.call`); its message is a view.
+pub const ERR_HOST: i32 = -14;
 
 /// `handle_kind` result: a view.
 pub const KIND_VIEW: i32 = 1;
@@ -90,6 +94,7 @@ pub const ERRORS: &[(&str, i32)] = &[
     ("TOO_LARGE", ERR_TOO_LARGE),
     ("RELEASED", ERR_RELEASED),
     ("BUSY", ERR_BUSY),
+    ("HOST", ERR_HOST),
 ];
 
 /// Every `KIND_*` value by name (without the prefix).
@@ -119,6 +124,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     l.func_wrap(MODULE, "call_output", call_output)?;
     l.func_wrap(MODULE, "interpreter_id", |cx: Cx<'_>| cx.data().id as i64)?;
     interp::add_to_linker(l)?;
+    host::add_to_linker(l)?;
     files::add_to_linker(l)
 }
 

@@ -5,7 +5,9 @@
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
 use super::*;
+use crate::buffer::View;
 use crate::compile::CompileLimits;
+use crate::hostfn::{HostCaller, HostFn, HostFnError, HostFns};
 use crate::interpreter::Settings;
 use crate::store::StoreData;
 
@@ -17,6 +19,7 @@ pub struct HostBuilder {
     fuel: bool,
     max_queued_bytes: usize,
     compile_limits: CompileLimits,
+    funcs: HostFns,
 }
 
 impl Default for HostBuilder {
@@ -27,6 +30,7 @@ impl Default for HostBuilder {
             fuel: false,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             compile_limits: CompileLimits::default(),
+            funcs: HostFns::default(),
         }
     }
 }
@@ -77,6 +81,43 @@ impl HostBuilder {
         self
     }
 
+    /// Registers the host function `name`: guests of the interpreters
+    /// granted it ([`InterpreterBuilder::allow`](crate::InterpreterBuilder::allow))
+    /// call it with bytes (a [`View`]) and get the bytes it returns, or its
+    /// error's message. It runs on the calling guest's thread, so it must
+    /// return quickly; one that waits (I/O, a lock, a remote call) belongs in
+    /// [`blocking_func`](Self::blocking_func). A panic is the caller's error,
+    /// not the host's.
+    #[must_use]
+    pub fn func<F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(&HostCaller, View) -> Result<bytes::Bytes, HostFnError> + Send + Sync + 'static,
+    {
+        let f = HostFn {
+            f: std::sync::Arc::new(f),
+            blocking: false,
+        };
+        self.funcs.insert(name.into(), f);
+        self
+    }
+
+    /// As [`func`](Self::func), for a function that may block: it runs on
+    /// the host's blocking thread pool, and the calling guest stops waiting
+    /// for it at its deadline (the run ends with a timeout, as in a blocking
+    /// WASI call; the function itself runs to its end on the pool).
+    #[must_use]
+    pub fn blocking_func<F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(&HostCaller, View) -> Result<bytes::Bytes, HostFnError> + Send + Sync + 'static,
+    {
+        let f = HostFn {
+            f: std::sync::Arc::new(f),
+            blocking: true,
+        };
+        self.funcs.insert(name.into(), f);
+        self
+    }
+
     /// Builds the host and starts its epoch ticker.
     ///
     /// # Errors
@@ -96,6 +137,7 @@ impl HostBuilder {
             pool_size,
             max_queued_bytes: self.max_queued_bytes,
             compile_limits: self.compile_limits,
+            host_fns: std::sync::Arc::new(self.funcs),
         };
         Ok(Host {
             inner: Arc::new(Registry::new(engine, linker, settings)),

@@ -17,6 +17,7 @@ pub struct InterpreterBuilder<'h> {
     inherit_stdin: bool,
     dirs: Vec<(std::path::PathBuf, String, bool)>,
     child_of: Option<Parent>,
+    allowed: std::collections::BTreeSet<String>,
 }
 
 impl std::fmt::Debug for InterpreterBuilder<'_> {
@@ -26,6 +27,7 @@ impl std::fmt::Debug for InterpreterBuilder<'_> {
             .field("limits", &self.limits)
             .field("args", &self.args)
             .field("dirs", &self.dirs)
+            .field("allowed", &self.allowed)
             .finish_non_exhaustive()
     }
 }
@@ -43,7 +45,18 @@ impl<'h> InterpreterBuilder<'h> {
             inherit_stdin: false,
             dirs: Vec::new(),
             child_of: None,
+            allowed: std::collections::BTreeSet::new(),
         }
+    }
+
+    /// Grants the host function `name` (registered with
+    /// [`HostBuilder::func`](crate::HostBuilder::func)): its guest may call
+    /// it. None is granted by default; the children a guest creates get at
+    /// most what their creator has.
+    #[must_use]
+    pub fn allow(mut self, name: impl Into<String>) -> Self {
+        self.allowed.insert(name.into());
+        self
     }
 
     /// Grants the guest the host directory `host` (and everything below it)
@@ -116,6 +129,23 @@ impl<'h> InterpreterBuilder<'h> {
     /// [`Error::Limit`] when the instance pool is full,
     /// [`Error::Instantiate`] when the module's start code traps.
     pub fn build(mut self) -> Result<Interpreter, Error> {
+        let grants = match &self.child_of {
+            // A child may not have more than its creator.
+            Some(c) => Arc::new(
+                c.grants
+                    .iter()
+                    .filter(|n| self.allowed.is_empty() || self.allowed.contains(*n))
+                    .cloned()
+                    .collect(),
+            ),
+            None => {
+                let funcs = &self.host.settings.host_fns;
+                if let Some(unknown) = self.allowed.iter().find(|n| !funcs.contains(n)) {
+                    return Err(Error::NoSuchHostFn(unknown.clone()));
+                }
+                Arc::new(std::mem::take(&mut self.allowed))
+            }
+        };
         let id = self.host.next_id();
         let shared = Arc::new(Shared::default());
         let cap = self.child_of.as_ref().and_then(|c| c.deadline_cap);
@@ -139,7 +169,8 @@ impl<'h> InterpreterBuilder<'h> {
         let mut lineage = lineage;
         lineage.budgets.insert(0, Tree::new(&self.limits));
         let wasi = self.wasi_ctx(&stdout, &stderr)?;
-        let state = self.store_data(id, wasi, &shared, lineage, cap, (&stdout, &stderr));
+        let mut state = self.store_data(id, wasi, &shared, lineage, cap, (&stdout, &stderr));
+        state.grants = grants;
         let live = instantiate(self.host, &self.guest, state, &self.limits, fuel)?;
         let inner = Arc::new(InterpInner {
             id,
@@ -231,6 +262,8 @@ impl<'h> InterpreterBuilder<'h> {
             lineage,
             memory: None,
             output: None,
+            host_fns: self.host.settings.host_fns.clone(),
+            grants: Default::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::channel;
 use crate::compile::{CompileLimits, Runaways, compile};
 use crate::error::{Error, GuestLoadError};
 use crate::guest::Guest;
+use crate::hostfn::HostFns;
 use crate::language::Language;
 use crate::store::{Counters, StoreData};
 
@@ -30,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) max_queued_bytes: usize,
     /// Bounds on compiling a module.
     pub(crate) compile_limits: CompileLimits,
+    /// The host functions interpreters may be granted.
+    pub(crate) host_fns: Arc<HostFns>,
 }
 
 pub(crate) struct Registry {

@@ -38,6 +38,8 @@ pub(crate) struct Parent {
     pub(crate) deadline_cap: Option<Instant>,
     /// Fuel for the creation, taken from the creator's (with fuel on).
     pub(crate) fuel: Option<u64>,
+    /// The host functions the creator may call: all its child may have.
+    pub(crate) grants: crate::hostfn::Grants,
 }
 
 /// A run a guest asks of one of its children.

@@ -27,6 +27,7 @@ use crate::buffer::View;
 use crate::channel::{self, Core, RecvChannel, SendChannel};
 use crate::error::Error;
 use crate::handle::HandleTable;
+use crate::hostfn::{Grants, HostFns};
 use crate::job::Job;
 use crate::limits::Limits;
 use crate::outcome::Abort;
@@ -144,6 +145,9 @@ pub(crate) struct StoreData {
     /// What the current run gave back with `call_output` (a call's result,
     /// or a script's completion value).
     pub(crate) output: Option<bytes::Bytes>,
+    /// The host's functions, and the names of those this interpreter may call.
+    pub(crate) host_fns: Arc<HostFns>,
+    pub(crate) grants: Grants,
 }
 
 /// Why a call must stop now, if it must: the interpreter was closed, or the
@@ -234,6 +238,7 @@ impl StoreData {
             stderr: self.stderr.clone(),
             deadline_cap: self.deadline.map(|(at, _)| at),
             fuel,
+            grants: self.grants.clone(),
         })
     }
 
@@ -269,6 +274,8 @@ impl StoreData {
             lineage,
             memory: None,
             output: None,
+            host_fns: Arc::default(),
+            grants: Grants::default(),
         }
     }
 }

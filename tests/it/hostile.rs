@@ -509,6 +509,13 @@ const IMPORTS: &[(&str, &[&str], &str, Option<usize>)] = &[
     ("channel_create", &["i32", "i32"], "i32", None),
     ("channel_len", &["i32"], "i32", None),
     ("call_output", &["i32", "i32"], "i32", None),
+    // In its own import module (see `import_of`).
+    (
+        "host_call",
+        &["i32", "i32", "i32", "i32", "i32"],
+        "i32",
+        None,
+    ),
     ("interpreter_id", &[], "i64", None),
     ("bound_names", &[], "i32", None),
     ("run_error", &["i32", "i32"], "i32", None),
@@ -540,12 +547,15 @@ const IMPORTS: &[(&str, &[&str], &str, Option<usize>)] = &[
 fn fuzz_guest(rng: &mut Rng, calls: usize) -> String {
     let mut wat = String::from("(module\n");
     for (name, params, res, _) in IMPORTS {
+        let (module, field) = import_of(name);
         wat += &format!(
-            "  (import \"subinterp_v1\" \"{name}\" (func ${name} (param {}) (result {res})))\n",
+            "  (import \"{module}\" \"{field}\" (func ${name} (param {}) (result {res})))\n",
             params.join(" ")
         );
     }
     wat += "  (memory (export \"memory\") 2)\n  (data (i32.const 0) \"in\") (data (i32.const 8) \"out\")\n";
+    // Host-function names the fuzzer's host has: "kv" granted, "secret" not.
+    wat += "  (data (i32.const 16) \"kv\") (data (i32.const 24) \"secret\")\n";
     wat += "  (func (export \"go\")\n";
     for i in 0..calls {
         let (name, params, res, timeout) = IMPORTS[(rng.next() as usize) % IMPORTS.len()];
@@ -581,6 +591,14 @@ fn fuzz_guest(rng: &mut Rng, calls: usize) -> String {
     wat
 }
 
+/// The import module and field of a fuzzed import.
+fn import_of(name: &str) -> (&str, &str) {
+    match name {
+        "host_call" => (subinterp::abi::HOST_MODULE, "call"),
+        _ => ("subinterp_v1", name),
+    }
+}
+
 /// Drives every ABI import with random arguments from a guest for a
 /// bounded time (`SUBINTERP_FUZZ_SECS`, default 3; `make fuzz` runs longer):
 /// the host never panics, and results are codes or handles.
@@ -594,7 +612,12 @@ fn fuzz_the_abi_with_random_arguments() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_1234_abcd_0001);
-    let host = host();
+    let host = subinterp::Host::builder()
+        .pool_size(32)
+        .func("kv", |_, v| Ok(Bytes::from(v.to_vec())))
+        .func("secret", |_, _| Ok(Bytes::from_static(b"never")))
+        .build()
+        .unwrap();
     let mut rng = Rng(seed);
     let end = Instant::now() + Duration::from_secs(secs);
     let (mut programs, mut traps) = (0, 0);
@@ -604,6 +627,7 @@ fn fuzz_the_abi_with_random_arguments() {
         let w = host
             .interpreter(&g)
             .limits(timeout(500).with_max_interpreters(4).with_max_handles(64))
+            .allow("kv")
             .build()
             .unwrap();
         let (in_rx, in_tx) = host.create_channel(4);

@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "output",
     "channel",
     "handle",
+    "hostfn",
     // errors and run outcomes
     "outcome",
     "error",

@@ -9,6 +9,7 @@ mod channels;
 mod cli;
 mod common;
 mod hardening;
+mod hostfns;
 mod hostile;
 mod interpreters;
 mod js;
