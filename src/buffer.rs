@@ -126,6 +126,14 @@ pub struct View {
 }
 
 impl View {
+    /// The bytes as UTF-8 text (borrowed, no copy).
+    ///
+    /// # Errors
+    /// When they are not valid UTF-8.
+    pub fn text(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.bytes)
+    }
+
     /// The number of bytes visible through the view.
     pub fn len(&self) -> usize {
         self.bytes.len()

@@ -40,6 +40,17 @@ pub enum Error {
     /// The module has no exported function of that name (or of a supported type).
     #[error("no exported function `{0}` of type () or () -> i32")]
     NoSuchExport(String),
+    /// The export's type is not the one a typed call asked for
+    /// ([`Interpreter::typed`](crate::Interpreter::typed)).
+    #[error("export `{name}` has type {found}, not {expected}")]
+    WrongSignature {
+        /// The export.
+        name: String,
+        /// The type asked for.
+        expected: String,
+        /// Its type.
+        found: String,
+    },
     /// Source in one language was given to an interpreter that does not run it.
     #[error("{interpreter} does not run {language}")]
     WrongLanguage {

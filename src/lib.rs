@@ -79,8 +79,8 @@ mod store;
 
 pub use buffer::{Buffer, View};
 pub use channel::{
-    ChannelEnd, ChannelId, Message, RecvChannel, RecvError, RecvTimeoutError, SendChannel,
-    SendError, SendTimeoutError, TryRecvError, TrySendError,
+    ChannelEnd, ChannelId, Message, RecvChannel, RecvError, RecvTimeoutError, RecvViewError,
+    SendChannel, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use compile::CompileLimits;
 pub use error::{BoxError, Error, GuestLoadError, LimitError};
@@ -90,7 +90,9 @@ pub use host::{
     Host, HostBuilder, MAX_WASM_STACK,
 };
 pub use hostfn::{HostCaller, HostFnError};
-pub use interpreter::{Interpreter, InterpreterBuilder, InterpreterId, Run, RunJob, current};
+pub use interpreter::{
+    Interpreter, InterpreterBuilder, InterpreterId, Run, RunJob, TypedCall, WasmValues, current,
+};
 pub use language::Language;
 pub use limits::Limits;
 pub use outcome::{ErrorKind, GuestError, Trap};

@@ -161,6 +161,27 @@ impl fmt::Display for RecvError {
 }
 impl std::error::Error for RecvError {}
 
+/// Why [`recv_view`](crate::RecvChannel::recv_view) returned no bytes.
+#[derive(Debug, Clone)]
+pub enum RecvViewError {
+    /// The channel is closed (or has no sending end left) and empty.
+    Closed,
+    /// A channel end arrived, not bytes; here it is.
+    NotBytes(crate::channel::Message),
+}
+
+impl fmt::Display for RecvViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvViewError::Closed => f.write_str("receiving on a closed and empty channel"),
+            RecvViewError::NotBytes(_) => {
+                f.write_str("a channel end arrived where bytes were expected")
+            }
+        }
+    }
+}
+impl std::error::Error for RecvViewError {}
+
 /// Why [`recv_nowait`](crate::RecvChannel::recv_nowait) returned nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryRecvError {

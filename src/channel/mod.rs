@@ -20,7 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use self::error::{
-    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    RecvError, RecvTimeoutError, RecvViewError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
 };
 pub(crate) use self::queue::{Core, RecvFail, SendFail, Wait};
 pub(crate) use self::registry::Registry;
@@ -100,6 +101,11 @@ impl From<&'static str> for Message {
         Message::View(Buffer::from(s).view())
     }
 }
+impl From<String> for Message {
+    fn from(s: String) -> Self {
+        Message::View(Buffer::from(s).view())
+    }
+}
 impl From<RecvChannel> for Message {
     fn from(e: RecvChannel) -> Self {
         Message::Recv(e)
@@ -169,6 +175,27 @@ impl RecvChannel {
         self.core
             .recv(Wait::forever())
             .map_err(|_| RecvError::Closed)
+    }
+
+    /// Receives the oldest message and insists it is bytes: the common case
+    /// of a channel that carries data, without a `match`.
+    ///
+    /// # Errors
+    /// [`RecvViewError::Closed`] as [`recv`](Self::recv);
+    /// [`RecvViewError::NotBytes`] (with the message) when a channel end
+    /// arrived instead, which a guest may send.
+    pub fn recv_view(&self) -> Result<View, RecvViewError> {
+        match self.recv() {
+            Ok(Message::View(v)) => Ok(v),
+            Ok(other) => Err(RecvViewError::NotBytes(other)),
+            Err(RecvError::Closed) => Err(RecvViewError::Closed),
+        }
+    }
+
+    /// The messages as they arrive, blocking for each, until the channel is
+    /// closed and drained.
+    pub fn iter(&self) -> impl Iterator<Item = Message> + '_ {
+        std::iter::from_fn(move || self.recv().ok())
     }
 
     /// Receives the oldest message if one is queued, without blocking.

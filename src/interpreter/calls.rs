@@ -85,6 +85,16 @@ impl Interpreter {
     /// would exceed the handle cap. A guest failure is not an `Err`: it is in
     /// [`RunResult::error`].
     pub fn run(&self, run: Run) -> Result<RunResult, Error> {
+        self.with_live(|me, live| me.run_live(live, run))
+    }
+
+    /// Runs `f` on the live instance, one run at a time; `f`'s flag says
+    /// whether the interpreter must be closed after it (a JS guest stopped
+    /// by force).
+    pub(super) fn with_live<T>(
+        &self,
+        f: impl FnOnce(&Self, &mut Live) -> (Result<T, Error>, bool),
+    ) -> Result<T, Error> {
         let inner = &self.inner;
         if self.is_closed() {
             return Err(Error::InterpreterClosed(self.id()));
@@ -95,7 +105,7 @@ impl Interpreter {
         let _guard = RunningGuard(&inner.running);
         let mut slot = inner.live.lock();
         let live = slot.as_mut().ok_or(Error::InterpreterClosed(self.id()))?;
-        let (result, poisoned) = self.run_live(live, run);
+        let (result, poisoned) = f(self, live);
         if poisoned {
             // A JS heap stopped by force mid-update cannot be trusted again.
             drop(slot);

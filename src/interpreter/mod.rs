@@ -8,6 +8,7 @@ mod family;
 mod registry;
 mod run;
 mod source;
+mod typed;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -121,3 +122,4 @@ use self::run::Body;
 pub use self::run::{Run, RunJob};
 pub use self::source::STOP_GRACE;
 use self::source::{InitError, SourceFns, init_source};
+pub use self::typed::{TypedCall, WasmValues};

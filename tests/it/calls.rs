@@ -174,3 +174,67 @@ fn wasm_exports_are_called_with_a_view_handle() {
     assert!(matches!(p.call("nope", ""), Err(Error::NoSuchExport(_))));
     assert_eq!(&p.call("echo", "again").unwrap()[..], b"again");
 }
+
+#[test]
+fn typed_calls_check_the_signature_once_and_run_under_limits() {
+    let host = host();
+    let wat = r#"(module
+      (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+      (func (export "mix") (param i64 f64) (result f64 i64)
+        (f64.add (local.get 1) (f64.convert_i64_s (local.get 0))) (local.get 0))
+      (func (export "nop"))
+      (func (export "spin") (param i32) (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+    let g = host.compile("typed", wat.as_bytes()).unwrap();
+    let i = host
+        .interpreter(&g)
+        .limits(Limits::new().with_timeout(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let add = i.typed::<(i32, i32), i32>("add").unwrap();
+    assert_eq!(add.call((40, 2)).unwrap(), 42);
+    assert_eq!(add.call((i32::MAX, 1)).unwrap(), i32::MIN);
+    let mix = i.typed::<(i64, f64), (f64, i64)>("mix").unwrap();
+    assert_eq!(mix.call((2, 0.5)).unwrap(), (2.5, 2));
+    i.typed::<(), ()>("nop").unwrap().call(()).unwrap();
+    match i.typed::<i32, i32>("add") {
+        Err(Error::WrongSignature { found, .. }) => assert_eq!(found, "(i32, i32) -> (i32)"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        i.typed::<(), ()>("none"),
+        Err(Error::NoSuchExport(_))
+    ));
+    let spin = i.typed::<i32, i32>("spin").unwrap();
+    assert!(matches!(
+        guest_kind(spin.call(0).unwrap_err()),
+        ErrorKind::Timeout { .. }
+    ));
+    assert_eq!(add.call((1, 1)).unwrap(), 2);
+}
+
+#[test]
+fn channel_conveniences_for_the_common_case() {
+    let host = host();
+    let (rx, tx) = host.create_channel(4);
+    tx.send(String::from("owned text")).unwrap();
+    assert_eq!(rx.recv_view().unwrap().text().unwrap(), "owned text");
+    let (_other_rx, other_tx) = host.create_channel(1);
+    tx.send(other_tx).unwrap();
+    assert!(matches!(
+        rx.recv_view(),
+        Err(subinterp::RecvViewError::NotBytes(_))
+    ));
+    for s in ["a", "b"] {
+        tx.send(s).unwrap();
+    }
+    tx.close();
+    let all: Vec<String> = rx
+        .iter()
+        .map(|m| m.into_view().unwrap().text().unwrap().to_string())
+        .collect();
+    assert_eq!(all, ["a", "b"]);
+    assert!(matches!(
+        rx.recv_view(),
+        Err(subinterp::RecvViewError::Closed)
+    ));
+}
