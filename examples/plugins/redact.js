@@ -1,11 +1,8 @@
-// A plugin: replaces every digit with '#', and counts words (JSON result).
-for (;;) {
-  let record;
-  try { record = channels.records.recv(); }
-  catch (e) { if (e instanceof interpreters.ChannelClosedError) break; throw e; }
-  const text = record.text();
-  channels.results.send(JSON.stringify({
-    text: text.replace(/[0-9]/g, "#"),
-    words: text.split(/\s+/).filter(Boolean).length,
-  }));
+// A plugin: replaces every digit with '#' and names the customer's city,
+// asked of the host through the host function `city` (granted by the host).
+function transform(record) {
+  return record
+    .text()
+    .replace(/[0-9]/g, "#")
+    .replace(/(Ada|Grace)$/, (who) => `${who} of ${host.call("city", who).text()}`);
 }

@@ -1,3 +1,4 @@
-// A misbehaving plugin: handles the first record, then never returns.
-channels.results.send(channels.records.recv().text());
-for (;;) {}
+// A misbehaving plugin: never returns.
+function transform(record) {
+  for (;;) {}
+}

@@ -1,9 +1,6 @@
-// A plugin: upper-cases each record. Every plugin has the same interface:
-// text records arrive on channels.records; one result per record goes to
-// channels.results; the plugin ends when the records channel is closed.
-for (;;) {
-  let record;
-  try { record = channels.records.recv(); }
-  catch (e) { if (e instanceof interpreters.ChannelClosedError) break; throw e; }
-  channels.results.send(record.text().toUpperCase());
+// A plugin: upper-cases a record. Every plugin defines `transform(record)`:
+// the record comes in as a read-only View, the result goes back as a string
+// (or bytes).
+function transform(record) {
+  return record.text().toUpperCase();
 }
