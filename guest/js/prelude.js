@@ -255,8 +255,47 @@
     }
   }
 
+  // JSON text as a literal in source of either language.
+  const lit = (v) => JSON.stringify(JSON.stringify(v));
+  const isEnd = (v) => v instanceof RecvChannel || v instanceof SendChannel;
+
   class Interpreter {
-    constructor(id) { Object.defineProperty(this, "id", { value: id, enumerable: true }); }
+    constructor(id, lang) {
+      Object.defineProperty(this, "id", { value: id, enumerable: true });
+      Object.defineProperty(this, "lang", { value: lang || "js", enumerable: true });
+    }
+    /** PEP 734's call: `fnName(...args)` in this interpreter (a global
+     *  function, or a module-level one in Python), with JSON values in and
+     *  out; a promise is awaited. Throws what the call threw. */
+    call(fnName, ...args) {
+      const [r, s] = interpreters.createChannel(1);
+      const name = JSON.stringify(String(fnName));
+      const src = this.lang === "python"
+        ? `import json as __j\n__si_call_out.send(__j.dumps(globals()[${name}](*__j.loads(${lit(args)}))))\ndel __j\n`
+        : `Promise.resolve(globalThis[${name}](...JSON.parse(${lit(args)})))` +
+          `.then((v) => channels.__si_call_out.send(JSON.stringify(v) ?? "null"))`;
+      try {
+        this.run(src, { channels: { __si_call_out: s } }).check();
+        return JSON.parse(r.recv().text());
+      } finally {
+        r.release();
+        s.release();
+      }
+    }
+    /** PEP 734's prepare_main: binds names in this interpreter's globals
+     *  (Python: __main__): JSON values are copied, channel ends shared. */
+    prepareMain(values) {
+      const data = {}, ends = {};
+      for (const [k, v] of Object.entries(values || {})) {
+        if (isEnd(v)) ends[k] = v; else data[k] = v;
+      }
+      const names = JSON.stringify(Object.keys(ends));
+      const src = this.lang === "python"
+        ? `import json as __j\nglobals().update(__j.loads(${lit(data)}))\ndel __j\n`
+        : `Object.assign(globalThis, JSON.parse(${lit(data)}));\n` +
+          `for (const n of ${names}) globalThis[n] = channels[n];`;
+      this.run(src, { channels: ends }).check();
+    }
     isRunning() { return si.interpStatus(this.id) === 1; }
     /** Closes it (only an interpreter this one created); closing twice is fine. */
     close() {
@@ -295,7 +334,7 @@
       if (id === INVALID) throw new TypeError("interpreters.create: unknown or invalid limit or language");
       if (id === NOT_FOUND) throw new Error("interpreters.create: no guest for that language (see make guest)");
       if (id < 0) fail(Number(id), "interpreters.create");
-      return new Interpreter(id);
+      return new Interpreter(id, opts.lang === "python" || opts.lang === "py" ? "python" : "js");
     },
     list() { return JSON.parse(si.interpList()).map((id) => new Interpreter(id)); },
     current() { return new Interpreter(si.id()); },

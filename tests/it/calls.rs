@@ -238,3 +238,32 @@ fn channel_conveniences_for_the_common_case() {
         Err(subinterp::RecvViewError::Closed)
     ));
 }
+
+#[test]
+fn scripts_call_functions_and_prepare_main_in_their_children() {
+    let host = host();
+    let js = host
+        .create_js(Limits::new().with_timeout(Duration::from_secs(60)))
+        .unwrap();
+    let src = r#"
+const w = interpreters.create();
+w.run("function add(a, b) { return a + b; } async function later(x) { return {x}; }");
+console.log(w.call("add", 40, 2), JSON.stringify(w.call("later", [1, "a"])));
+const [r, s] = interpreters.createChannel();
+w.prepareMain({ n: 41, cfg: { deep: [1, 2] }, out: s });
+w.run("out.send(String(n + cfg.deep.length - 1))").check();
+console.log(r.recv().text());
+try { w.call("nope"); } catch (e) { console.log(e.name); }
+const p = interpreters.create({ lang: "python" });
+p.run("def mul(a, b):\n    return {'p': a * b}\n");
+console.log(JSON.stringify(p.call("mul", 6, 7)));
+p.prepareMain({ k: [1, 2, 3], out: s });
+p.run("out.send(str(sum(k)))").check();
+console.log(r.recv().text());
+"#;
+    let r = js.run(Run::js(src)).unwrap().check().unwrap();
+    assert_eq!(
+        r.stdout_text(),
+        "42 {\"x\":[1,\"a\"]}\n42\nTypeError\n{\"p\":42}\n6\n"
+    );
+}
