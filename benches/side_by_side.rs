@@ -182,6 +182,40 @@ const READ_ALL: &str = r#"(func (export "go") (result i32) (local $v i32) (local
       (drop (call $release (local.get $v)))
       (local.get $n))"#;
 
+/// Calls the host function "echo" with 64 bytes `n` times, releasing each
+/// result; returns 0, or the first error code.
+const HOST_FN_GUEST: &str = r#"(module
+  (import "subinterp_host_v1" "call" (func $call (param i32 i32 i32 i32 i32) (result i32)))
+  (import "subinterp_v1" "release" (func $release (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "echo")
+  (func (export "go") (param $n i32) (result i32)
+    (local $h i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $h (call $call (i32.const 0) (i32.const 4) (i32.const 64) (i32.const 64) (i32.const 8)))
+        (if (i32.lt_s (local.get $h) (i32.const 0)) (then (return (local.get $h))))
+        (drop (call $release (local.get $h)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $l)))
+    (i32.const 0)))"#;
+
+/// The floors' guest: `id` for a host-to-wasm call, `go(n)` for n
+/// wasm-to-host calls.
+const FLOOR_GUEST: &str = r#"(module
+  (import "host" "f" (func $f (param i32) (result i32)))
+  (func (export "id") (param i32) (result i32) (local.get 0))
+  (func (export "go") (param $n i32) (result i32)
+    (local $acc i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $acc (call $f (local.get $acc)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $l)))
+    (local.get $acc)))"#;
+
 struct Bench {
     quick: bool,
     host: Host,
@@ -223,6 +257,80 @@ impl Bench {
             i.close();
         }
         (v.median() / 1e3, n)
+    }
+
+    /// A JS function called with 64 bytes that returns 64 bytes
+    /// (`Interpreter::call`), median per call.
+    fn call_js(&self) -> (f64, usize) {
+        let n = self.reps(5000);
+        let i = self.host.create_js(Limits::new()).unwrap();
+        i.run(Run::js("function echo(v) { return v.bytes(); }"))
+            .unwrap()
+            .check()
+            .unwrap();
+        let input = Bytes::from(vec![7u8; 64]);
+        let mut v = Samples::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            let out = i.call("echo", input.clone()).unwrap();
+            v.record(ns(t.elapsed()));
+            assert_eq!(out.len(), 64);
+        }
+        (v.median() / 1e3, n)
+    }
+
+    /// A wasm guest calling a host function with 64 bytes (which returns 64
+    /// bytes), and releasing the result: ns per call, median of runs of
+    /// `calls` calls each.
+    fn host_fn_call(&self) -> (f64, usize) {
+        let host = Host::builder()
+            .pool_size(4)
+            .func("echo", |_, v| Ok(Bytes::from(v.to_vec())))
+            .build()
+            .unwrap();
+        let g = compile(&host, "hostfn", HOST_FN_GUEST);
+        let i = host.interpreter(&g).allow("echo").build().unwrap();
+        let go = i.typed::<i32, i32>("go").unwrap();
+        let calls = 100_000;
+        let reps = self.reps(20);
+        let v: Samples = (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                assert_eq!(go.call(calls).unwrap(), 0);
+                ns(t.elapsed()) * 1000 / calls as u64 // ps per call
+            })
+            .collect();
+        (v.median() / 1e3, reps)
+    }
+
+    /// The floors under both: a wasmtime `TypedFunc` call from the host
+    /// (µs) and a wasm call of a host import through `Func::wrap` (ns), on a
+    /// bare engine.
+    fn wasmtime_floors(&self) -> (f64, f64) {
+        use wasmtime::{Engine, Linker, Module, Store};
+        let engine = Engine::default();
+        let module = Module::new(&engine, FLOOR_GUEST).unwrap();
+        let mut linker: Linker<()> = Linker::new(&engine);
+        linker.func_wrap("host", "f", |x: i32| x + 1).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = linker.instantiate(&mut store, &module).unwrap();
+        let id = inst.get_typed_func::<i32, i32>(&mut store, "id").unwrap();
+        let mut v = Samples::new();
+        for _ in 0..self.reps(5000) {
+            let t = Instant::now();
+            std::hint::black_box(id.call(&mut store, 1).unwrap());
+            v.record(ns(t.elapsed()));
+        }
+        let go = inst.get_typed_func::<i32, i32>(&mut store, "go").unwrap();
+        let calls = 1_000_000;
+        let w: Samples = (0..self.reps(20))
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(go.call(&mut store, calls).unwrap());
+                ns(t.elapsed()) * 1000 / calls as u64 // ps per call
+            })
+            .collect();
+        (v.median() / 1e3, w.median() / 1e3)
     }
 
     /// Create a Python interpreter and complete a first `1+1`.
@@ -628,6 +736,30 @@ fn main() {
             Some(v),
         );
     }
+    let mut floors = None;
+    if want("call_js") {
+        let (v, n) = b.call_js();
+        add(
+            "call_js_us",
+            "µs",
+            Better::Lower,
+            format!("median of {n}, 64 B in and out"),
+            Some(v),
+        );
+    }
+    if want("host_fn_call") {
+        let (v, n) = b.host_fn_call();
+        add(
+            "host_fn_call_ns",
+            "ns",
+            Better::Lower,
+            format!("median of {n} runs of 100k calls, 64 B in and out"),
+            Some(v),
+        );
+    }
+    if want("call_js") || want("host_fn_call") {
+        floors = Some(b.wasmtime_floors());
+    }
     if want("msg64_oneway_raw") {
         let (v, n) = b.msg64_raw();
         add(
@@ -843,6 +975,23 @@ fn main() {
                     m.peers.insert(peer.clone(), None);
                 }
             }
+        }
+    }
+    // The floors under the call rows: bare wasmtime, in this process.
+    if let Some((call_us, import_ns)) = floors {
+        notes.insert(
+            "wasmtime".into(),
+            "bare wasmtime 48 (the floor, not a peer): call_js_us is a TypedFunc call of an \
+             (i32) -> i32 identity export, host_fn_call_ns a wasm call of a Func::wrap import"
+                .into(),
+        );
+        for m in metrics.iter_mut() {
+            let v = match m.name {
+                "call_js_us" => Some(call_us),
+                "host_fn_call_ns" => Some(import_ns),
+                _ => None,
+            };
+            m.peers.insert("wasmtime".into(), v);
         }
     }
     // Whole-process start-up of the peers' runtimes, for cli_js_hello_ms.

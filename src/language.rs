@@ -100,7 +100,7 @@ pub(crate) enum Export {
     EvalModule,
     /// `snapshot_init()`: the set-up a snapshot is taken after.
     SnapshotInit,
-    /// `call(name_ptr, name_len, input_view, json) -> status`: calls a
+    /// `call(name_view, input_view, json) -> status`: calls a
     /// function by name with an input view; its result goes out through
     /// `call_output`. Optional: a guest without it cannot be called.
     Call,

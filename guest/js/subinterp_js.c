@@ -569,6 +569,9 @@ static int report_exception(const char *fallback_type) {
 /* Added to quickjs.c by guest/js/patch_quickjs.py. */
 void si_js_reseed(JSContext *ctx, uint64_t seed);
 
+/* The prelude's View class (interpreters.View), for calls made in C. */
+static JSValue view_class = JS_UNDEFINED;
+
 EXPORT("si_js_setup") int32_t si_js_setup(void) {
     if (rt) return 0;
     rt = JS_NewRuntime();
@@ -595,6 +598,11 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
         return -4;
     }
     JS_FreeValue(ctx, r);
+    JSValue g = JS_GetGlobalObject(ctx);
+    JSValue ns = JS_GetPropertyStr(ctx, g, "interpreters");
+    view_class = JS_GetPropertyStr(ctx, ns, "View");
+    JS_FreeValue(ctx, ns);
+    JS_FreeValue(ctx, g);
     /* Collect the set-up's garbage now, and put the next cycle collection a
      * megabyte of allocations away: a collection walks (and writes to) every
      * object, so in an interpreter started from the snapshot an early one
@@ -756,19 +764,46 @@ int32_t si_js_eval_module(char *src, int32_t len, char *name, int32_t name_len) 
  * __call; its result, awaited when it is a promise, becomes the output.
  * Returns 0, or 1 with the error reported. */
 EXPORT("si_js_call")
-int32_t si_js_call(char *name, int32_t name_len, int32_t input, int32_t json) {
-    if (!ctx || !name || name_len < 0) {
-        free(name);
+int32_t si_js_call(int32_t name_view, int32_t input, int32_t json) {
+    /* The name is a view (borrowed): read it into a buffer of our own. */
+    char small[128];
+    int32_t name_len = si_view_len(name_view);
+    if (!ctx || name_len < 0) return 2;
+    char *name = (size_t)name_len < sizeof small ? small : malloc((size_t)name_len + 1);
+    if (!name) return 2;
+    if (si_view_read(name_view, 0, name, (uint32_t)name_len) != name_len) {
+        if (name != small) free(name);
         return 2;
     }
     has_unhandled_rejection = false;
     JSValue global = JS_GetGlobalObject(ctx);
-    JSValue call = JS_GetPropertyStr(ctx, global, "__call");
-    /* The input is borrowed: the host releases it after the call. */
+    /* The common case in C: a global function, its input a View (made with
+     * the prelude's class), its result a string or bytes. Everything else
+     * (module exports, JSON, other result types, errors' messages) goes
+     * through the prelude's __call and __output. */
+    JSValue fast = JS_UNDEFINED;
+    if (!json && !memchr(name, '#', (size_t)name_len)) {
+        JSAtom atom = JS_NewAtomLen(ctx, name, (size_t)name_len);
+        fast = JS_GetProperty(ctx, global, atom);
+        JS_FreeAtom(ctx, atom);
+        if (JS_IsException(fast) || !JS_IsFunction(ctx, fast) || JS_IsUndefined(view_class)) {
+            JS_FreeValue(ctx, fast);
+            fast = JS_UNDEFINED;
+        }
+    }
+    JSValue call = JS_UNDEFINED, r;
     JSValue args[3] = {JS_NewStringLen(ctx, name, (size_t)name_len), new_handle(ctx, input, true),
                        JS_NewBool(ctx, json != 0)};
-    free(name);
-    JSValue r = JS_Call(ctx, call, JS_UNDEFINED, 3, (JSValueConst *)args);
+    if (name != small) free(name);
+    if (!JS_IsUndefined(fast)) {
+        JSValue view = JS_CallConstructor(ctx, view_class, 1, (JSValueConst *)&args[1]);
+        r = JS_IsException(view) ? view : JS_Call(ctx, fast, JS_UNDEFINED, 1, (JSValueConst *)&view);
+        JS_FreeValue(ctx, view);
+        JS_FreeValue(ctx, fast);
+    } else {
+        call = JS_GetPropertyStr(ctx, global, "__call");
+        r = JS_Call(ctx, call, JS_UNDEFINED, 3, (JSValueConst *)args);
+    }
     int status = 0;
     if (JS_IsException(r)) {
         status = report_exception("Error");
@@ -802,7 +837,23 @@ int32_t si_js_call(char *name, int32_t name_len, int32_t input, int32_t json) {
             }
             }
         }
-        if (!status) status = set_output(v, json != 0, false);
+        if (!status && !json && JS_IsString(v)) {
+            size_t len;
+            const char *out = JS_ToCStringLen(ctx, &len, v);
+            if (out) {
+                si_call_output(out, (uint32_t)len);
+                JS_FreeCString(ctx, out);
+            } else {
+                status = report_exception("Error");
+            }
+        } else if (!status && !json && JS_GetTypedArrayType(v) == JS_TYPED_ARRAY_UINT8) {
+            size_t len;
+            uint8_t *p = JS_GetUint8Array(ctx, &len, v);
+            if (p || !len) si_call_output(p ? p : (uint8_t *)"", (uint32_t)len);
+            else status = report_exception("Error");
+        } else if (!status) {
+            status = set_output(v, json != 0, false);
+        }
         JS_FreeValue(ctx, v);
     }
     JS_FreeValue(ctx, r);

@@ -95,9 +95,20 @@ impl Interpreter {
         let started = Instant::now();
         let prev = CURRENT.with(|c| c.replace(self.inner.id));
         let stop = live.store.data().stopper();
-        let status = self.put_text(live, name).and_then(|(ptr, len)| {
-            stop.drive(call.call_async(&mut live.store, (ptr, len, input, i32::from(json))))
-        });
+        // The name goes in as a text view, not copied into a guest buffer:
+        // one call into the guest instead of two (each is a fiber).
+        let name_view = crate::buffer::Buffer::from(name.to_string()).into_view();
+        let status = match live.store.data_mut().handles.insert(Entry::Text(name_view)) {
+            Ok(name_h) => {
+                let s =
+                    stop.drive(call.call_async(&mut live.store, (name_h, input, i32::from(json))));
+                let _ = live.store.data_mut().handles.remove(name_h);
+                s
+            }
+            Err(_) => Err(wasmtime::Error::new(crate::outcome::Abort::MemoryLimit {
+                limit: self.inner.limits.max_memory(),
+            })),
+        };
         CURRENT.with(|c| c.set(prev));
         let wall = started.elapsed();
         let (outcome, poisoned) = self.source_outcome(live, status);

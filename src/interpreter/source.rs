@@ -25,8 +25,8 @@ pub(super) struct SourceFns {
     pub(super) eval: TypedFunc<(i32, i32), i32>,
     /// JavaScript's: evaluate as an ES module.
     pub(super) eval_module: Option<TypedFunc<(i32, i32, i32, i32), i32>>,
-    /// `call(name_ptr, name_len, input_view, json)`, when the guest has it.
-    pub(super) call: Option<TypedFunc<(i32, i32, i32, i32), i32>>,
+    /// `call(name_view, input_view, json)`, when the guest has it.
+    pub(super) call: Option<TypedFunc<(i32, i32, i32), i32>>,
 }
 
 pub(super) enum InitError {
