@@ -34,6 +34,7 @@ from _subinterp import (
     ChannelFullError,
     ChannelReleasedError,
     ExecutionFailed,
+    HostError,
     InterpreterClosedError,
     InterpreterError,
     LimitError,
@@ -48,7 +49,7 @@ __all__ = [
     "Interpreter", "RecvChannel", "SendChannel", "View", "RunResult", "RunError", "Job",
     "ChannelError", "ChannelClosedError", "ChannelEmptyError", "ChannelFullError",
     "ChannelReleasedError", "InterpreterError", "InterpreterClosedError",
-    "ExecutionFailed", "LimitError",
+    "ExecutionFailed", "LimitError", "HostError", "host_call",
 ]
 
 _MISSING = object()
@@ -582,3 +583,45 @@ def _bind_run(ns):
         if end is None or end.handle != h:
             end = _bound[name] = _wrap(h, True)
         ns[name] = end
+
+
+def host_call(name, data=b""):
+    """Calls the host function `name` (one the host granted this
+    interpreter) with `data` (bytes-like or str) and returns a View of its
+    result. HostError when it fails, or when it was not granted (the same
+    either way for a name the host does not have)."""
+    return _si.host_call(str(name), data)
+
+
+# ---- calls from the host ------------------------------------------------------
+
+
+def _call(name, handle, json_mode):
+    """Interpreter::call from the host: calls __main__'s function `name` (or
+    "module#function") with the input (a View, borrowed for the call; with
+    json_mode, the value its JSON text parses to) and returns the result as
+    bytes: str as UTF-8, bytes-like objects as they are, numbers and bools as
+    JSON text, None as nothing; with json_mode, any JSON-able value."""
+    import __main__
+    import importlib
+    mod_name, sep, fn = name.rpartition("#")
+    owner = importlib.import_module(mod_name) if sep else __main__
+    f = getattr(owner, fn, None)
+    if not callable(f):
+        raise TypeError(f"call: no function {name!r}")
+    v = View(handle, True)
+    arg = _json.loads(v.tobytes()) if json_mode else v
+    r = f(arg)
+    if json_mode:
+        return _json.dumps(r).encode()
+    if r is None:
+        return b""
+    if isinstance(r, str):
+        return r.encode("utf-8", "surrogatepass")
+    if isinstance(r, (bytes, bytearray, memoryview, View)):
+        return bytes(r)
+    if isinstance(r, (bool, int, float)):
+        return _json.dumps(r).encode()
+    raise TypeError("call: the result must be str, bytes, a number, a bool or None "
+                    f"(call_json for other values), not {type(r).__name__}")
+

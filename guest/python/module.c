@@ -750,6 +750,41 @@ static PyTypeObject SendChannelType = {
     .tp_new = handle_new,
 };
 
+/* host_call(name, data): a View of the result of the host function `name`
+ * (granted to this interpreter) called with `data` (bytes-like or str). A
+ * failure of the function, or a name not granted, raises HostError. */
+static PyObject *HostError;
+
+static PyObject *m_host_call(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *name;
+    Py_ssize_t name_len;
+    PyObject *obj;
+    if (!PyArg_ParseTuple(args, "s#O:host_call", &name, &name_len, &obj)) return NULL;
+    Data d;
+    if (get_data(obj, &d) < 0) return NULL;
+    if (too_long(d.len, "host_call")) {
+        put_data(&d);
+        return NULL;
+    }
+    int32_t err = 0;
+    int32_t r = si_host_call(name, (uint32_t)name_len, d.p, (uint32_t)d.len, &err);
+    put_data(&d);
+    if (r > 0) return handle_make(&ViewType, r, 0);
+    if (r == SI_ERR_HOST) {
+        PyObject *msg = handle_make(&ViewType, err, 0);
+        PyObject *text = msg ? view_bytes_range((HandleObject *)msg, 0, si_view_len(err), "host_call") : NULL;
+        Py_XDECREF(msg);
+        if (!text) return NULL;
+        PyErr_Format(HostError, "host_call(%R): %s", PyTuple_GET_ITEM(args, 0), PyBytes_AS_STRING(text));
+        Py_DECREF(text);
+        return NULL;
+    }
+    if (r == SI_ERR_NOT_FOUND)
+        return PyErr_Format(HostError, "host_call: no host function %R is granted", PyTuple_GET_ITEM(args, 0));
+    return raise_code(r, "host_call", 0);
+}
+
 /* wrap(h, borrowed=False): the object of h's kind (see wrap_handle). */
 static PyObject *m_wrap(PyObject *self, PyObject *args) {
     (void)self;
@@ -793,6 +828,7 @@ static PyMethodDef subinterp_methods[] = {
     {"interpreter_id", m_interpreter_id, METH_NOARGS, "This interpreter's id (the host is 0)."},
     {"main_id", m_main_id, METH_NOARGS, "The main interpreter's id: the host, 0."},
     {"bound_names", m_bound_names, METH_NOARGS, "bound_names() -> a view of a JSON list of names, or a code."},
+    {"host_call", VARARGS(m_host_call), "host_call(name, data) -> a View of the host function's result."},
     {"wrap", VARARGS(m_wrap), "wrap(h, borrowed=False) -> a View, RecvChannel or SendChannel for h."},
     {"micros", VARARGS(m_micros), "micros(timeout, what) -> seconds (None: block) as the ABI's microseconds."},
     {"error", VARARGS(m_error), "error(code, what, timed=False) -> the exception for an ABI code."},
@@ -827,6 +863,8 @@ static int subinterp_exec(PyObject *m) {
                   "The interpreter is closed, or not one this interpreter created.") < 0 ||
         add_error(m, &ExecutionFailed, "ExecutionFailed", InterpreterError,
                   "Source run in another interpreter raised an uncaught exception.") < 0 ||
+        add_error(m, &HostError, "HostError", NULL,
+                  "A host function failed, or is not granted to this interpreter.") < 0 ||
         add_error(m, &LimitError, "LimitError", NULL,
                   "A limit of this interpreter's tree: memory, handles, interpreters, depth.") < 0)
         return -1;

@@ -483,6 +483,51 @@ EXPORT("si_py_eval") int32_t si_py_eval(char *src, int32_t len) {
     return status;
 }
 
+/* Interpreter::call from the host: interpreters._call(name, input, json)
+ * calls the function `name` of __main__ (or "module#function") with the
+ * input view (borrowed) and gives back bytes, which become the call's
+ * output. The name is a text view. Returns as si_py_eval. */
+EXPORT("si_py_call") int32_t si_py_call(int32_t name_view, int32_t input, int32_t json) {
+    int32_t n = si_view_len(name_view);
+    if (!ready || n < 0) return 2;
+    char *name = malloc((size_t)n + 1);
+    if (!name) return 2;
+    if (si_view_read(name_view, 0, name, (uint32_t)n) != n) {
+        free(name);
+        return 2;
+    }
+    PyObject *mod = PyImport_ImportModule("interpreters");
+    PyObject *out = mod ? PyObject_CallMethod(mod, "_call", "s#ii", name, (Py_ssize_t)n, (int)input, (int)json) : NULL;
+    free(name);
+    Py_XDECREF(mod);
+    int32_t status = 0;
+    if (out && PyBytes_Check(out)) {
+        if (si_call_output(PyBytes_AS_STRING(out), (uint32_t)PyBytes_GET_SIZE(out)) < 0) {
+            PyErr_SetString(PyExc_MemoryError, "call: no room for the result in this tree's memory");
+            Py_CLEAR(out);
+        }
+    }
+    if (!out) {
+        PyObject *exc = PyErr_GetRaisedException();
+        if (exc && PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)) {
+            status = exit_status(exc);
+        } else if (exc) {
+            PyErr_DisplayException(exc);
+            report(exc);
+            status = 1;
+        } else {
+            static const char none[] = "{\"type\":\"SystemError\",\"message\":\"failed without an exception\",\"stack\":\"\"}";
+            si_run_error(none, sizeof none - 1);
+            status = 1;
+        }
+        Py_XDECREF(exc);
+    }
+    Py_XDECREF(out);
+    flush_stdio();
+    PyErr_Clear();
+    return status;
+}
+
 static const char SELFTEST[] =
     "import json, re, math, collections, itertools, functools, struct, base64, random, io, sys\n"
     "import zlib, sqlite3, hashlib, decimal, _subinterp\n"

@@ -236,3 +236,33 @@ fn wasm_guests_call_host_functions_through_the_abi() {
         "{e:?}"
     );
 }
+
+#[test]
+fn python_calls_granted_host_functions() {
+    let (_tx, rx) = mpsc::channel();
+    let host = host(rx, Arc::default());
+    let py = host
+        .interpreter(&host.python().unwrap())
+        .limits(Limits::new().with_timeout(Duration::from_secs(60)))
+        .allow("kv")
+        .build()
+        .unwrap();
+    let r = py
+        .run(Run::python(
+            "import interpreters as I\n\
+             print(I.host_call('kv', 'ada').decode(), I.host_call('kv', b'grace').tobytes())\n\
+             for name, key in (('kv', 'nobody'), ('whoami', ''), ('no_such', '')):\n\
+             \x20   try:\n\
+             \x20       I.host_call(name, key)\n\
+             \x20   except I.HostError as e:\n\
+             \x20       print(str(e).replace(repr(name), 'NAME'))\n",
+        ))
+        .unwrap()
+        .check()
+        .unwrap();
+    assert_eq!(
+        r.stdout_text(),
+        "lovelace b'hopper'\nhost_call(NAME): no key nobody\n\
+         host_call: no host function NAME is granted\nhost_call: no host function NAME is granted\n"
+    );
+}

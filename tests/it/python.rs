@@ -1025,3 +1025,51 @@ fn cpythons_own_test_modules_pass_inside_subinterp() {
         r.wall
     );
 }
+
+#[test]
+fn rust_calls_python_functions_with_values() {
+    let w = python(limits());
+    ok(
+        &w,
+        Run::python(
+            "def upper(v):\n    return v.decode().upper()\n\
+             def size(v):\n    return len(v)\n\
+             def rev(v):\n    return bytes(v)[::-1]\n\
+             def add(o):\n    return {'sum': o['a'] + o['b']}\n\
+             def fails(v):\n    raise KeyError(v.decode())\n\
+             def odd(v):\n    return object()\n",
+        ),
+    );
+    assert_eq!(&w.call("upper", "hi").unwrap()[..], b"HI");
+    assert_eq!(&w.call("size", vec![0u8; 300]).unwrap()[..], b"300");
+    assert_eq!(&w.call("rev", "abc").unwrap()[..], b"cba");
+    // A function of a module, by "module#function".
+    assert_eq!(&w.call("base64#b64encode", "x").unwrap()[..], b"eA==");
+    let out: serde_json::Value = w
+        .call_json("add", &serde_json::json!({"a": 40, "b": 2}))
+        .unwrap();
+    assert_eq!(out, serde_json::json!({"sum": 42}));
+    let kind = |e: Error| match e {
+        Error::Guest(g) => g.kind,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        kind(w.call("fails", "k").unwrap_err()),
+        ErrorKind::Exception {
+            name: "KeyError".into()
+        }
+    );
+    assert_eq!(
+        kind(w.call("odd", "").unwrap_err()),
+        ErrorKind::Exception {
+            name: "TypeError".into()
+        }
+    );
+    assert_eq!(
+        kind(w.call("missing", "").unwrap_err()),
+        ErrorKind::Exception {
+            name: "TypeError".into()
+        }
+    );
+    assert_eq!(&w.call("upper", "still").unwrap()[..], b"STILL");
+}
