@@ -151,6 +151,7 @@ fn interpreter(
 }
 
 fn run(a: RunArgs) -> Result<ExitCode> {
+    let a = a.normalized();
     let limits = limits(&a);
     let script = script(&a)?;
     let host = host_for(&a, &limits, script.is_some())?;
@@ -167,11 +168,24 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let result = match script {
         Some((Language::Python, src)) => interp.run(Run::python(src))?,
+        // An ES module file (.mjs, or --module): imports, top-level await.
+        Some((_, src)) if a.eval.is_none() && is_module(&a) => {
+            let name = a.file.as_ref().map(|f| f.to_string_lossy().into_owned());
+            interp.run(Run::js_module(name.unwrap_or_default(), src))?
+        }
         Some((_, src)) => interp.run(Run::js(src))?,
         None => interp.run(Run::start())?,
     };
     print_result(&result, a.json, interp.language())?;
     Ok(ExitCode::from(exit_code(&result)))
+}
+
+/// Whether the JavaScript file runs as an ES module: `.mjs`.
+fn is_module(a: &RunArgs) -> bool {
+    a.file
+        .as_ref()
+        .and_then(|f| f.extension())
+        .is_some_and(|e| e == "mjs")
 }
 
 /// Prints a run's result: as JSON, or (its output having gone to the

@@ -367,6 +367,75 @@
     },
   });
 
+  // Node's `process` and QuickJS's `scriptArgs`, with only what the host
+  // granted: the arguments, the environment (the `--env` grants), stdin and
+  // the exit code. Read when first used, so a new interpreter pays nothing.
+  let argv, env, stdinRest = "";
+  const stdinDecoder = (bytes) => si.utf8(bytes);
+  const readAll = () => {
+    const chunks = [];
+    let n = 0;
+    for (;;) {
+      const b = si.readStdin(65536);
+      if (b.length === 0) break;
+      chunks.push(b);
+      n += b.length;
+    }
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const c of chunks) { out.set(c, at); at += c.length; }
+    return out;
+  };
+  const process = {
+    get argv() { return (argv ??= ["subinterp", ...si.wasiStrings(false)]); },
+    get env() {
+      if (!env) {
+        env = {};
+        for (const kv of si.wasiStrings(true)) {
+          const eq = kv.indexOf("=");
+          if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+        }
+      }
+      return env;
+    },
+    exitCode: undefined,
+    /** Ends the run now with `code` (default: process.exitCode, else 0). */
+    exit(code) { si.exit(code === undefined ? (process.exitCode ?? 0) : Number(code)); },
+    platform: "wasi",
+    stdout: { write(s) { si.write(1, String(s)); return true; } },
+    stderr: { write(s) { si.write(2, String(s)); return true; } },
+    stdin: {
+      /** All of stdin (what is left of it) as bytes. */
+      bytes() { const b = readAll(); stdinRest = ""; return b; },
+      /** All of stdin (what is left of it) as UTF-8 text. */
+      text() { const t = stdinRest + stdinDecoder(readAll()); stdinRest = ""; return t; },
+      /** The next line without its newline, or null at the end of stdin. */
+      readLine() {
+        for (;;) {
+          const nl = stdinRest.indexOf("\n");
+          if (nl >= 0) {
+            const line = stdinRest.slice(0, nl);
+            stdinRest = stdinRest.slice(nl + 1);
+            return line.endsWith("\r") ? line.slice(0, -1) : line;
+          }
+          const b = si.readStdin(65536);
+          if (b.length === 0) {
+            if (stdinRest === "") return null;
+            const last = stdinRest;
+            stdinRest = "";
+            return last;
+          }
+          stdinRest += stdinDecoder(b);
+        }
+      },
+    },
+  };
+  Object.defineProperty(globalThis, "process", { value: process, writable: true, configurable: true });
+  Object.defineProperty(globalThis, "scriptArgs", {
+    get() { return si.wasiStrings(false); },
+    configurable: true,
+  });
+
   // Interpreter::call from the host: the function `name` (a global, or
   // "module.js#export" of a module run earlier) called with the input View
   // (or, `json`, the value its JSON text parses to).

@@ -39,6 +39,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <wasi/api.h>
+
 #include "quickjs.h"
 #include "subinterp.h"
 #include "prelude.h" /* generated from prelude.js: prelude_js[], prelude_js_len */
@@ -59,6 +61,13 @@ typedef struct {
     int32_t h;     /* ABI handle; 0 once released */
     bool borrowed; /* bound by name: never released by the finalizer */
 } Handle;
+
+/* process.exit(code) asked for: the code, until the exception it threw has
+ * unwound the script; -1 otherwise. */
+static int32_t exit_requested = -1;
+
+/* An eval's status for an exit: 0x100 | code (0x100 alone: exit(0)). */
+#define SI_JS_EXIT 0x100
 
 /* ---- handles ---------------------------------------------------------- */
 
@@ -408,6 +417,67 @@ static JSValue js_write(JSContext *c, JSValueConst this_val, int argc, JSValueCo
     return JS_UNDEFINED;
 }
 
+/* exit(code): ends the run with `code` (process.exit): an uncatchable
+ * exception unwinds the script, and the eval returns the exit status. */
+static JSValue js_exit(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t code = 0;
+    if (JS_ToInt32(c, &code, argv[0])) return JS_EXCEPTION;
+    exit_requested = code & 0xff;
+    JSValue e = JS_NewError(c);
+    JS_SetPropertyStr(c, e, "message", JS_NewString(c, "process.exit"));
+    JS_SetUncatchableError(c, e);
+    return JS_Throw(c, e);
+}
+
+/* WASI's argument or environment strings (`env`), read now (an
+ * interpreter started from the snapshot has its own). */
+static JSValue js_wasi_strings(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    bool env = JS_ToBool(c, argv[0]);
+    __wasi_size_t count = 0, size = 0;
+    __wasi_errno_t e = env ? __wasi_environ_sizes_get(&count, &size) : __wasi_args_sizes_get(&count, &size);
+    if (e) return JS_NewArray(c);
+    uint8_t **ptrs = malloc((count + 1) * sizeof *ptrs);
+    uint8_t *buf = malloc(size ? size : 1);
+    JSValue arr = JS_NewArray(c);
+    if (ptrs && buf && !(env ? __wasi_environ_get(ptrs, buf) : __wasi_args_get(ptrs, buf))) {
+        for (__wasi_size_t i = 0; i < count; i++)
+            JS_SetPropertyUint32(c, arr, i, JS_NewString(c, (const char *)ptrs[i]));
+    }
+    free(ptrs);
+    free(buf);
+    return arr;
+}
+
+/* utf8(bytes): a Uint8Array decoded as UTF-8 into a string. */
+static JSValue js_utf8(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    size_t len;
+    uint8_t *p = JS_GetUint8Array(c, &len, argv[0]);
+    if (!p && len) return JS_EXCEPTION;
+    return JS_NewStringLen(c, p ? (const char *)p : "", len);
+}
+
+/* readStdin(max): up to `max` bytes of stdin as a Uint8Array (empty at its
+ * end). */
+static JSValue js_read_stdin(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t max = 65536;
+    if (JS_ToInt32(c, &max, argv[0])) return JS_EXCEPTION;
+    if (max <= 0) max = 65536;
+    uint8_t *buf = js_malloc(c, (size_t)max);
+    if (!buf) return JS_EXCEPTION;
+    ssize_t n = read(0, buf, (size_t)max);
+    JSValue out = JS_NewUint8ArrayCopy(c, buf, n > 0 ? (size_t)n : 0);
+    js_free(c, buf);
+    return out;
+}
+
 /* output(data): a string (UTF-8) or a Uint8Array as the run's output
  * (call_output); returns the ABI's code. */
 static JSValue js_output(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
@@ -471,6 +541,10 @@ static JSValue js_host_call(JSContext *c, JSValueConst this_val, int argc, JSVal
 static const JSCFunctionListEntry si_funcs[] = {
     JS_CFUNC_DEF("hostCall", 2, js_host_call),
     JS_CFUNC_DEF("output", 1, js_output),
+    JS_CFUNC_DEF("exit", 1, js_exit),
+    JS_CFUNC_DEF("wasiStrings", 1, js_wasi_strings),
+    JS_CFUNC_DEF("readStdin", 1, js_read_stdin),
+    JS_CFUNC_DEF("utf8", 1, js_utf8),
     JS_CFUNC_DEF("send", 3, js_send),
     JS_CFUNC_DEF("sendHandle", 3, js_send_handle),
     JS_CFUNC_DEF("recv", 2, js_recv),
@@ -557,8 +631,16 @@ static void report(JSValueConst exc, const char *fallback_type) {
     JS_FreeValue(ctx, global);
 }
 
+/* Reports the pending exception (status 1); or, when it is process.exit's
+ * unwinding, drops it and gives the exit status. */
 static int report_exception(const char *fallback_type) {
     JSValue exc = JS_GetException(ctx);
+    if (exit_requested >= 0) {
+        int32_t code = exit_requested;
+        exit_requested = -1;
+        JS_FreeValue(ctx, exc);
+        return SI_JS_EXIT | (code & 0xff);
+    }
     report(exc, fallback_type);
     JS_FreeValue(ctx, exc);
     return 1;
@@ -675,6 +757,21 @@ static int set_output(JSValueConst v, bool json, bool quiet) {
     return status;
 }
 
+/* A script that ended normally with process.exitCode set to a non-zero
+ * number exits with it (as Node). */
+static int32_t exit_code_status(void) {
+    JSValue global = JS_GetGlobalObject(ctx);
+    JSValue process = JS_GetPropertyStr(ctx, global, "process");
+    JSValue code = JS_IsObject(process) ? JS_GetPropertyStr(ctx, process, "exitCode") : JS_UNDEFINED;
+    int32_t n = 0;
+    if (JS_IsNumber(code) && JS_ToInt32(ctx, &n, code) == 0 && (n & 0xff)) n = SI_JS_EXIT | (n & 0xff);
+    else n = 0;
+    JS_FreeValue(ctx, code);
+    JS_FreeValue(ctx, process);
+    JS_FreeValue(ctx, global);
+    return n;
+}
+
 /* Evaluates src (NUL-terminated by the caller) as a script or a module. */
 /* Whether the global `channels` is the empty object the prelude made. */
 static bool channels_empty = true;
@@ -733,6 +830,7 @@ static int32_t eval(char *src, int32_t len, const char *name, int flags) {
         JS_FreeValue(ctx, unhandled_rejection);
         has_unhandled_rejection = false;
     }
+    if (!status) status = exit_code_status();
     return status;
 }
 

@@ -69,12 +69,8 @@ pub(crate) struct RunArgs {
     #[arg(long = "dir", value_name = "HOST[:GUEST][:ro]", value_parser = parse_dir)]
     pub(crate) dirs: Vec<Grant>,
     /// Run this source (JavaScript, or Python with --python) instead of a file.
-    #[arg(
-        short = 'e',
-        long = "eval",
-        value_name = "SOURCE",
-        conflicts_with = "file"
-    )]
+    /// Arguments after it are the program's (`-e SRC a b`: argv is `-e a b`).
+    #[arg(short = 'e', long = "eval", value_name = "SOURCE")]
     pub(crate) eval: Option<String>,
     /// Python: the -e source, or FILE whatever its extension, is Python.
     #[arg(long)]
@@ -85,6 +81,18 @@ pub(crate) struct RunArgs {
     /// Arguments passed to the program (argv[1..]).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub(crate) args: Vec<String>,
+}
+
+impl RunArgs {
+    /// With `-e`, what the parser took for FILE is the first argument.
+    pub(crate) fn normalized(mut self) -> Self {
+        if self.eval.is_some()
+            && let Some(f) = self.file.take()
+        {
+            self.args.insert(0, f.to_string_lossy().into_owned());
+        }
+        self
+    }
 }
 
 /// A directory grant from `--dir`.

@@ -201,6 +201,14 @@ impl Interpreter {
         let limits = &self.inner.limits;
         match call {
             Ok(0) => (Outcome::default(), false),
+            // Exited with status 0 (JavaScript's `process.exit(0)`).
+            Ok(EXITED) => (
+                Outcome {
+                    error: None,
+                    exit_code: Some(0),
+                },
+                false,
+            ),
             // The script exited (Python's `SystemExit`) with a status.
             Ok(code) if code & !EXIT_STATUS == EXITED => (exited(code & EXIT_STATUS), false),
             Ok(_) => {

@@ -443,3 +443,88 @@ fn python_runs_from_the_command_line_with_argv_env_and_exit_codes() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["kind"], "timeout");
 }
+
+/// Runs `subinterp ARGS` with `stdin` fed in: (exit code, stdout, stderr).
+fn run_with_stdin(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = subinterp()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn javascript_gets_argv_granted_env_stdin_and_exit_codes() {
+    let src = "console.log(JSON.stringify(process.argv), JSON.stringify(scriptArgs));\n\
+               console.log(process.env.GREETING, Object.keys(process.env).length);\n\
+               console.log(process.stdin.readLine(), '|', process.stdin.readLine(), '|', process.stdin.readLine());\n\
+               process.stdout.write('partial');\n\
+               process.exit(7);\n\
+               console.log('not reached');";
+    let (code, out, err) = run_with_stdin(
+        &["run", "--env", "GREETING=hi", "-e", src, "a", "b c"],
+        "line one\r\nline two",
+    );
+    assert_eq!(code, Some(7), "{err}");
+    assert_eq!(
+        out,
+        "[\"subinterp\",\"-e\",\"a\",\"b c\"] [\"-e\",\"a\",\"b c\"]\nhi 1\n\
+         line one | line two | null\npartial"
+    );
+    // No grant, no environment; exit(0) is not catchable and is success.
+    let (code, out, _) = run_with_stdin(
+        &[
+            "run",
+            "-e",
+            "console.log(Object.keys(process.env).length);\n\
+             try { process.exit(0); } catch (e) { console.log('caught'); }\n\
+             console.log('after');",
+        ],
+        "",
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "0\n"));
+    // The whole of stdin, as UTF-8 text or bytes.
+    let (_, out, _) = run_with_stdin(
+        &[
+            "run",
+            "-e",
+            "console.log(process.stdin.text().toUpperCase())",
+        ],
+        "héllo wörld",
+    );
+    assert_eq!(out, "HÉLLO WÖRLD\n");
+    let (_, out, _) = run_with_stdin(
+        &["run", "-e", "console.log(process.stdin.bytes().length)"],
+        "héllo",
+    );
+    assert_eq!(out, "6\n");
+}
+
+#[test]
+fn an_mjs_file_runs_as_a_module_with_top_level_await_and_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("main.mjs");
+    std::fs::write(
+        &file,
+        "const x = await Promise.resolve(5);\nconsole.log('module', x);\nprocess.exitCode = 3;\n",
+    )
+    .unwrap();
+    let out = subinterp().arg("run").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "module 5\n");
+}
