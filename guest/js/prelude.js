@@ -8,6 +8,9 @@
   "use strict";
   const si = globalThis.__si;
   delete globalThis.__si;
+  // What the C layer calls (binding channels, describing errors, calls and
+  // their output): returned to it, not visible on globalThis.
+  const internals = {};
 
   // ABI error codes (guest/include/subinterp.h).
   const BAD_HANDLE = -1, WRONG_KIND = -2, BOUNDS = -3, EMPTY = -4, FULL = -5,
@@ -356,7 +359,7 @@
   // Per run: the ends the caller passed by name, on the global `channels`
   // (the C layer calls this only when some are bound).
   globalThis.channels = Object.freeze({});
-  Object.defineProperty(globalThis, "__bindChannels", {
+  Object.defineProperty(internals, "bindChannels", {
     value() {
       const chans = {};
       for (const name of JSON.parse(si.boundNames())) {
@@ -439,7 +442,7 @@
   // Interpreter::call from the host: the function `name` (a global, or
   // "module.js#export" of a module run earlier) called with the input View
   // (or, `json`, the value its JSON text parses to).
-  Object.defineProperty(globalThis, "__call", {
+  Object.defineProperty(internals, "call", {
     value(name, h, json) {
       const input = new View(h);
       const arg = json ? JSON.parse(input.text()) : input;
@@ -460,7 +463,7 @@
   // A call's result (or a script's completion value, `quiet`) as the run's
   // output: strings as UTF-8, bytes as they are, numbers, booleans and
   // bigints as text, null and undefined as nothing; JSON text with `json`.
-  Object.defineProperty(globalThis, "__output", {
+  Object.defineProperty(internals, "output", {
     value(v, json, quiet) {
       if (json) {
         const s = JSON.stringify(v === undefined ? null : v);
@@ -505,7 +508,7 @@
   Object.defineProperty(globalThis, "host", { value: host, enumerable: false });
 
   // {type, message, stack} JSON for an uncaught value (the C layer reports it).
-  Object.defineProperty(globalThis, "__describeError", {
+  Object.defineProperty(internals, "describeError", {
     value(e, fallbackType) {
       let type = fallbackType, message, stack = "";
       if (e instanceof Error || (e !== null && typeof e === "object" && "message" in e)) {
@@ -548,4 +551,5 @@
     warn() { si.write(2, line(arguments)); },
   };
   Object.defineProperty(globalThis, "console", { value: console, writable: true, configurable: true });
+  return internals;
 })();

@@ -69,6 +69,11 @@ static int32_t exit_requested = -1;
 /* An eval's status for an exit: 0x100 | code (0x100 alone: exit(0)). */
 #define SI_JS_EXIT 0x100
 
+/* The prelude's View class (interpreters.View), for calls made in C, and
+ * the helpers the prelude returns to this layer (not on globalThis). */
+static JSValue view_class = JS_UNDEFINED;
+static JSValue internals = JS_UNDEFINED;
+
 /* ---- handles ---------------------------------------------------------- */
 
 static void handle_finalizer(JSRuntime *r, JSValueConst val) {
@@ -610,7 +615,7 @@ static int interrupt_handler(JSRuntime *r, void *opaque) {
  * prelude's __describeError. */
 static void report(JSValueConst exc, const char *fallback_type) {
     JSValue global = JS_GetGlobalObject(ctx);
-    JSValue describe = JS_GetPropertyStr(ctx, global, "__describeError");
+    JSValue describe = JS_GetPropertyStr(ctx, internals, "describeError");
     JSValue args[2] = {JS_DupValue(ctx, exc), JS_NewString(ctx, fallback_type)};
     JSValue json = JS_Call(ctx, describe, JS_UNDEFINED, 2, (JSValueConst *)args);
     size_t len = 0;
@@ -651,9 +656,6 @@ static int report_exception(const char *fallback_type) {
 /* Added to quickjs.c by guest/js/patch_quickjs.py. */
 void si_js_reseed(JSContext *ctx, uint64_t seed);
 
-/* The prelude's View class (interpreters.View), for calls made in C. */
-static JSValue view_class = JS_UNDEFINED;
-
 EXPORT("si_js_setup") int32_t si_js_setup(void) {
     if (rt) return 0;
     rt = JS_NewRuntime();
@@ -679,7 +681,7 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
         report_exception("InternalError");
         return -4;
     }
-    JS_FreeValue(ctx, r);
+    internals = r; /* kept for good */
     JSValue g = JS_GetGlobalObject(ctx);
     JSValue ns = JS_GetPropertyStr(ctx, g, "interpreters");
     view_class = JS_GetPropertyStr(ctx, ns, "View");
@@ -738,7 +740,7 @@ static int run_jobs(void) {
 static int set_output(JSValueConst v, bool json, bool quiet) {
     if (quiet && (JS_IsUndefined(v) || JS_IsFunction(ctx, v))) return 0;
     JSValue global = JS_GetGlobalObject(ctx);
-    JSValue out = JS_GetPropertyStr(ctx, global, "__output");
+    JSValue out = JS_GetPropertyStr(ctx, internals, "output");
     JSValue args[3] = {JS_DupValue(ctx, v), JS_NewBool(ctx, json), JS_NewBool(ctx, quiet)};
     JSValue r = JS_Call(ctx, out, JS_UNDEFINED, 3, (JSValueConst *)args);
     int status = 0;
@@ -786,7 +788,7 @@ static JSValue bind_channels(void) {
     if (n == 2 && channels_empty) return JS_UNDEFINED; /* "[]" */
     channels_empty = n == 2;
     JSValue global = JS_GetGlobalObject(ctx);
-    JSValue refresh = JS_GetPropertyStr(ctx, global, "__bindChannels");
+    JSValue refresh = JS_GetPropertyStr(ctx, internals, "bindChannels");
     JSValue b = JS_Call(ctx, refresh, JS_UNDEFINED, 0, NULL);
     JS_FreeValue(ctx, refresh);
     JS_FreeValue(ctx, global);
@@ -899,7 +901,7 @@ int32_t si_js_call(int32_t name_view, int32_t input, int32_t json) {
         JS_FreeValue(ctx, view);
         JS_FreeValue(ctx, fast);
     } else {
-        call = JS_GetPropertyStr(ctx, global, "__call");
+        call = JS_GetPropertyStr(ctx, internals, "call");
         r = JS_Call(ctx, call, JS_UNDEFINED, 3, (JSValueConst *)args);
     }
     int status = 0;

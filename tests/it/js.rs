@@ -778,3 +778,13 @@ fn the_compiled_js_guest_is_cached_beside_its_wasm() {
     let after: Vec<_> = cached.iter().map(stamp).collect();
     assert_eq!(before, after, "the cache was rewritten");
 }
+
+#[test]
+fn internal_helpers_are_not_on_the_global_object() {
+    let host = host();
+    let r = ok(
+        &host,
+        "console.log(Object.getOwnPropertyNames(globalThis).filter((n) => n.startsWith('__')).length)",
+    );
+    assert_eq!(r.stdout_text(), "0\n");
+}
