@@ -373,8 +373,8 @@
   // Node's `process` and QuickJS's `scriptArgs`, with only what the host
   // granted: the arguments, the environment (the `--env` grants), stdin and
   // the exit code. Read when first used, so a new interpreter pays nothing.
-  let argv, env, stdinRest = "";
-  const stdinDecoder = (bytes) => si.utf8(bytes);
+  let argv, env, exitCode, stdinRest = "";
+  const stdinDecoder = (bytes) => si.decodeUtf8(bytes, false);
   const readAll = () => {
     const chunks = [];
     let n = 0;
@@ -401,7 +401,8 @@
       }
       return env;
     },
-    exitCode: undefined,
+    get exitCode() { return exitCode; },
+    set exitCode(v) { si.setExitCode(v); exitCode = v; },
     /** Ends the run now with `code` (default: process.exitCode, else 0). */
     exit(code) { si.exit(code === undefined ? (process.exitCode ?? 0) : Number(code)); },
     platform: "wasi",
@@ -437,6 +438,160 @@
   Object.defineProperty(globalThis, "scriptArgs", {
     get() { return si.wasiStrings(false); },
     configurable: true,
+  });
+
+  // ---- web-standard globals (WinterTC's minimum common API, in part) ----
+  const def = (name, value) =>
+    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
+  const bytesOf = (input, what) => {
+    if (input === undefined) return new Uint8Array(0);
+    if (input instanceof ArrayBuffer) return new Uint8Array(input);
+    if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+    throw new TypeError(`${what}: expected an ArrayBuffer or a view of one`);
+  };
+
+  class TextEncoder {
+    get encoding() { return "utf-8"; }
+    /** The UTF-8 bytes of `input` (a lone surrogate becomes U+FFFD). */
+    encode(input = "") { return si.encodeUtf8(String(input)); }
+    encodeInto(input, dest) {
+      const bytes = si.encodeUtf8(String(input));
+      let n = Math.min(bytes.length, dest.length);
+      while (n > 0 && n < bytes.length && (bytes[n] & 0xc0) === 0x80) n--; // whole characters only
+      dest.set(bytes.subarray(0, n));
+      const read = si.decodeUtf8(bytes.subarray(0, n), false).length;
+      return { read, written: n };
+    }
+  }
+
+  const W1252 = [0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030,
+    0x160, 0x2039, 0x152, 0x8d, 0x17d, 0x8f, 0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022,
+    0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178];
+  const LABELS = {
+    "utf-8": "utf-8", "utf8": "utf-8", "unicode-1-1-utf-8": "utf-8",
+    "utf-16le": "utf-16le", "utf-16": "utf-16le",
+    "latin1": "windows-1252", "iso-8859-1": "windows-1252", "ascii": "windows-1252",
+    "us-ascii": "windows-1252", "windows-1252": "windows-1252", "cp1252": "windows-1252",
+  };
+  const fromUnits = (units) => {
+    let s = "";
+    for (let i = 0; i < units.length; i += 0x8000) s += String.fromCharCode.apply(null, units.slice(i, i + 0x8000));
+    return s;
+  };
+
+  class TextDecoder {
+    #enc; #fatal; #ignoreBOM;
+    constructor(label = "utf-8", options = {}) {
+      const enc = LABELS[String(label).trim().toLowerCase()];
+      if (!enc) throw new RangeError(`TextDecoder: the encoding "${label}" is not supported`);
+      this.#enc = enc;
+      this.#fatal = Boolean(options.fatal);
+      this.#ignoreBOM = Boolean(options.ignoreBOM);
+    }
+    get encoding() { return this.#enc; }
+    get fatal() { return this.#fatal; }
+    get ignoreBOM() { return this.#ignoreBOM; }
+    /** The text of `input` (whole: streaming is not supported). */
+    decode(input, options) {
+      if (options && options.stream) throw new TypeError("TextDecoder: streaming is not supported");
+      let b = bytesOf(input, "TextDecoder.decode");
+      const bad = () => { throw new TypeError(`TextDecoder: the data is not valid ${this.#enc}`); };
+      if (this.#enc === "utf-8") {
+        if (!this.#ignoreBOM && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3);
+        const s = si.decodeUtf8(b, this.#fatal);
+        return s === null ? bad() : s;
+      }
+      if (this.#enc === "utf-16le") {
+        if (!this.#ignoreBOM && b[0] === 0xff && b[1] === 0xfe) b = b.subarray(2);
+        const units = [];
+        for (let i = 0; i + 1 < b.length; i += 2) units.push(b[i] | (b[i + 1] << 8));
+        if (b.length % 2) { if (this.#fatal) bad(); units.push(0xfffd); }
+        for (let i = 0; i < units.length; i++) {
+          const u = units[i];
+          if (u >= 0xd800 && u <= 0xdbff && i + 1 < units.length && units[i + 1] >= 0xdc00 && units[i + 1] <= 0xdfff) { i++; continue; }
+          if (u >= 0xd800 && u <= 0xdfff) { if (this.#fatal) bad(); units[i] = 0xfffd; }
+        }
+        return fromUnits(units);
+      }
+      return fromUnits(Array.from(b, (x) => (x >= 0x80 && x <= 0x9f ? W1252[x - 0x80] : x)));
+    }
+  }
+  def("TextEncoder", TextEncoder);
+  def("TextDecoder", TextDecoder);
+
+  const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const invalidChar = (what) => {
+    const e = new Error(`${what}: invalid character`);
+    e.name = "InvalidCharacterError";
+    return e;
+  };
+  def("btoa", function btoa(data) {
+    const s = String(data);
+    let out = "";
+    for (let i = 0; i < s.length; i += 3) {
+      const a = s.charCodeAt(i), b = s.charCodeAt(i + 1), c = s.charCodeAt(i + 2);
+      if (a > 255 || b > 255 || c > 255) throw invalidChar("btoa");
+      const n = (a << 16) | ((b || 0) << 8) | (c || 0);
+      out += B64[n >> 18] + B64[(n >> 12) & 63] +
+        (i + 1 < s.length ? B64[(n >> 6) & 63] : "=") + (i + 2 < s.length ? B64[n & 63] : "=");
+    }
+    return out;
+  });
+  def("atob", function atob(data) {
+    let s = String(data).replace(/[\t\n\f\r ]/g, "");
+    if (s.length % 4 === 0) s = s.replace(/==?$/, "");
+    if (s.length % 4 === 1 || /[^A-Za-z0-9+/]/.test(s)) throw invalidChar("atob");
+    let out = "", bits = 0, acc = 0;
+    for (const ch of s) {
+      acc = (acc << 6) | B64.indexOf(ch);
+      bits += 6;
+      if (bits >= 8) { bits -= 8; out += String.fromCharCode((acc >> bits) & 255); }
+    }
+    return out;
+  });
+
+  const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  def("crypto", Object.freeze({
+    /** Fills an integer typed array with random values (at most 65536 bytes). */
+    getRandomValues(a) {
+      if (!ArrayBuffer.isView(a) || a instanceof DataView || a instanceof Float32Array || a instanceof Float64Array) {
+        throw new TypeError("crypto.getRandomValues: an integer typed array is required");
+      }
+      if (a.byteLength > 65536) {
+        const e = new Error("crypto.getRandomValues: at most 65536 bytes");
+        e.name = "QuotaExceededError";
+        throw e;
+      }
+      return si.randomFill(a);
+    },
+    /** A random (version 4) UUID. */
+    randomUUID() {
+      const b = si.randomFill(new Uint8Array(16));
+      b[6] = (b[6] & 0x0f) | 0x40;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      const h = hex(b);
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    },
+  }));
+
+  def("structuredClone", function structuredClone(value) {
+    try {
+      return si.clone(value);
+    } catch (e) {
+      const err = new Error(`structuredClone: ${e && e.message}`);
+      err.name = "DataCloneError";
+      throw err;
+    }
+  });
+
+  let timeOrigin;
+  def("performance", Object.freeze({
+    /** Milliseconds since this interpreter first asked. */
+    now() { const t = si.now(); timeOrigin ??= t; return t - timeOrigin; },
+  }));
+  def("queueMicrotask", function queueMicrotask(fn) {
+    if (typeof fn !== "function") throw new TypeError("queueMicrotask: a function is required");
+    Promise.resolve().then(() => fn());
   });
 
   // Interpreter::call from the host: the function `name` (a global, or

@@ -36,7 +36,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <wasi/api.h>
@@ -65,6 +67,9 @@ typedef struct {
 /* process.exit(code) asked for: the code, until the exception it threw has
  * unwound the script; -1 otherwise. */
 static int32_t exit_requested = -1;
+
+/* process.exitCode as the script last set it (0: none). */
+static int32_t exit_code_set = 0;
 
 /* An eval's status for an exit: 0x100 | code (0x100 alone: exit(0)). */
 #define SI_JS_EXIT 0x100
@@ -436,6 +441,16 @@ static JSValue js_exit(JSContext *c, JSValueConst this_val, int argc, JSValueCon
     return JS_Throw(c, e);
 }
 
+/* setExitCode(n): process.exitCode's setter. */
+static JSValue js_set_exit_code(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t n = 0;
+    if (!JS_IsUndefined(argv[0]) && !JS_IsNull(argv[0]) && JS_ToInt32(c, &n, argv[0])) return JS_EXCEPTION;
+    exit_code_set = n;
+    return JS_UNDEFINED;
+}
+
 /* WASI's argument or environment strings (`env`), read now (an
  * interpreter started from the snapshot has its own). */
 static JSValue js_wasi_strings(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
@@ -455,6 +470,125 @@ static JSValue js_wasi_strings(JSContext *c, JSValueConst this_val, int argc, JS
     free(ptrs);
     free(buf);
     return arr;
+}
+
+/* ---- web-standard helpers (TextEncoder/TextDecoder, crypto, clones) ---- */
+
+/* decodeUtf8(bytes, fatal): the WHATWG UTF-8 decoder: each maximal invalid
+ * subpart becomes U+FFFD, or with `fatal` the result is null. */
+static JSValue js_decode_utf8(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    size_t n;
+    const uint8_t *s = JS_GetUint8Array(c, &n, argv[0]);
+    if (!s && n) return JS_EXCEPTION;
+    bool fatal = JS_ToBool(c, argv[1]);
+    uint8_t *out = js_malloc(c, n * 3 + 1);
+    if (!out) return JS_EXCEPTION;
+    size_t i = 0, o = 0;
+    while (i < n) {
+        uint8_t b = s[i];
+        if (b < 0x80) {
+            out[o++] = b;
+            i++;
+            continue;
+        }
+        size_t need = 0;
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (b >= 0xC2 && b <= 0xDF) need = 1;
+        else if (b >= 0xE0 && b <= 0xEF) {
+            need = 2;
+            if (b == 0xE0) lo = 0xA0;
+            if (b == 0xED) hi = 0x9F;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            need = 3;
+            if (b == 0xF0) lo = 0x90;
+            if (b == 0xF4) hi = 0x8F;
+        }
+        size_t k = 1;
+        if (need) {
+            for (; k <= need && i + k < n; k++) {
+                if (s[i + k] < lo || s[i + k] > hi) break;
+                lo = 0x80;
+                hi = 0xBF;
+            }
+        }
+        if (!need || k <= need) {
+            if (fatal) {
+                js_free(c, out);
+                return JS_NULL;
+            }
+            out[o++] = 0xEF, out[o++] = 0xBF, out[o++] = 0xBD;
+            i += need ? k : 1;
+            continue;
+        }
+        memcpy(out + o, s + i, need + 1);
+        o += need + 1;
+        i += need + 1;
+    }
+    JSValue str = JS_NewStringLen(c, (const char *)out, o);
+    js_free(c, out);
+    return str;
+}
+
+/* encodeUtf8(string): its UTF-8 bytes; a lone surrogate is U+FFFD. */
+static JSValue js_encode_utf8(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    size_t len;
+    const char *s = JS_ToCStringLen(c, &len, argv[0]);
+    if (!s) return JS_EXCEPTION;
+    JSValue out = JS_NewUint8ArrayCopy(c, (const uint8_t *)s, len);
+    JS_FreeCString(c, s);
+    size_t n;
+    uint8_t *p = JS_GetUint8Array(c, &n, out);
+    /* A lone surrogate comes out as its 3-byte form ED A0..BF xx. */
+    for (size_t i = 0; p && i + 2 < n; i++) {
+        if (p[i] == 0xED && p[i + 1] >= 0xA0) p[i] = 0xEF, p[i + 1] = 0xBF, p[i + 2] = 0xBD;
+    }
+    return out;
+}
+
+/* randomFill(typedArray): fills its bytes from the host's entropy. */
+static JSValue js_random_fill(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    size_t off, len, per;
+    JSValue buf = JS_GetTypedArrayBuffer(c, argv[0], &off, &len, &per);
+    if (JS_IsException(buf)) return buf;
+    size_t size;
+    uint8_t *p = JS_GetArrayBuffer(c, &size, buf);
+    JS_FreeValue(c, buf);
+    if (!p && len) return JS_EXCEPTION;
+    for (size_t done = 0; done < len;) {
+        size_t chunk = len - done > 256 ? 256 : len - done;
+        if (getentropy(p + off + done, chunk) != 0) return JS_ThrowInternalError(c, "no entropy");
+        done += chunk;
+    }
+    return JS_DupValue(c, argv[0]);
+}
+
+/* clone(value): structuredClone through QuickJS's own serialisation; a
+ * function or SharedArrayBuffer is a DataCloneError. */
+static JSValue js_clone(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    size_t len;
+    uint8_t *bytes = JS_WriteObject(c, &len, argv[0], JS_WRITE_OBJ_REFERENCE);
+    if (!bytes) return JS_EXCEPTION;
+    JSValue v = JS_ReadObject(c, bytes, len, JS_READ_OBJ_REFERENCE);
+    js_free(c, bytes);
+    return v;
+}
+
+/* now(): milliseconds on a monotonic clock. */
+static JSValue js_now(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    (void)argv;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return JS_NewFloat64(c, (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6);
 }
 
 /* utf8(bytes): a Uint8Array decoded as UTF-8 into a string. */
@@ -547,9 +681,15 @@ static const JSCFunctionListEntry si_funcs[] = {
     JS_CFUNC_DEF("hostCall", 2, js_host_call),
     JS_CFUNC_DEF("output", 1, js_output),
     JS_CFUNC_DEF("exit", 1, js_exit),
+    JS_CFUNC_DEF("setExitCode", 1, js_set_exit_code),
     JS_CFUNC_DEF("wasiStrings", 1, js_wasi_strings),
     JS_CFUNC_DEF("readStdin", 1, js_read_stdin),
     JS_CFUNC_DEF("utf8", 1, js_utf8),
+    JS_CFUNC_DEF("decodeUtf8", 2, js_decode_utf8),
+    JS_CFUNC_DEF("encodeUtf8", 1, js_encode_utf8),
+    JS_CFUNC_DEF("randomFill", 1, js_random_fill),
+    JS_CFUNC_DEF("clone", 1, js_clone),
+    JS_CFUNC_DEF("now", 0, js_now),
     JS_CFUNC_DEF("send", 3, js_send),
     JS_CFUNC_DEF("sendHandle", 3, js_send_handle),
     JS_CFUNC_DEF("recv", 2, js_recv),
@@ -760,18 +900,42 @@ static int set_output(JSValueConst v, bool json, bool quiet) {
 }
 
 /* A script that ended normally with process.exitCode set to a non-zero
- * number exits with it (as Node). */
+ * number exits with it (as Node). Kept in C by the prelude's setter, so
+ * that a run which never sets it reads no JS object (each read would write
+ * a reference count into a page shared with the snapshot). */
 static int32_t exit_code_status(void) {
-    JSValue global = JS_GetGlobalObject(ctx);
-    JSValue process = JS_GetPropertyStr(ctx, global, "process");
-    JSValue code = JS_IsObject(process) ? JS_GetPropertyStr(ctx, process, "exitCode") : JS_UNDEFINED;
-    int32_t n = 0;
-    if (JS_IsNumber(code) && JS_ToInt32(ctx, &n, code) == 0 && (n & 0xff)) n = SI_JS_EXIT | (n & 0xff);
-    else n = 0;
-    JS_FreeValue(ctx, code);
-    JS_FreeValue(ctx, process);
-    JS_FreeValue(ctx, global);
-    return n;
+    int32_t n = exit_code_set & 0xff;
+    return n ? SI_JS_EXIT | n : 0;
+}
+
+/* A script's completion value as its output, in C: a string, a number, a
+ * boolean, null or a Uint8Array; anything else is no output. No JS is
+ * called (see exit_code_status). */
+static void completion_output(JSValueConst v) {
+    if (JS_VALUE_GET_TAG(v) == JS_TAG_INT) {
+        /* The common case (`1 + 1`) formatted here: no allocation. */
+        char buf[16];
+        int n = snprintf(buf, sizeof buf, "%d", (int)JS_VALUE_GET_INT(v));
+        si_call_output(buf, (uint32_t)n);
+    } else if (JS_IsBool(v)) {
+        si_call_output(JS_ToBool(ctx, v) ? "true" : "false", JS_ToBool(ctx, v) ? 4 : 5);
+    } else if (JS_IsString(v) || JS_IsNumber(v)) {
+        size_t len;
+        const char *s = JS_ToCStringLen(ctx, &len, v);
+        if (s) {
+            si_call_output(s, (uint32_t)len);
+            JS_FreeCString(ctx, s);
+        } else {
+            JSValue ignored = JS_GetException(ctx);
+            JS_FreeValue(ctx, ignored);
+        }
+    } else if (JS_IsNull(v)) {
+        si_call_output("", 0);
+    } else if (JS_GetTypedArrayType(v) == JS_TYPED_ARRAY_UINT8) {
+        size_t len;
+        uint8_t *p = JS_GetUint8Array(ctx, &len, v);
+        if (p || !len) si_call_output(p ? p : (uint8_t *)"", (uint32_t)len);
+    }
 }
 
 /* Evaluates src (NUL-terminated by the caller) as a script or a module. */
@@ -807,7 +971,7 @@ static int32_t eval(char *src, int32_t len, const char *name, int flags) {
         if (JS_IsException(r)) {
             status = report_exception("Error");
         } else {
-            if ((flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_GLOBAL) set_output(r, false, true);
+            if ((flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_GLOBAL) completion_output(r);
             if (!status) status = run_jobs();
             /* A module's evaluation is a promise: its rejection is the error. */
             if (!status && (flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_MODULE &&

@@ -788,3 +788,22 @@ fn internal_helpers_are_not_on_the_global_object() {
     );
     assert_eq!(r.stdout_text(), "0\n");
 }
+
+#[test]
+fn web_standard_globals_encode_decode_clone_and_random() {
+    let host = host();
+    let r = ok(&host, include_str!("web_globals.js"));
+    assert_eq!(
+        r.stdout_text(),
+        "[104,195,169,239,191,189,33] héllo €\n\
+         \"a\u{fffd}\u{fffd}b\"\n\
+         TypeError\n\
+         hi €é\n\
+         aGVsbG8= hello 3\n\
+         36 4 4\n\
+         0 true 10n 2\n\
+         DataCloneError\n\
+         number true\n\
+         sync\nmicro\n"
+    );
+}
