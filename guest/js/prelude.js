@@ -519,37 +519,6 @@
   def("TextEncoder", TextEncoder);
   def("TextDecoder", TextDecoder);
 
-  const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const invalidChar = (what) => {
-    const e = new Error(`${what}: invalid character`);
-    e.name = "InvalidCharacterError";
-    return e;
-  };
-  def("btoa", function btoa(data) {
-    const s = String(data);
-    let out = "";
-    for (let i = 0; i < s.length; i += 3) {
-      const a = s.charCodeAt(i), b = s.charCodeAt(i + 1), c = s.charCodeAt(i + 2);
-      if (a > 255 || b > 255 || c > 255) throw invalidChar("btoa");
-      const n = (a << 16) | ((b || 0) << 8) | (c || 0);
-      out += B64[n >> 18] + B64[(n >> 12) & 63] +
-        (i + 1 < s.length ? B64[(n >> 6) & 63] : "=") + (i + 2 < s.length ? B64[n & 63] : "=");
-    }
-    return out;
-  });
-  def("atob", function atob(data) {
-    let s = String(data).replace(/[\t\n\f\r ]/g, "");
-    if (s.length % 4 === 0) s = s.replace(/==?$/, "");
-    if (s.length % 4 === 1 || /[^A-Za-z0-9+/]/.test(s)) throw invalidChar("atob");
-    let out = "", bits = 0, acc = 0;
-    for (const ch of s) {
-      acc = (acc << 6) | B64.indexOf(ch);
-      bits += 6;
-      if (bits >= 8) { bits -= 8; out += String.fromCharCode((acc >> bits) & 255); }
-    }
-    return out;
-  });
-
   const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   def("crypto", Object.freeze({
     /** Fills an integer typed array with random values (at most 65536 bytes). */
@@ -584,15 +553,7 @@
     }
   });
 
-  let timeOrigin;
-  def("performance", Object.freeze({
-    /** Milliseconds since this interpreter first asked. */
-    now() { const t = si.now(); timeOrigin ??= t; return t - timeOrigin; },
-  }));
-  def("queueMicrotask", function queueMicrotask(fn) {
-    if (typeof fn !== "function") throw new TypeError("queueMicrotask: a function is required");
-    Promise.resolve().then(() => fn());
-  });
+  // atob/btoa, performance.now and queueMicrotask are QuickJS-ng's own.
 
   // Interpreter::call from the host: the function `name` (a global, or
   // "module.js#export" of a module run earlier) called with the input View

@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <wasi/api.h>
@@ -581,16 +580,6 @@ static JSValue js_clone(JSContext *c, JSValueConst this_val, int argc, JSValueCo
     return v;
 }
 
-/* now(): milliseconds on a monotonic clock. */
-static JSValue js_now(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
-    (void)this_val;
-    (void)argc;
-    (void)argv;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return JS_NewFloat64(c, (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6);
-}
-
 /* utf8(bytes): a Uint8Array decoded as UTF-8 into a string. */
 static JSValue js_utf8(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
     (void)this_val;
@@ -689,7 +678,6 @@ static const JSCFunctionListEntry si_funcs[] = {
     JS_CFUNC_DEF("encodeUtf8", 1, js_encode_utf8),
     JS_CFUNC_DEF("randomFill", 1, js_random_fill),
     JS_CFUNC_DEF("clone", 1, js_clone),
-    JS_CFUNC_DEF("now", 0, js_now),
     JS_CFUNC_DEF("send", 3, js_send),
     JS_CFUNC_DEF("sendHandle", 3, js_send_handle),
     JS_CFUNC_DEF("recv", 2, js_recv),
