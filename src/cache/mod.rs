@@ -189,19 +189,12 @@ impl Cache {
             path: source.path(),
             source: e,
         };
-        let stem = source.stem();
-        let remembered = match (source, &self.dir) {
-            (GuestSource::Embedded { sha256, .. }, _) => digest::unhex(sha256),
-            (GuestSource::File(path), Some(dir)) => {
-                Some(digest::digest_of(dir, path, digest::SETTLED).map_err(io_err)?)
-            }
-            (GuestSource::File(_), None) => None,
-        };
-        if let Some(entry) = remembered.and_then(|d| self.entry(engine, &stem, tag, &d))
+        if let Some(entry) = self.guest_entry(engine, source, tag).map_err(io_err)?
             && let Some(module) = self.get(engine, &entry)
         {
             return Ok((module, Some(entry.path)));
         }
+        let stem = source.stem();
         let notice = self.guest_notice(language);
         let bytes = match source {
             GuestSource::File(path) => std::fs::read(path).map_err(io_err)?,
@@ -221,6 +214,25 @@ impl Cache {
         }
         notice.finish(|| self.outcome(written.is_some()));
         Ok((module, written.map(|e| e.path)))
+    }
+
+    /// The entry for a language guest, from its SHA-256 made at build time
+    /// (embedded) or remembered in the folder (a file); `None` without a
+    /// cache folder.
+    fn guest_entry(
+        &self,
+        engine: &Engine,
+        source: &GuestSource,
+        tag: &str,
+    ) -> std::io::Result<Option<Entry>> {
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        let digest = match source {
+            GuestSource::Embedded { sha256, .. } => digest::unhex(sha256),
+            GuestSource::File(path) => Some(digest::digest_of(dir, path, digest::SETTLED)?),
+        };
+        Ok(digest.and_then(|d| self.entry(engine, &source.stem(), tag, &d)))
     }
 
     /// The notice for compiling a language guest: printed up front (when
