@@ -252,7 +252,7 @@ fn compile(a: CompileArgs) -> Result<ExitCode> {
 fn cached(what: &dyn std::fmt::Display, guest: &Guest, dir: &std::path::Path) -> Result<()> {
     let Some(file) = guest.cache_file() else {
         bail!(
-            "{what}: compiled, but not cached: {} is not writable",
+            "{what}: compiled, but not cached: {} cannot be written, or group or others can write to it",
             dir.display()
         );
     };

@@ -162,7 +162,10 @@ impl Cache {
     pub(crate) fn outcome(&self, written: bool) -> String {
         match (&self.dir, written) {
             (Some(dir), true) => format!("cached in {}", dir.display()),
-            (Some(dir), false) => format!("not cached ({} is not writable)", dir.display()),
+            (Some(dir), false) => format!(
+                "not cached ({} cannot be written, or group or others can write to it)",
+                dir.display()
+            ),
             (None, _) => "not cached (the host has no cache folder)".to_string(),
         }
     }

@@ -93,3 +93,17 @@ pub(crate) fn guest_source(language: Language) -> Result<GuestSource, GuestLoadE
     }
     Err(GuestLoadError::NotFound { path: built, env })
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    #[test]
+    fn the_embedded_guest_is_a_module_with_the_digest_made_at_build_time() {
+        assert_eq!(&EMBEDDED_JS[..4], b"\0asm");
+        let digest = super::super::digest::hex(&Sha256::digest(EMBEDDED_JS), 64);
+        assert_eq!(digest, EMBEDDED_JS_SHA256);
+    }
+}

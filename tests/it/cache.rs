@@ -352,3 +352,43 @@ fn the_embedded_js_guest_runs_with_no_file_and_is_compiled_once() {
         "one snapshot with fuel, one without: {snaps:?}"
     );
 }
+
+/// A library prints nothing unasked: a default host compiling the
+/// JavaScript guest (into `$XDG_CACHE_HOME/subinterp`, here a fresh folder)
+/// writes nothing to stderr. Run in a child process, for its own stderr and
+/// environment.
+#[test]
+fn a_default_host_caches_under_xdg_cache_home_and_prints_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "cache::child_default_host",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SUBINTERP_CHILD", "1")
+        .env("XDG_CACHE_HOME", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("figures: cached in "), "{stdout}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let files = cwasm_files(&tmp.path().join("subinterp"));
+    assert_eq!(files.len(), 1, "{files:?}");
+}
+
+#[test]
+#[ignore = "run by a_default_host_caches_under_xdg_cache_home_and_prints_nothing in its own process"]
+fn child_default_host() {
+    if !crate::common::is_child() {
+        return;
+    }
+    let dir = PathBuf::from(std::env::var_os("XDG_CACHE_HOME").unwrap()).join("subinterp");
+    let host = Host::new().unwrap();
+    assert_eq!(host.cache_dir(), Some(dir.as_path()));
+    let file = host.js().unwrap().cache_file().unwrap().to_path_buf();
+    assert!(file.starts_with(&dir), "{}", file.display());
+    println!("figures: cached in {}", file.display());
+}
