@@ -91,9 +91,10 @@ pub(super) fn load_cached(engine: &Engine, cached: &Path) -> Option<Module> {
     //     configuration and returns an error (not UB), after which we
     //     compile instead.
     // (2) nothing of ours ever writes into an existing cache file: a
-    //     rewrite renames a new file over the name and `remove_stale`
-    //     unlinks; both leave the inode that a running process has mapped
-    //     untouched.
+    //     rewrite renames a new file over the name, `remove_stale` and
+    //     `trim` unlink, and `touch` sets the modification time (metadata,
+    //     not contents); all leave the bytes that a running process has
+    //     mapped untouched.
     // NOT guaranteed: that nobody else writes to the cache folder (the
     // user's `$XDG_CACHE_HOME/subinterp`, or the folder given to
     // `HostBuilder::cache_dir`). Another process with write access to it —
@@ -145,5 +146,72 @@ pub(super) fn remove_stale(dir: &Path, prefix: &str, current: &Path, built: std:
         if older {
             let _ = std::fs::remove_file(e.path());
         }
+    }
+}
+
+/// Marks `cached` as just used (its modification time, which
+/// [`trim`] orders by): metadata only, its bytes are not written. Best
+/// effort.
+pub(super) fn touch(cached: &Path) {
+    if let Ok(f) = std::fs::File::open(cached) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Removes the least recently used cache files (`.cwasm` in `dir`, by
+/// modification time; see [`touch`]) until those left hold at most `max`
+/// bytes, never `keep` (the file just written). Unlinking a file another
+/// process has mapped leaves that process's mapping intact.
+pub(super) fn trim(dir: &Path, max: u64, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, std::path::PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".cwasm"))
+        .filter_map(|e| {
+            let m = e.metadata().ok().filter(|m| m.is_file())?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= max {
+            break;
+        }
+        if path != keep && std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn trimming_removes_the_least_recently_used_files_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let long_ago = SystemTime::now() - Duration::from_secs(3600);
+        let file = |name: &str, age: u64| {
+            let p = dir.join(name);
+            std::fs::write(&p, vec![0u8; 100]).unwrap();
+            let f = std::fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(long_ago + Duration::from_secs(age)).unwrap();
+            p
+        };
+        let (a, b, c) = (file("a.cwasm", 1), file("b.cwasm", 2), file("c.cwasm", 3));
+        let other = file("notes.txt", 0);
+        // `a` was used last; `b` is the file just written.
+        touch(&a);
+        trim(dir, 250, &b);
+        assert!(a.exists() && b.exists() && other.exists());
+        assert!(!c.exists(), "the least recently used goes first");
+        trim(dir, 0, &b);
+        assert!(!a.exists() && b.exists() && other.exists());
     }
 }

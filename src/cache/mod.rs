@@ -20,8 +20,10 @@
 //! file's is remembered in the folder under the file's inode, size and
 //! times (see [`digest::digest_of`]), so that a start-up hashes neither.
 //!
-//! Everything here is best effort: a folder that cannot be made or written
-//! costs the compile, never the run.
+//! A write that takes the folder past [`MAX_BYTES`] removes the least
+//! recently used files (a hit sets a file's modification time). Everything
+//! here is best effort: a folder that cannot be made or written costs the
+//! compile, never the run.
 
 mod digest;
 mod file;
@@ -37,6 +39,11 @@ pub(crate) use self::notice::{NOTICE_AFTER, Notice};
 pub(crate) use self::source::{GuestSource, guest_source};
 use crate::error::{BoxError, GuestLoadError};
 use crate::language::Language;
+
+/// Most bytes of compiled code a cache folder keeps: a write past it
+/// removes the least recently used files (2 GiB: the Python guest's
+/// snapshot is 36 MB, the JavaScript guest's 3.4 MB).
+const MAX_BYTES: u64 = 2 << 30;
 
 /// The user's cache folder for subinterp: `$XDG_CACHE_HOME/subinterp`, else
 /// `$HOME/.cache/subinterp` (relative paths in either are ignored, as the
@@ -129,11 +136,14 @@ impl Cache {
         if !file::is_private_dir(dir) {
             return None;
         }
-        file::load_cached(engine, &entry.path)
+        let module = file::load_cached(engine, &entry.path)?;
+        file::touch(&entry.path);
+        Some(module)
     }
 
-    /// Writes `module` into `entry`, making the folder if need be. Best
-    /// effort: `false` when it could not be written.
+    /// Writes `module` into `entry`, making the folder if need be, then
+    /// keeps the folder within [`MAX_BYTES`]. Best effort: `false` when it
+    /// could not be written.
     pub(crate) fn put(&self, entry: &Entry, module: &Module) -> bool {
         let Some(dir) = &self.dir else {
             return false;
@@ -141,10 +151,13 @@ impl Cache {
         if !file::make_dir(dir) || !file::is_private_dir(dir) {
             return false;
         }
-        match module.serialize() {
-            Ok(data) => file::write_whole(&entry.path, &data),
-            Err(_) => false,
+        let written = module
+            .serialize()
+            .is_ok_and(|data| file::write_whole(&entry.path, &data));
+        if written {
+            file::trim(dir, MAX_BYTES, &entry.path);
         }
+        written
     }
 
     /// A notice for compiling a module the host was given, printed if the

@@ -152,9 +152,10 @@ impl HostBuilder {
     /// **The folder must be writable only by the user**: loading compiled
     /// code runs it, so whoever can write a file there can run code in the
     /// host's process. The host loads nothing from a folder that group or
-    /// others can write to, but does not check who owns it. Nothing is ever
-    /// removed from it but a language guest file's older builds; delete it
-    /// whenever you like.
+    /// others can write to, but does not check who owns it. A write that
+    /// takes the folder past 2 GiB of compiled code removes the least
+    /// recently used files, and a language guest file's older builds go
+    /// when a new one is cached; delete the folder whenever you like.
     #[must_use]
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = CacheDir::At(dir.into());
