@@ -222,7 +222,8 @@ $(GUEST_OUT)/python.wasm: $(PY_OUT)/subinterp_py.o $(PY_OUT)/module.o $(PY_OUT)/
 	$(ZIG) cc -target wasm32-wasi $(PY_LDFLAGS) $(PY_OUT)/subinterp_py.o $(PY_OUT)/module.o $(PY_OUT)/stdlib.o \
 	  $(PY_WASI)/libpython3.13.a $$(cat $(PY_WASI)/link.txt) -o $@
 
-build:
+# The library embeds the JavaScript guest (build.rs): it is built first.
+build: $(GUEST_OUT)/js.wasm
 	$(CARGO) build --release
 
 test: guest

@@ -2,6 +2,7 @@
 //! ready to be instantiated many times.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::{InstancePre, Module};
@@ -10,12 +11,14 @@ use crate::language::Export;
 pub use crate::language::Language;
 use crate::store::StoreData;
 
+#[derive(Clone)]
 struct GuestInner {
     name: String,
     module: Module,
     pre: InstancePre<StoreData>,
     language: Option<Language>,
     preinit: bool,
+    cache_file: Option<PathBuf>,
 }
 
 /// A compiled, pre-linked wasm module. Cheap to clone; create any number of
@@ -44,8 +47,29 @@ impl Guest {
                 pre,
                 language,
                 preinit,
+                cache_file: None,
             }),
         }
+    }
+
+    /// The same guest, noting the compiled-code cache file it was loaded
+    /// from or written to.
+    pub(crate) fn with_cache_file(self, path: Option<PathBuf>) -> Self {
+        let inner = Arc::unwrap_or_clone(self.inner);
+        Guest {
+            inner: Arc::new(GuestInner {
+                cache_file: path,
+                ..inner
+            }),
+        }
+    }
+
+    /// The compiled-code cache file this guest was loaded from or written
+    /// to, if it was ([`Host::compile_cached`](crate::Host::compile_cached),
+    /// the language guests); `None` for a guest compiled without the cache,
+    /// or when the cache could not be written.
+    pub fn cache_file(&self) -> Option<&Path> {
+        self.inner.cache_file.as_deref()
     }
 
     /// Whether this is a language guest started from a pre-initialised
@@ -82,6 +106,10 @@ impl Guest {
 
     pub(crate) fn pre(&self) -> &InstancePre<StoreData> {
         &self.inner.pre
+    }
+
+    pub(crate) fn module(&self) -> &Module {
+        &self.inner.module
     }
 }
 

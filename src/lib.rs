@@ -41,7 +41,14 @@
 //! - [`Guest`]: a compiled, pre-linked wasm module; [`Host::compile`]. The
 //!   language guests ([`Language`]: JavaScript, Python) are loaded with
 //!   [`Host::js`] and [`Host::python`] and run source with [`Run::js`] and
-//!   [`Run::python`].
+//!   [`Run::python`]. The JavaScript guest is embedded in the library; the
+//!   Python guest is a file (`make guest` builds it).
+//! - The compiled-code cache: the language guests' snapshots, and modules
+//!   compiled with [`Host::compile_cached`], are compiled once per machine
+//!   into `$XDG_CACHE_HOME/subinterp` (else `~/.cache/subinterp`) and
+//!   loaded from there by later hosts and processes;
+//!   [`HostBuilder::cache_dir`] moves it, [`HostBuilder::no_cache`] turns it
+//!   off.
 //! - [`Interpreter`]: one instance in its own store with its own linear memory
 //!   and handle table; [`Interpreter::run`] returns a [`RunResult`], and state
 //!   persists between runs.
@@ -86,8 +93,8 @@ pub use compile::CompileLimits;
 pub use error::{BoxError, Error, GuestLoadError, LimitError};
 pub use guest::Guest;
 pub use host::{
-    CopyCounters, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_POOL_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK,
-    Host, HostBuilder, MAX_WASM_STACK,
+    COMPILE_NOTICE_AFTER, CopyCounters, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_POOL_MAX_MEMORY,
+    DEFAULT_POOL_SIZE, EPOCH_TICK, Host, HostBuilder, MAX_WASM_STACK,
 };
 pub use hostfn::{HostCaller, HostFnError};
 pub use interpreter::{

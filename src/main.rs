@@ -1,5 +1,7 @@
-//! The `subinterp` command line: run a WASI module or a JavaScript file in a
-//! fresh sandboxed interpreter.
+//! The `subinterp` command line: run a WASI module or a JavaScript or
+//! Python file in a fresh sandboxed interpreter (`subinterp run`), or
+//! compile modules into the compiled-code cache ahead of time
+//! (`subinterp compile`).
 
 #[path = "cli/args.rs"]
 mod args;
@@ -16,21 +18,20 @@ use subinterp::{
     RunResult,
 };
 
-use self::args::{Cli, Command, RunArgs};
+use self::args::{Cli, Command, CompileArgs, RunArgs};
 use self::report::{EXIT_LIMIT, exit_code, guest_failed_to_start, report, to_json, write_stdout};
 
 fn main() -> ExitCode {
     // clap prints usage errors and --help itself, ignoring a closed stream.
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => match run(args) {
-            Ok(code) => code,
-            Err(e) => {
-                report(format_args!("subinterp: {e:#}"));
-                ExitCode::from(1)
-            }
-        },
+        Command::Run(args) => run(args),
+        Command::Compile(args) => compile(args),
     }
+    .unwrap_or_else(|e| {
+        report(format_args!("subinterp: {e:#}"));
+        ExitCode::from(1)
+    })
 }
 
 fn limits(a: &RunArgs) -> Limits {
@@ -90,6 +91,7 @@ fn host_for(a: &RunArgs, limits: &Limits, script: bool) -> Result<Host> {
         .pool_size(slots)
         .fuel(a.fuel.is_some())
         .compile_limits(compile)
+        .compile_notices(true)
         .build()?)
 }
 
@@ -108,7 +110,7 @@ fn load(
         return Ok(Ok((host.language_guest(language)?, name)));
     }
     match &a.file {
-        Some(file) => match host.load_file(file) {
+        Some(file) => match host.load_file_cached(file) {
             Ok(g) => Ok(Ok((g, file.to_string_lossy().into_owned()))),
             // Too large, too complex or too slow to compile: a limit.
             Err(Error::Limit(l)) => {
@@ -212,4 +214,50 @@ fn print_result(result: &RunResult, json: bool, language: Option<Language>) -> R
         }
     }
     Ok(())
+}
+
+/// `subinterp compile`: each module, then each language guest asked for,
+/// compiled into the cache; the cache file printed for each.
+fn compile(a: CompileArgs) -> Result<ExitCode> {
+    let host = Host::builder()
+        .pool_size(1)
+        .fuel(a.fuel)
+        .compile_notices(true)
+        .build()?;
+    let Some(dir) = host.cache_dir() else {
+        bail!("no cache folder: set XDG_CACHE_HOME or HOME");
+    };
+    let mut code = ExitCode::SUCCESS;
+    for file in &a.files {
+        let guest = match host.load_file_cached(file) {
+            Ok(g) => g,
+            Err(Error::Limit(l)) => {
+                report(format_args!("subinterp: compiling {}: {l}", file.display()));
+                code = ExitCode::from(EXIT_LIMIT);
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("compiling {}", file.display())),
+        };
+        cached(&file.display(), &guest, dir)?;
+    }
+    let languages = [(a.js, Language::JavaScript), (a.python, Language::Python)];
+    for (_, language) in languages.into_iter().filter(|(asked, _)| *asked) {
+        let guest = host.language_guest(language)?;
+        cached(&format_args!("the {language} guest"), &guest, dir)?;
+    }
+    Ok(code)
+}
+
+/// Prints where `guest`'s compiled code is, or fails if it was not cached.
+fn cached(what: &dyn std::fmt::Display, guest: &Guest, dir: &std::path::Path) -> Result<()> {
+    let Some(file) = guest.cache_file() else {
+        bail!(
+            "{what}: compiled, but not cached: {} cannot be written, or group or others can write to it",
+            dir.display()
+        );
+    };
+    match write_stdout(&format!("{what}: {}", file.display())) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
 }

@@ -91,6 +91,11 @@ pub(crate) fn pre_initialize(
         Module::new(engine, &instrumented).map_err(|e| SnapshotError::Instantiate(e.into()))?;
     let mut store = Store::new(engine, state);
     store.set_epoch_deadline(u64::MAX / 2);
+    // A host built with fuel counts instructions in every store, this one
+    // too: without fuel the set-up traps at its first instruction, the
+    // snapshot fails, and every interpreter sets itself up on its own fuel.
+    // (An error here means the engine counts no fuel: nothing to set.)
+    let _ = store.set_fuel(u64::MAX);
     let instance = block_on_trusted(linker.instantiate_async(&mut store, &module))
         .map_err(|e| SnapshotError::Instantiate(e.into()))?;
     for export in ["_initialize", init] {

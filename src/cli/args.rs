@@ -21,7 +21,11 @@ subinterp run -e 'console.log(1+1)' run JavaScript given on the command line\n  
 subinterp run script.py             run a Python file\n  \
 subinterp run --python -e 'print(1+1)'  run Python given on the command line\n  \
 subinterp run --json prog.wasm      print the result as one JSON object\n  \
-subinterp run --timeout 2s --max-memory 64MiB prog.wasm"
+subinterp run --timeout 2s --max-memory 64MiB prog.wasm\n  \
+subinterp compile prog.wasm         compile into the cache now, so that runs start at once\n\n\
+Compiled code is cached in $XDG_CACHE_HOME/subinterp (else ~/.cache/subinterp): the first run \
+of a module, and of each language guest after an install, compiles it (seconds; tens of \
+seconds for Python, said on stderr), later runs load it."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -42,6 +46,30 @@ pub(crate) enum Command {
     /// code is still the run's. Any other failure to write the --json result (e.g. a full
     /// disk) exits 1 with a message. A closed or failing stderr is ignored.
     Run(RunArgs),
+    /// Compile modules (and the language guests, with --js and --python) into the
+    /// compiled-code cache, so that later runs load them instead of compiling; prints
+    /// each cache file.
+    ///
+    /// The cache is $XDG_CACHE_HOME/subinterp, else ~/.cache/subinterp; it must be
+    /// writable only by you. Exit code: 0 when everything was cached; 125 if a module is
+    /// past a compile limit; 1 if one could not be compiled or cached.
+    Compile(CompileArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct CompileArgs {
+    /// Compile for runs with --fuel (fuel-counting code is compiled, and cached, apart).
+    #[arg(long)]
+    pub(crate) fuel: bool,
+    /// Compile the JavaScript guest too.
+    #[arg(long)]
+    pub(crate) js: bool,
+    /// Compile the Python guest too.
+    #[arg(long)]
+    pub(crate) python: bool,
+    /// Modules (.wasm, .wat) to compile.
+    #[arg(required_unless_present_any = ["js", "python"])]
+    pub(crate) files: Vec<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]

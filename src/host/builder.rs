@@ -2,10 +2,13 @@
 //! fiber stacks), the linker with WASI and the guest ABI, and the epoch
 //! ticker.
 
+use std::path::PathBuf;
+
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
 use super::*;
 use crate::buffer::View;
+use crate::cache::Cache;
 use crate::compile::CompileLimits;
 use crate::hostfn::{HostCaller, HostFn, HostFnError, HostFns};
 use crate::interpreter::Settings;
@@ -20,6 +23,19 @@ pub struct HostBuilder {
     max_queued_bytes: usize,
     compile_limits: CompileLimits,
     funcs: HostFns,
+    cache_dir: CacheDir,
+    compile_notices: bool,
+}
+
+/// Where a host caches compiled code.
+#[derive(Debug, Clone)]
+enum CacheDir {
+    /// The user's cache folder.
+    User,
+    /// This folder.
+    At(PathBuf),
+    /// Nowhere.
+    Off,
 }
 
 impl Default for HostBuilder {
@@ -31,6 +47,8 @@ impl Default for HostBuilder {
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             compile_limits: CompileLimits::default(),
             funcs: HostFns::default(),
+            cache_dir: CacheDir::User,
+            compile_notices: false,
         }
     }
 }
@@ -118,6 +136,53 @@ impl HostBuilder {
         self
     }
 
+    /// The folder compiled code is cached in, instead of the user's cache
+    /// folder (`$XDG_CACHE_HOME/subinterp`, else `$HOME/.cache/subinterp`).
+    ///
+    /// The host caches the language guests' compiled code (and their
+    /// pre-initialised snapshots) and what
+    /// [`Host::compile_cached`](crate::Host::compile_cached) and
+    /// [`Host::load_file_cached`](crate::Host::load_file_cached) compile,
+    /// each under a SHA-256 of its contents and of the engine's
+    /// configuration, so later hosts and processes load it without
+    /// compiling. The folder is made (readable and writable by the user
+    /// alone) when first written to. Best effort: a folder that cannot be
+    /// made or written costs the compiling, never a run.
+    ///
+    /// **The folder must be writable only by the user**: loading compiled
+    /// code runs it, so whoever can write a file there can run code in the
+    /// host's process. The host loads nothing from a folder that group or
+    /// others can write to, but does not check who owns it. A write that
+    /// takes the folder past 2 GiB of compiled code removes the least
+    /// recently used files, and a language guest file's older builds go
+    /// when a new one is cached; delete the folder whenever you like.
+    #[must_use]
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = CacheDir::At(dir.into());
+        self
+    }
+
+    /// No compiled-code cache: every host compiles the language guests
+    /// again (seconds for JavaScript, tens of seconds for Python), and
+    /// nothing is read from or written to disk for compiled code.
+    #[must_use]
+    pub fn no_cache(mut self) -> Self {
+        self.cache_dir = CacheDir::Off;
+        self
+    }
+
+    /// Whether the host says on stderr when it compiles for a while (off by
+    /// default: a library does not print unasked; the `subinterp` command
+    /// line turns it on). A language guest's compile is announced when it
+    /// starts (`subinterp: compiling the Python guest …`), any other once
+    /// it has taken [`COMPILE_NOTICE_AFTER`]; a line with the time taken and
+    /// where the code was cached follows it.
+    #[must_use]
+    pub fn compile_notices(mut self, on: bool) -> Self {
+        self.compile_notices = on;
+        self
+    }
+
     /// Builds the host and starts its epoch ticker.
     ///
     /// # Errors
@@ -132,15 +197,23 @@ impl HostBuilder {
             .map_err(|e| Error::Engine(e.into()))?;
         crate::abi::add_to_linker(&mut linker).map_err(|e| Error::Engine(e.into()))?;
         spawn_ticker(&engine);
+        let dir = match self.cache_dir {
+            CacheDir::User => crate::cache::default_dir(),
+            CacheDir::At(dir) => Some(dir),
+            CacheDir::Off => None,
+        };
         let settings = Settings {
             fuel: self.fuel,
             pool_size,
             max_queued_bytes: self.max_queued_bytes,
             compile_limits: self.compile_limits,
             host_fns: std::sync::Arc::new(self.funcs),
+            cache: Cache::new(dir, self.compile_notices),
         };
+        let own = Arc::new(linker.clone());
         Ok(Host {
             inner: Arc::new(Registry::new(engine, linker, settings)),
+            linker: own,
         })
     }
 

@@ -13,11 +13,14 @@ use std::time::Duration;
 
 pub use self::builder::HostBuilder;
 
+use wasmtime::{Linker, Module};
+
 use crate::channel::{ChannelId, RecvChannel, SendChannel};
-use crate::error::Error;
+use crate::error::{Error, LimitError};
 use crate::guest::Guest;
 use crate::interpreter::{Interpreter, InterpreterBuilder, InterpreterId, Registry};
 use crate::language::Language;
+use crate::store::StoreData;
 
 /// Default number of pooled instance slots (interpreters alive at once).
 pub const DEFAULT_POOL_SIZE: u32 = 1000;
@@ -43,6 +46,11 @@ const STACK_KEEP_RESIDENT: usize = 32768;
 /// have (each pool slot reserves this much address space): 4 GiB.
 pub const DEFAULT_POOL_MAX_MEMORY: usize = 4 << 30;
 
+/// How long a compile runs before a host built with
+/// [`HostBuilder::compile_notices`] says so on stderr (a language guest's
+/// compile is announced when it starts).
+pub const COMPILE_NOTICE_AFTER: Duration = crate::cache::NOTICE_AFTER;
+
 /// A snapshot of the host's copy counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CopyCounters {
@@ -67,6 +75,9 @@ pub struct CopyCounters {
 #[derive(Clone)]
 pub struct Host {
     inner: Arc<Registry>,
+    /// The registry's linker, again: a module loaded from the cache is
+    /// linked here, the registry compiling only what it must.
+    linker: Arc<Linker<StoreData>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -122,20 +133,94 @@ impl Host {
     /// # Errors
     /// [`Error::Io`] when the file cannot be read, then as [`compile`](Self::compile).
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Guest, Error> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (name, bytes) = read_module(path.as_ref())?;
         self.compile(&name, &bytes)
     }
 
-    /// The guest of `language`, built by `make guest` (`target/guest/js.wasm`,
-    /// `python.wasm`): create interpreters from it and run source with
-    /// [`Run::js`](crate::Run::js) or [`Run::python`](crate::Run::python).
-    /// Loaded once per host, from precompiled code (a pre-initialised
-    /// snapshot) cached beside the `.wasm` when there is some.
+    /// Compiles wasm as [`compile`](Self::compile) does, through the host's
+    /// compiled-code cache ([`HostBuilder::cache_dir`]): code compiled
+    /// before from the same bytes, by this or another host or process with
+    /// the same engine configuration, is loaded instead of compiled, and
+    /// code compiled now is written there for the next time (best effort;
+    /// [`Guest::cache_file`] says where it is). Without a cache this is
+    /// [`compile`](Self::compile).
+    ///
+    /// A miss compiles within the host's
+    /// [`CompileLimits`](crate::CompileLimits); a hit compiles nothing, so
+    /// of those limits only the module's size applies (the others bound
+    /// the compile). [`compile`](Self::compile) never touches the disk: a
+    /// host compiling many short-lived modules should use it.
+    ///
+    /// ```
+    /// use subinterp::Host;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let wat = b"(module (func (export \"f\") (result i32) (i32.const 7)))";
+    /// let first = Host::builder().cache_dir(dir.path()).build().unwrap();
+    /// let file = first.compile_cached("seven", wat).unwrap().cache_file().unwrap().to_path_buf();
+    /// assert!(file.starts_with(dir.path()) && file.is_file());
+    /// // Another host (as another process would) loads that file.
+    /// let second = Host::builder().cache_dir(dir.path()).build().unwrap();
+    /// assert_eq!(second.compile_cached("seven", wat).unwrap().cache_file(), Some(file.as_path()));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`compile`](Self::compile).
+    pub fn compile_cached(&self, name: &str, wasm: &[u8]) -> Result<Guest, Error> {
+        let settings = &self.inner.settings;
+        let limit = settings.compile_limits.max_module_bytes();
+        if wasm.len() > limit {
+            return Err(LimitError::ModuleTooLarge { limit }.into());
+        }
+        let (cache, engine) = (&settings.cache, &self.inner.engine);
+        let entry = cache.module_entry(engine, name, wasm);
+        if let Some(entry) = &entry
+            && let Some(module) = cache.get(engine, entry)
+        {
+            let guest = self.link(name, module)?;
+            return Ok(guest.with_cache_file(Some(entry.path().to_path_buf())));
+        }
+        let notice = cache.notice(name);
+        let guest = self.compile(name, wasm)?;
+        let written = entry.filter(|e| cache.put(e, guest.module()));
+        notice.finish(|| cache.outcome(written.is_some()));
+        Ok(guest.with_cache_file(written.map(|e| e.path().to_path_buf())))
+    }
+
+    /// Reads a `.wasm` (or `.wat`) file and compiles it through the cache,
+    /// as [`compile_cached`](Self::compile_cached) does.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, then as
+    /// [`compile`](Self::compile).
+    pub fn load_file_cached(&self, path: impl AsRef<Path>) -> Result<Guest, Error> {
+        let (name, bytes) = read_module(path.as_ref())?;
+        self.compile_cached(&name, &bytes)
+    }
+
+    /// The folder compiled code is cached in ([`HostBuilder::cache_dir`]);
+    /// `None` for a host without a cache.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.inner.settings.cache.dir()
+    }
+
+    /// Links a module compiled before (loaded from the cache).
+    fn link(&self, name: &str, module: Module) -> Result<Guest, Error> {
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| Error::Link(e.into()))?;
+        Ok(Guest::new(name.to_string(), module, pre, false))
+    }
+
+    /// The guest of `language`: create interpreters from it and run source
+    /// with [`Run::js`](crate::Run::js) or [`Run::python`](crate::Run::python).
+    /// The JavaScript guest is inside the library; the Python guest is
+    /// `target/guest/python.wasm`, built by `make guest`, or
+    /// `guest/python.wasm` beside the executable; `$SUBINTERP_JS_WASM` and
+    /// `$SUBINTERP_PY_WASM` name other files. Loaded once per host, from
+    /// precompiled code (a pre-initialised snapshot) in the host's cache
+    /// ([`HostBuilder::cache_dir`]) when there is some, else compiled and
+    /// cached (seconds; tens of seconds for Python).
     ///
     /// # Errors
     /// [`Error::LanguageGuest`] when the guest file is missing or does not load.
@@ -249,4 +334,14 @@ impl Host {
             buffers_forwarded: c.forwarded.load(Ordering::Relaxed),
         }
     }
+}
+
+/// A module file's name and bytes.
+fn read_module(path: &Path) -> Result<(String, Vec<u8>), Error> {
+    let bytes = std::fs::read(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((name, bytes))
 }

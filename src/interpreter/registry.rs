@@ -33,6 +33,8 @@ pub(crate) struct Settings {
     pub(crate) compile_limits: CompileLimits,
     /// The host functions interpreters may be granted.
     pub(crate) host_fns: Arc<HostFns>,
+    /// Where compiled code is cached.
+    pub(crate) cache: crate::cache::Cache,
 }
 
 pub(crate) struct Registry {
@@ -140,25 +142,33 @@ impl Registry {
     }
 
     fn load_language(&self, language: Language) -> Result<Guest, GuestLoadError> {
-        let path = crate::cache::guest_wasm_path(language)?;
+        let source = crate::cache::guest_source(language)?;
+        let cache = &self.settings.cache;
         // The pre-initialised snapshot, or (should snapshotting fail) the
         // plain module, which sets itself up in each interpreter.
-        let snap = crate::cache::load(&self.engine, &path, "snap", |wasm| {
+        let snap = cache.load_guest(&self.engine, &source, "snap", language, |wasm| {
             let state = StoreData::scratch(&self.counters);
             crate::snapshot::pre_initialize(&self.engine, &self.linker, &wasm, state, language)
                 .map_err(Into::into)
         });
-        let (module, preinit) = match snap {
+        let ((module, cached), preinit) = match snap {
             Ok(m) => (m, true),
-            Err(_) => (crate::cache::load(&self.engine, &path, "plain", Ok)?, false),
+            Err(_) => (
+                cache.load_guest(&self.engine, &source, "plain", language, Ok)?,
+                false,
+            ),
         };
         let guest = self
             .link(language.name(), module, preinit)
-            .map_err(|e| GuestLoadError::Compile(e.into()))?;
+            .map_err(|e| GuestLoadError::Compile(e.into()))?
+            .with_cache_file(cached);
         if guest.language() == Some(language) {
             Ok(guest)
         } else {
-            Err(GuestLoadError::NotTheGuest { path, language })
+            Err(GuestLoadError::NotTheGuest {
+                path: source.path(),
+                language,
+            })
         }
     }
 }

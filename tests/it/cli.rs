@@ -2,11 +2,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::common::guest_path;
-
-fn subinterp() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_subinterp"))
-}
+use crate::common::{guest_path, subinterp};
 
 #[test]
 fn runs_a_wasi_command_with_its_arguments() {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use std::time::Duration;
 
@@ -42,6 +43,22 @@ pub fn beside<T>(host: &Host, attack: impl FnOnce() -> T) -> T {
     assert!(r.completed, "the good interpreter failed: {:?}", r.error);
     assert_eq!(r.stdout_text().trim(), good_sum().to_string());
     out
+}
+
+/// The `subinterp` command line, with the JavaScript guest already in the
+/// compiled-code cache its runs use (`target/cache`, from
+/// `.cargo/config.toml`), so that no run's stderr carries the notice of a
+/// first compile, whatever ran before.
+pub fn subinterp() -> Command {
+    static WARM: OnceLock<()> = OnceLock::new();
+    WARM.get_or_init(|| {
+        let out = Command::new(env!("CARGO_BIN_EXE_subinterp"))
+            .args(["compile", "--js"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    });
+    Command::new(env!("CARGO_BIN_EXE_subinterp"))
 }
 
 pub fn guest_path(name: &str) -> PathBuf {

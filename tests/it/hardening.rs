@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use subinterp::{Error, ErrorKind, Host, Limits, Run, RunResult};
 
-use crate::common::{beside, host, in_child, is_child, proc_figures};
+use crate::common::{beside, host, in_child, is_child, proc_figures, subinterp};
 
 /// Slack on top of a deadline for a noisy 2-core machine.
 const MARGIN: Duration = Duration::from_millis(2000);
@@ -126,10 +126,6 @@ fn opening_a_fifo_nobody_writes_ends_at_the_deadline() {
     assert!(took < Duration::from_millis(300) + MARGIN, "{took:?}");
     // Unblock the abandoned open so its pool thread ends.
     drop(std::fs::OpenOptions::new().write(true).open(&fifo));
-}
-
-fn subinterp() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_subinterp"))
 }
 
 #[test]

@@ -760,26 +760,6 @@ fn channels_global_is_there_with_or_without_bindings() {
 }
 
 #[test]
-fn the_compiled_js_guest_is_cached_beside_its_wasm() {
-    let host = host();
-    host.js().unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guest");
-    let cached: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("js.snap.") && n.ends_with(".cwasm"))
-        .collect();
-    assert!(!cached.is_empty(), "no compiled cache in {}", dir.display());
-    // A second host (as a second process would) loads it instead of
-    // compiling and writing it again.
-    let stamp = |n: &String| std::fs::metadata(dir.join(n)).unwrap().modified().unwrap();
-    let before: Vec<_> = cached.iter().map(stamp).collect();
-    crate::common::host().js().unwrap();
-    let after: Vec<_> = cached.iter().map(stamp).collect();
-    assert_eq!(before, after, "the cache was rewritten");
-}
-
-#[test]
 fn internal_helpers_are_not_on_the_global_object() {
     let host = host();
     let r = ok(

@@ -4,6 +4,7 @@
 //! builds them first.
 
 mod abi;
+mod cache;
 mod calls;
 mod channels;
 mod cli;

@@ -35,6 +35,23 @@ fn limits() -> Limits {
 }
 
 #[test]
+fn the_python_guest_is_cached_in_the_hosts_cache_folder() {
+    let py = host().python().unwrap();
+    let dir = host().cache_dir().expect("a cache folder");
+    let file = py
+        .cache_file()
+        .expect("written to, or loaded from, the cache");
+    assert!(
+        file.starts_with(dir),
+        "{} not in {}",
+        file.display(),
+        dir.display()
+    );
+    let name = file.file_name().unwrap().to_string_lossy();
+    assert!(name.starts_with("python.snap."), "{name}");
+}
+
+#[test]
 fn python_runs_source_and_keeps_its_globals() {
     let w = python(limits());
     assert_eq!(w.language(), Some(Language::Python));
