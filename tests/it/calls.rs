@@ -242,6 +242,9 @@ fn channel_conveniences_for_the_common_case() {
 #[test]
 fn scripts_call_functions_and_prepare_main_in_their_children() {
     let host = host();
+    // Loaded here, outside the script's deadline: the first load on a cold
+    // cache compiles and snapshots the Python guest (tens of seconds).
+    host.python().expect("make guest builds python.wasm");
     let js = host
         .create_js(Limits::new().with_timeout(Duration::from_secs(60)))
         .unwrap();
