@@ -130,27 +130,44 @@ static JSValue handle_or_code(JSContext *c, int32_t r) {
 
 /* ---- bytes going out -------------------------------------------------- */
 
-/* Sends a string (as UTF-8) or a Uint8Array (the prelude turns every other
- * binary type into a Uint8Array view of the same bytes). */
+/* The bytes of a string (as UTF-8) or a Uint8Array argument (the prelude
+ * turns every other binary type into a Uint8Array view of the same bytes).
+ * Give them back with put_bytes. -1 with an exception pending. */
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+    const char *str; /* set when they are a string's */
+} Bytes;
+
+static int get_bytes(JSContext *c, JSValueConst v, Bytes *b) {
+    b->str = NULL;
+    if (JS_IsString(v)) {
+        b->str = JS_ToCStringLen(c, &b->len, v);
+        b->p = (const uint8_t *)b->str;
+        return b->str ? 0 : -1;
+    }
+    b->p = JS_GetUint8Array(c, &b->len, v);
+    if (!b->p && b->len) return -1;
+    if (!b->p) b->p = (const uint8_t *)"";
+    return 0;
+}
+
+static void put_bytes(JSContext *c, Bytes *b) {
+    if (b->str) JS_FreeCString(c, b->str);
+}
+
+/* Sends a string (as UTF-8) or a Uint8Array. */
 static JSValue js_send(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
     (void)this_val;
     (void)argc;
     int32_t end;
     if (get_handle(c, argv[0], &end)) return JS_EXCEPTION;
     int64_t timeout = get_timeout(c, argv[2]);
-    if (JS_IsString(argv[1])) {
-        size_t len;
-        const char *s = JS_ToCStringLen(c, &len, argv[1]);
-        if (!s) return JS_EXCEPTION;
-        int32_t r = si_send(end, s, (uint32_t)len, timeout);
-        JS_FreeCString(c, s);
-        return JS_NewInt32(c, r);
-    }
-    size_t len;
-    uint8_t *p = JS_GetUint8Array(c, &len, argv[1]);
-    if (!p && len) return JS_EXCEPTION;
-    if (!p) p = (uint8_t *)"";
-    return JS_NewInt32(c, si_send(end, p, (uint32_t)len, timeout));
+    Bytes b;
+    if (get_bytes(c, argv[1], &b)) return JS_EXCEPTION;
+    int32_t r = si_send(end, b.p, (uint32_t)b.len, timeout);
+    put_bytes(c, &b);
+    return JS_NewInt32(c, r);
 }
 
 static JSValue js_send_handle(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
@@ -611,19 +628,11 @@ static JSValue js_read_stdin(JSContext *c, JSValueConst this_val, int argc, JSVa
 static JSValue js_output(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
     (void)this_val;
     (void)argc;
-    if (JS_IsString(argv[0])) {
-        size_t len;
-        const char *s = JS_ToCStringLen(c, &len, argv[0]);
-        if (!s) return JS_EXCEPTION;
-        int32_t r = si_call_output(s, (uint32_t)len);
-        JS_FreeCString(c, s);
-        return JS_NewInt32(c, r);
-    }
-    size_t len;
-    uint8_t *p = JS_GetUint8Array(c, &len, argv[0]);
-    if (!p && len) return JS_EXCEPTION;
-    if (!p) p = (uint8_t *)"";
-    return JS_NewInt32(c, si_call_output(p, (uint32_t)len));
+    Bytes b;
+    if (get_bytes(c, argv[0], &b)) return JS_EXCEPTION;
+    int32_t r = si_call_output(b.p, (uint32_t)b.len);
+    put_bytes(c, &b);
+    return JS_NewInt32(c, r);
 }
 
 /* hostCall(name, data): a Handle of the host function's result; or
@@ -635,28 +644,15 @@ static JSValue js_host_call(JSContext *c, JSValueConst this_val, int argc, JSVal
     size_t name_len;
     const char *name = JS_ToCStringLen(c, &name_len, argv[0]);
     if (!name) return JS_EXCEPTION;
-    const char *str = NULL;
-    const uint8_t *p;
-    size_t len;
-    if (JS_IsString(argv[1])) {
-        str = JS_ToCStringLen(c, &len, argv[1]);
-        if (!str) {
-            JS_FreeCString(c, name);
-            return JS_EXCEPTION;
-        }
-        p = (const uint8_t *)str;
-    } else {
-        p = JS_GetUint8Array(c, &len, argv[1]);
-        if (!p && len) {
-            JS_FreeCString(c, name);
-            return JS_EXCEPTION;
-        }
-        if (!p) p = (const uint8_t *)"";
+    Bytes b;
+    if (get_bytes(c, argv[1], &b)) {
+        JS_FreeCString(c, name);
+        return JS_EXCEPTION;
     }
     int32_t err = 0;
-    int32_t r = si_host_call(name, (uint32_t)name_len, p, (uint32_t)len, &err);
+    int32_t r = si_host_call(name, (uint32_t)name_len, b.p, (uint32_t)b.len, &err);
     JS_FreeCString(c, name);
-    if (str) JS_FreeCString(c, str);
+    put_bytes(c, &b);
     if (r == SI_ERR_HOST) {
         JSValue pair = JS_NewArray(c);
         JS_SetPropertyUint32(c, pair, 0, JS_NewInt32(c, r));

@@ -434,6 +434,26 @@ static int bind_channels(PyObject *globals) {
     return 0;
 }
 
+/* The status of a run or call that raised (the exception pending): an
+ * exit's status for SystemExit, else 1 with the traceback printed and the
+ * error reported; `src`: the script's source, for traceback lines. */
+static int32_t failed(const char *src) {
+    PyObject *exc = PyErr_GetRaisedException();
+    int32_t status = 1;
+    if (exc && PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)) {
+        status = exit_status(exc);
+    } else if (exc) {
+        if (src) remember_source(src, SCRIPT_NAME);
+        PyErr_DisplayException(exc);
+        report(exc);
+    } else {
+        static const char none[] = "{\"type\":\"SystemError\",\"message\":\"failed without an exception\",\"stack\":\"\"}";
+        si_run_error(none, sizeof none - 1);
+    }
+    Py_XDECREF(exc);
+    return status;
+}
+
 /* Runs `src` (`len` bytes, NUL-terminated) in __main__. */
 static int32_t run_source(const char *src, size_t len) {
     PyObject *main = PyImport_AddModule("__main__"); /* borrowed */
@@ -451,20 +471,7 @@ static int32_t run_source(const char *src, size_t len) {
     if (r) {
         Py_DECREF(r);
     } else {
-        PyObject *exc = PyErr_GetRaisedException();
-        if (exc && PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)) {
-            status = exit_status(exc);
-        } else if (exc) {
-            remember_source(src, SCRIPT_NAME);
-            PyErr_DisplayException(exc);
-            report(exc);
-            status = 1;
-        } else {
-            static const char none[] = "{\"type\":\"SystemError\",\"message\":\"failed without an exception\",\"stack\":\"\"}";
-            si_run_error(none, sizeof none - 1);
-            status = 1;
-        }
-        Py_XDECREF(exc);
+        status = failed(src);
         PyErr_Clear();
     }
     flush_stdio();
@@ -507,21 +514,7 @@ EXPORT("si_py_call") int32_t si_py_call(int32_t name_view, int32_t input, int32_
             Py_CLEAR(out);
         }
     }
-    if (!out) {
-        PyObject *exc = PyErr_GetRaisedException();
-        if (exc && PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)) {
-            status = exit_status(exc);
-        } else if (exc) {
-            PyErr_DisplayException(exc);
-            report(exc);
-            status = 1;
-        } else {
-            static const char none[] = "{\"type\":\"SystemError\",\"message\":\"failed without an exception\",\"stack\":\"\"}";
-            si_run_error(none, sizeof none - 1);
-            status = 1;
-        }
-        Py_XDECREF(exc);
-    }
+    if (!out) status = failed(NULL);
     Py_XDECREF(out);
     flush_stdio();
     PyErr_Clear();
