@@ -576,16 +576,15 @@
     },
   });
 
-  // A call's result (or a script's completion value, `quiet`) as the run's
-  // output: strings as UTF-8, bytes as they are, numbers, booleans and
+  // A call's result as the run's output: strings as UTF-8, bytes as they are, numbers, booleans and
   // bigints as text, null and undefined as nothing; JSON text with `json`.
   Object.defineProperty(internals, "output", {
-    value(v, json, quiet) {
+    value(v, json) {
       if (json) {
         const s = JSON.stringify(v === undefined ? null : v);
         return si.output(s);
       }
-      if (v === undefined || v === null) return quiet && v === undefined ? 0 : si.output("");
+      if (v === undefined || v === null) return si.output("");
       if (typeof v === "string") return si.output(v);
       if (v instanceof View) return si.output(v.bytes());
       if (v instanceof ArrayBuffer) return si.output(new Uint8Array(v));

@@ -597,16 +597,6 @@ static JSValue js_clone(JSContext *c, JSValueConst this_val, int argc, JSValueCo
     return v;
 }
 
-/* utf8(bytes): a Uint8Array decoded as UTF-8 into a string. */
-static JSValue js_utf8(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
-    (void)this_val;
-    (void)argc;
-    size_t len;
-    uint8_t *p = JS_GetUint8Array(c, &len, argv[0]);
-    if (!p && len) return JS_EXCEPTION;
-    return JS_NewStringLen(c, p ? (const char *)p : "", len);
-}
-
 /* readStdin(max): up to `max` bytes of stdin as a Uint8Array (empty at its
  * end). */
 static JSValue js_read_stdin(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
@@ -669,7 +659,6 @@ static const JSCFunctionListEntry si_funcs[] = {
     JS_CFUNC_DEF("setExitCode", 1, js_set_exit_code),
     JS_CFUNC_DEF("wasiStrings", 1, js_wasi_strings),
     JS_CFUNC_DEF("readStdin", 1, js_read_stdin),
-    JS_CFUNC_DEF("utf8", 1, js_utf8),
     JS_CFUNC_DEF("decodeUtf8", 2, js_decode_utf8),
     JS_CFUNC_DEF("encodeUtf8", 1, js_encode_utf8),
     JS_CFUNC_DEF("randomFill", 1, js_random_fill),
@@ -857,29 +846,17 @@ static int run_jobs(void) {
     }
 }
 
-/* Gives `v` back as the run's output through the prelude's __output
- * (strings, bytes, numbers, booleans, null; JSON text with `json`). With
- * `quiet` (a script's completion value) a value of another type is simply
- * not output; otherwise it is an error, reported. Returns 1 on an error. */
-static int set_output(JSValueConst v, bool json, bool quiet) {
-    if (quiet && (JS_IsUndefined(v) || JS_IsFunction(ctx, v))) return 0;
-    JSValue global = JS_GetGlobalObject(ctx);
+/* Gives `v` back as the call's output through the prelude's output helper
+ * (strings, bytes, numbers, booleans, null; JSON text with `json`); a value
+ * of another type is an error, reported. Returns 1 on an error. */
+static int set_output(JSValueConst v, bool json) {
     JSValue out = JS_GetPropertyStr(ctx, internals, "output");
-    JSValue args[3] = {JS_DupValue(ctx, v), JS_NewBool(ctx, json), JS_NewBool(ctx, quiet)};
-    JSValue r = JS_Call(ctx, out, JS_UNDEFINED, 3, (JSValueConst *)args);
-    int status = 0;
-    if (JS_IsException(r)) {
-        if (quiet) {
-            JSValue ignored = JS_GetException(ctx);
-            JS_FreeValue(ctx, ignored);
-        } else {
-            status = report_exception("TypeError");
-        }
-    }
+    JSValue args[2] = {JS_DupValue(ctx, v), JS_NewBool(ctx, json)};
+    JSValue r = JS_Call(ctx, out, JS_UNDEFINED, 2, (JSValueConst *)args);
+    int status = JS_IsException(r) ? report_exception("TypeError") : 0;
     JS_FreeValue(ctx, r);
     JS_FreeValue(ctx, args[0]);
     JS_FreeValue(ctx, out);
-    JS_FreeValue(ctx, global);
     return status;
 }
 
@@ -1100,7 +1077,7 @@ int32_t si_js_call(int32_t name_view, int32_t input, int32_t json) {
             if (p || !len) si_call_output(p ? p : (uint8_t *)"", (uint32_t)len);
             else status = report_exception("Error");
         } else if (!status) {
-            status = set_output(v, json != 0, false);
+            status = set_output(v, json != 0);
         }
         JS_FreeValue(ctx, v);
     }
