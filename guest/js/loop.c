@@ -141,6 +141,11 @@ int si_js_run_loop(JSContext *c) {
     if (pending > 0 && (status || has_unhandled_rejection)) {
         /* A run that failed leaves nothing to run in the next one. */
         JSValue r = JS_Call(c, reset_fn, JS_UNDEFINED, 0, NULL);
+        if (JS_IsException(r)) {
+            /* Interrupted (past the deadline): the next run's reset will do. */
+            JSValue e = JS_GetException(c);
+            JS_FreeValue(c, e);
+        }
         JS_FreeValue(c, r);
     }
     return status;
