@@ -31,5 +31,8 @@ int si_js_loop_setup(JSContext *c, JSValueConst internals);
 /* Runs promise jobs, then timers and waiting channel operations, until none
  * is left (or one fails): the eval status. */
 int si_js_run_loop(JSContext *c);
+/* Drops what a failed run left pending, if that is still to do (it is done
+ * when the run fails, unless that was interrupted): at the start of a run. */
+void si_js_loop_reset(JSContext *c);
 
 #endif

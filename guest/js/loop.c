@@ -22,6 +22,7 @@
  *                           hostile, so they are read without bytecode or
  *                           SharedArrayBuffers (only object references)
  */
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "quickjs.h"
@@ -32,6 +33,8 @@
 static int32_t pending;                /* timers + waiting operations in loop.js */
 static JSValue step_fn = JS_UNDEFINED; /* loop.js's step and reset, kept for good */
 static JSValue reset_fn = JS_UNDEFINED;
+/* A failed run's timers and waiting operations are still to be dropped. */
+static bool reset_due;
 
 static JSValue js_wait(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
     (void)this_val;
@@ -140,13 +143,21 @@ int si_js_run_loop(JSContext *c) {
     }
     if (pending > 0 && (status || has_unhandled_rejection)) {
         /* A run that failed leaves nothing to run in the next one. */
-        JSValue r = JS_Call(c, reset_fn, JS_UNDEFINED, 0, NULL);
-        if (JS_IsException(r)) {
-            /* Interrupted (past the deadline): the next run's reset will do. */
-            JSValue e = JS_GetException(c);
-            JS_FreeValue(c, e);
-        }
-        JS_FreeValue(c, r);
+        reset_due = true;
+        si_js_loop_reset(c);
     }
     return status;
+}
+
+void si_js_loop_reset(JSContext *c) {
+    if (!reset_due) return;
+    JSValue r = JS_Call(c, reset_fn, JS_UNDEFINED, 0, NULL);
+    if (JS_IsException(r)) {
+        /* Interrupted (past the deadline): the next run starts with it. */
+        JSValue e = JS_GetException(c);
+        JS_FreeValue(c, e);
+    } else {
+        reset_due = false;
+    }
+    JS_FreeValue(c, r);
 }

@@ -932,6 +932,7 @@ static JSValue bind_channels(void) {
 
 static int32_t eval(char *src, int32_t len, const char *name, int flags) {
     has_unhandled_rejection = false;
+    si_js_loop_reset(ctx);
     JSValue b = bind_channels();
     int status = 0;
     if (JS_IsException(b)) {
@@ -1011,6 +1012,7 @@ int32_t si_js_call(int32_t name_view, int32_t input, int32_t json) {
         return 2;
     }
     has_unhandled_rejection = false;
+    si_js_loop_reset(ctx);
     JSValue global = JS_GetGlobalObject(ctx);
     /* The common case in C: a global function, its input a View (made with
      * the prelude's class), its result a string or bytes. Everything else
