@@ -200,6 +200,11 @@
     release() { release(this); }
     toString() { return "[SendChannel]"; }
   }
+  // For the C layer, which puts C functions in place of the message path's
+  // methods and falls back on these for anything but the common case.
+  Object.defineProperty(internals, "ends", {
+    value: { recv: RecvChannel.prototype, send: SendChannel.prototype, wrap, fail },
+  });
 
   // Errors of calls on another interpreter.
   function interpFail(code, what, id) {

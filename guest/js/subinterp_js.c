@@ -262,6 +262,102 @@ static JSValue view_bytes_native(JSContext *c, JSValueConst this_val, int argc, 
     return JS_Call(c, view_bytes_js, this_val, argc, argv);
 }
 
+/* ---- the message path's methods in C ------------------------------------
+ * RecvChannel.prototype.recv, SendChannel.prototype.send and the ends' and
+ * views' release, replaced by C functions for their common case (a live
+ * end, no options, a view or bytes): no JS frames per message. Anything
+ * else goes to the prelude's own method, so behaviour and errors stay its. */
+
+static JSValue new_view(JSValueConst handle);
+static JSValue js_release(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv);
+static JSValue recv_js = JS_UNDEFINED, send_js = JS_UNDEFINED, release_js = JS_UNDEFINED;
+/* The prelude's wrap(handle) and fail(code, what, timed). */
+static JSValue wrap_js = JS_UNDEFINED, fail_js = JS_UNDEFINED;
+
+/* this[H] when it is a Handle (a live wrapper): the Handle, else undefined. */
+static JSValue own_handle(JSContext *c, JSValueConst this_val) {
+    if (!JS_IsObject(this_val)) return JS_UNDEFINED;
+    JSValue h = JS_GetProperty(c, this_val, view_key);
+    if (JS_GetOpaque(h, handle_class)) return h;
+    JS_FreeValue(c, h);
+    return JS_UNDEFINED;
+}
+
+static JSValue fail_code(JSContext *c, int32_t code, const char *what) {
+    JSValue args[3] = {JS_NewInt32(c, code), JS_NewString(c, what), JS_FALSE};
+    JSValue r = JS_Call(c, fail_js, JS_UNDEFINED, 3, (JSValueConst *)args);
+    JS_FreeValue(c, args[1]);
+    return r;
+}
+
+static JSValue recv_native(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    JSValue end = (argc == 0 || JS_IsUndefined(argv[0])) ? own_handle(c, this_val) : JS_UNDEFINED;
+    Handle *p = JS_GetOpaque(end, handle_class);
+    if (!p) return JS_Call(c, recv_js, this_val, argc, argv);
+    int32_t r = si_recv(p->h, -1);
+    JS_FreeValue(c, end);
+    if (r < 0) return fail_code(c, r, "recv");
+    JSValue h = new_handle(c, r, false);
+    if (JS_IsException(h) || si_handle_kind(r) != SI_KIND_VIEW) {
+        JSValue w = JS_IsException(h) ? h : JS_Call(c, wrap_js, JS_UNDEFINED, 1, (JSValueConst *)&h);
+        JS_FreeValue(c, h);
+        return w;
+    }
+    JSValue view = new_view(h);
+    JS_FreeValue(c, h);
+    return view;
+}
+
+static JSValue send_native(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    bool plain = argc == 1 || (argc == 2 && JS_IsUndefined(argv[1]));
+    bool bytes = plain && (JS_IsString(argv[0]) || JS_GetTypedArrayType(argv[0]) == JS_TYPED_ARRAY_UINT8);
+    JSValue end = bytes ? own_handle(c, this_val) : JS_UNDEFINED;
+    if (JS_IsUndefined(end)) return JS_Call(c, send_js, this_val, argc, argv);
+    JSValue args[3] = {end, argv[0], JS_UNDEFINED};
+    JSValue r = js_send(c, JS_UNDEFINED, 3, (JSValueConst *)args);
+    JS_FreeValue(c, end);
+    int32_t code = 0;
+    if (JS_IsException(r) || JS_ToInt32(c, &code, r)) return JS_EXCEPTION;
+    return code < 0 ? fail_code(c, code, "send") : JS_UNDEFINED;
+}
+
+static JSValue release_native(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    JSValue h = own_handle(c, this_val);
+    if (JS_IsUndefined(h)) return JS_Call(c, release_js, this_val, argc, argv);
+    int ok = JS_SetProperty(c, this_val, view_key, JS_UNDEFINED);
+    JSValue r = ok < 0 ? JS_EXCEPTION : js_release(c, JS_UNDEFINED, 1, (JSValueConst *)&h);
+    JS_FreeValue(c, h);
+    if (JS_IsException(r)) return r;
+    JS_FreeValue(c, r);
+    return JS_UNDEFINED;
+}
+
+/* Puts `fn` on `proto` as the method `name`, keeping the prelude's in *old. */
+static void native_method(JSValueConst proto, const char *name, JSCFunction *fn, int len, JSValue *old) {
+    if (old) *old = JS_GetPropertyStr(ctx, proto, name);
+    JS_DefinePropertyValueStr(ctx, proto, name, JS_NewCFunction(ctx, fn, name, len),
+                              JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+}
+
+/* Installs the methods above (after the prelude ran). */
+static void install_natives(void) {
+    JSValue ends = JS_GetPropertyStr(ctx, internals, "ends");
+    JSValue recv_proto = JS_GetPropertyStr(ctx, ends, "recv");
+    JSValue send_proto = JS_GetPropertyStr(ctx, ends, "send");
+    wrap_js = JS_GetPropertyStr(ctx, ends, "wrap");
+    fail_js = JS_GetPropertyStr(ctx, ends, "fail");
+    native_method(recv_proto, "recv", recv_native, 1, &recv_js);
+    native_method(send_proto, "send", send_native, 2, &send_js);
+    /* One release for the three: the prelude's is the same function too. */
+    native_method(view_proto, "release", release_native, 0, &release_js);
+    JSValue rel = JS_GetPropertyStr(ctx, view_proto, "release");
+    JS_DefinePropertyValueStr(ctx, recv_proto, "release", JS_DupValue(ctx, rel), JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    JS_DefinePropertyValueStr(ctx, send_proto, "release", rel, JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    JS_FreeValue(ctx, recv_proto);
+    JS_FreeValue(ctx, send_proto);
+    JS_FreeValue(ctx, ends);
+}
+
 static bool valid_utf8(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
@@ -842,6 +938,7 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
     JS_DefinePropertyValueStr(ctx, view_proto, "bytes",
                               JS_NewCFunction(ctx, view_bytes_native, "bytes", 0),
                               JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    install_natives();
     if (si_js_loop_setup(ctx, internals)) {
         report_exception("InternalError");
         return -6;

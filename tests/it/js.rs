@@ -787,3 +787,38 @@ fn web_standard_globals_encode_decode_clone_and_random() {
          sync\nmicro\n"
     );
 }
+
+/// recv, send and release run in C for their common case and fall back on
+/// the prelude's methods for everything else: both give the same answers.
+#[test]
+fn the_message_path_in_c_and_its_fallbacks_agree() {
+    let host = host();
+    let r = ok(
+        &host,
+        "const out = [];\n\
+         const [r, s] = interpreters.createChannel(8);\n\
+         s.send('text'); s.send(new Uint8Array([1, 2])); s.send(new Uint16Array([3]).buffer);\n\
+         s.send('late', { timeout: 10 });\n\
+         const [r2, s2] = interpreters.createChannel(1);\n\
+         s.send(r2);\n\
+         out.push(r.recv().text(), r.recv().bytes().join(), r.recv().length, r.recv({ timeout: 10 }).text());\n\
+         const end = r.recv();\n\
+         out.push(end instanceof interpreters.RecvChannel || String(end));\n\
+         s2.send('via'); out.push(end.recv().text());\n\
+         const v = (s.send('x'), r.recv());\n\
+         v.release(); v.release();\n\
+         try { v.bytes(); } catch (e) { out.push(e.name); }\n\
+         s.close();\n\
+         try { r.recv(); } catch (e) { out.push(e.name); }\n\
+         r.release();\n\
+         try { r.recv(); } catch (e) { out.push(e.name); }\n\
+         try { s.send('y'); } catch (e) { out.push(e.name); }\n\
+         try { interpreters.RecvChannel.prototype.recv.call({}); } catch (e) { out.push(e.name); }\n\
+         try { interpreters.SendChannel.prototype.send.call({}, 'x'); } catch (e) { out.push(e.name); }\n\
+         console.log(JSON.stringify(out));",
+    );
+    assert_eq!(
+        r.stdout_text().trim(),
+        r#"["text","1,2",2,"late",true,"via","ChannelReleasedError","ChannelClosedError","ChannelReleasedError","ChannelClosedError","ChannelReleasedError","ChannelReleasedError"]"#
+    );
+}
