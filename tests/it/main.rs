@@ -15,4 +15,5 @@ mod hostile;
 mod interpreters;
 mod js;
 mod layers;
+mod nats;
 mod python;
