@@ -16,3 +16,4 @@ mod interpreters;
 mod js;
 mod layers;
 mod python;
+mod web;
