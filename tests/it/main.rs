@@ -14,6 +14,8 @@ mod hostfns;
 mod hostile;
 mod interpreters;
 mod js;
+mod js_loop;
 mod layers;
 mod python;
+mod wait;
 mod web;
