@@ -19,3 +19,4 @@ mod layers;
 mod nats;
 mod python;
 mod wait;
+mod web;
