@@ -28,19 +28,23 @@ fn capacity_gives_backpressure() {
         "c",
         "a failed send gives the message back"
     );
-    // A blocking send waits until a receiver makes room.
+    // A send with a timeout on a full channel waits, then gives the message
+    // back: it cannot complete while no receiver makes room.
+    let err = tx.send_timeout("c", Duration::from_millis(20)).unwrap_err();
+    assert!(matches!(err, SendTimeoutError::Timeout(_)), "{err:?}");
+    // A blocking send completes once a receiver makes room, and not before.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = sent.clone();
     let sender = thread::spawn(move || {
-        let t = Instant::now();
         tx.send("c").unwrap();
-        t.elapsed()
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    thread::sleep(Duration::from_millis(100));
-    assert_eq!(text(rx.recv().unwrap()), "a");
-    let waited = sender.join().unwrap();
     assert!(
-        waited >= Duration::from_millis(80),
-        "send did not block: {waited:?}"
+        !sent.load(std::sync::atomic::Ordering::SeqCst),
+        "sent into a full channel"
     );
+    assert_eq!(text(rx.recv().unwrap()), "a");
+    sender.join().unwrap();
     assert_eq!(text(rx.recv().unwrap()), "b");
     assert_eq!(text(rx.recv().unwrap()), "c");
 }
