@@ -66,9 +66,16 @@ $(JS_OUT)/prelude.h: guest/js/prelude.js
 	@mkdir -p $(JS_OUT)
 	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); print("static const unsigned char prelude_js[] = {" + ",".join(str(b) for b in d) + "};\nstatic const unsigned int prelude_js_len = %d;" % len(d))' $< > $@
 
-$(GUEST_OUT)/js.wasm: guest/js/subinterp_js.c guest/include/subinterp.h $(JS_OUT)/prelude.h $(QJS_OBJS) | $(ZIG)
+# The built-in modules (node:fs, node:path, ...), embedded as C arrays.
+NODE_JS := $(sort $(wildcard guest/js/node/*.js))
+$(JS_OUT)/node_modules.h: guest/js/embed_modules.py $(NODE_JS)
+	@mkdir -p $(JS_OUT)
+	$(PYTHON) guest/js/embed_modules.py $@ $(NODE_JS)
+
+JS_C := guest/js/subinterp_js.c guest/js/fs.c
+$(GUEST_OUT)/js.wasm: $(JS_C) guest/js/fs.h guest/include/subinterp.h $(JS_OUT)/prelude.h $(JS_OUT)/node_modules.h $(QJS_OBJS) | $(ZIG)
 	$(ZIG) cc $(GUEST_CFLAGS) -D_WASI_EMULATED_SIGNAL -I$(JS_OUT) -I"$$(cat $(JS_OUT)/qjs-dir)" \
-	  guest/js/subinterp_js.c $(QJS_OBJS) $(JS_LDFLAGS) -o $@
+	  $(JS_C) $(QJS_OBJS) $(JS_LDFLAGS) -o $@
 
 $(GUEST_OUT)/%.wasm: guest/examples/%.c guest/include/subinterp.h | $(ZIG)
 	@mkdir -p $(GUEST_OUT)

@@ -174,7 +174,10 @@ SI_IMPORT("interp_create") int64_t si_interp_create(const char *opts, uint32_t l
 /* Run `src` (UTF-8 JavaScript) in child `id`, blocking until it ends (or
  * this run's own deadline). `bindings` is UTF-8 JSON {"name": handle, ...}
  * of this interpreter's channel ends (borrowed) that the child sees as
- * `channels.name`. Returns a created view holding the result JSON
+ * `channels.name`; the key "$module" is not a channel: its string value
+ * makes `src` an ES module of that name (a JavaScript child: its imports
+ * resolve from that name through the module folder it inherited; a Python
+ * child: SI_ERR_INVALID). Returns a created view holding the result JSON
  * {"completed": bool, "error": null | {"type", "kind", "message", "stack"}}, or
  * SI_ERR_NOT_FOUND (not a live child of this interpreter), SI_ERR_INVALID
  * (bad UTF-8 or JSON), SI_ERR_BUSY, SI_ERR_BAD_HANDLE,

@@ -14,5 +14,6 @@ mod hostfns;
 mod hostile;
 mod interpreters;
 mod js;
+mod js_fs;
 mod layers;
 mod python;
