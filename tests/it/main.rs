@@ -15,5 +15,7 @@ mod hostile;
 mod interpreters;
 mod js;
 mod js_fs;
+mod js_loop;
 mod layers;
 mod python;
+mod wait;
