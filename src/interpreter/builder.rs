@@ -21,6 +21,7 @@ pub struct InterpreterBuilder<'h> {
     child_of: Option<Parent>,
     allowed: std::collections::BTreeSet<String>,
     modules: Option<std::path::PathBuf>,
+    init: Option<Run>,
 }
 
 /// A JavaScript interpreter's module folder: the canonical host directory,
@@ -59,6 +60,7 @@ impl<'h> InterpreterBuilder<'h> {
             child_of: None,
             allowed: std::collections::BTreeSet::new(),
             modules: None,
+            init: None,
         }
     }
 
@@ -76,6 +78,15 @@ impl<'h> InterpreterBuilder<'h> {
     #[must_use]
     pub fn modules(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.modules = Some(dir.into());
+        self
+    }
+
+    /// A run made when the interpreter is built (a plugin's own source, say,
+    /// that defines the functions the host then calls): its failure is
+    /// [`build`](Self::build)'s, and the interpreter is closed.
+    #[must_use]
+    pub fn init(mut self, run: Run) -> Self {
+        self.init = Some(run);
         self
     }
 
@@ -153,12 +164,25 @@ impl<'h> InterpreterBuilder<'h> {
     }
 
     /// Creates the interpreter: a new store and instance (a reactor's
-    /// `_initialize` runs now).
+    /// `_initialize` runs now), then the [`init`](Self::init) run if any.
     ///
     /// # Errors
     /// [`Error::Limit`] when the instance pool is full,
-    /// [`Error::Instantiate`] when the module's start code traps.
+    /// [`Error::Instantiate`] when the module's start code traps; as
+    /// [`Interpreter::run`] and [`RunResult::check`] for the `init` run.
     pub fn build(mut self) -> Result<Interpreter, Error> {
+        let init = self.init.take();
+        let interp = self.create()?;
+        if let Some(run) = init
+            && let Err(e) = interp.run(run).and_then(RunResult::check)
+        {
+            interp.close();
+            return Err(e);
+        }
+        Ok(interp)
+    }
+
+    fn create(mut self) -> Result<Interpreter, Error> {
         let grants = match &self.child_of {
             // A child may not have more than its creator.
             Some(c) => Arc::new(
@@ -352,6 +376,7 @@ impl<'h> InterpreterBuilder<'h> {
             host_fns: self.host.settings.host_fns.clone(),
             grants: Default::default(),
             modules: None,
+            last_fn: None,
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::buffer::View;
 use crate::channel::{self, Core, RecvChannel, SendChannel};
 use crate::error::Error;
 use crate::handle::HandleTable;
-use crate::hostfn::{Grants, HostFns};
+use crate::hostfn::{Grants, HostFn, HostFns};
 use crate::job::Job;
 use crate::limits::Limits;
 use crate::outcome::Abort;
@@ -151,6 +151,9 @@ pub(crate) struct StoreData {
     /// The JavaScript module folder (canonical), granted read-only to
     /// imports; the children this interpreter creates get it too.
     pub(crate) modules: Option<Arc<std::path::PathBuf>>,
+    /// The granted function this guest called last (most guests call one
+    /// function many times): found again without a lookup.
+    pub(crate) last_fn: Option<HostFn>,
 }
 
 /// Why a call must stop now, if it must: the interpreter was closed, or the
@@ -281,6 +284,7 @@ impl StoreData {
             host_fns: Arc::default(),
             grants: Grants::default(),
             modules: None,
+            last_fn: None,
         }
     }
 }

@@ -19,3 +19,4 @@ mod js_loop;
 mod layers;
 mod python;
 mod wait;
+mod web;
