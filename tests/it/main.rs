@@ -17,6 +17,7 @@ mod js;
 mod js_fs;
 mod js_loop;
 mod layers;
+mod nats;
 mod python;
 mod wait;
 mod web;
