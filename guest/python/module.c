@@ -119,9 +119,21 @@ static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     return (PyObject *)self;
 }
 
+/* Views freed lately, for the next ones to reuse (a receive loop makes and
+ * frees one per message; the list saves an allocation and a free each). */
+#define VIEW_FREELIST 8
+static PyObject *view_freelist[VIEW_FREELIST];
+static int view_free_count;
+
 /* A new object of `type` (Handle or a subtype) owning `h` (unless
  * borrowed); on failure `h` is released (unless borrowed). */
 static PyObject *handle_make(PyTypeObject *type, int32_t h, int borrowed) {
+    if (type == &ViewType && view_free_count > 0) {
+        HandleObject *self = (HandleObject *)PyObject_Init(view_freelist[--view_free_count], type);
+        self->h = h;
+        self->borrowed = borrowed;
+        return (PyObject *)self;
+    }
     HandleObject *self = (HandleObject *)type->tp_alloc(type, 0);
     if (!self) {
         if (!borrowed) si_release(h);
@@ -139,6 +151,10 @@ static void handle_dealloc(PyObject *op) {
      * drops the instance's reference to its type. */
     if (self->h > 0 && !self->borrowed) si_release(self->h);
     self->h = 0;
+    if (type == &ViewType && view_free_count < VIEW_FREELIST) {
+        view_freelist[view_free_count++] = op;
+        return;
+    }
     type->tp_free(op);
 }
 
@@ -352,6 +368,11 @@ typedef struct {
 
 static int get_data(PyObject *obj, Data *d) {
     d->has_buf = 0;
+    if (PyBytes_CheckExact(obj)) { /* the common case, without a buffer export */
+        d->p = PyBytes_AS_STRING(obj);
+        d->len = PyBytes_GET_SIZE(obj);
+        return 0;
+    }
     if (PyUnicode_Check(obj)) {
         d->p = PyUnicode_AsUTF8AndSize(obj, &d->len);
         return d->p ? 0 : -1;
