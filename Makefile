@@ -62,13 +62,17 @@ $(JS_OUT)/quickjs.c: $(JS_OUT)/qjs-dir guest/js/patch_quickjs.py
 $(JS_OUT)/quickjs.o: $(JS_OUT)/quickjs.c | $(ZIG)
 	$(ZIG) cc $(QJS_CFLAGS) -I"$$(cat $(JS_OUT)/qjs-dir)" -c $< -o $@
 
-$(JS_OUT)/prelude.h: guest/js/prelude.js
+# Each guest/js/NAME.js becomes NAME.h: a byte array NAME_js[] and NAME_js_len.
+$(JS_OUT)/%.h: guest/js/%.js
 	@mkdir -p $(JS_OUT)
-	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); print("static const unsigned char prelude_js[] = {" + ",".join(str(b) for b in d) + "};\nstatic const unsigned int prelude_js_len = %d;" % len(d))' $< > $@
+	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); n=sys.argv[2]; print("static const unsigned char %s_js[] = {" % n + ",".join(str(b) for b in d) + "};\nstatic const unsigned int %s_js_len = %d;" % (n, len(d)))' $< $* > $@
 
-$(GUEST_OUT)/js.wasm: guest/js/subinterp_js.c guest/include/subinterp.h $(JS_OUT)/prelude.h $(QJS_OBJS) | $(ZIG)
+# The guest's C files (the event loop is loop.c and loop.js).
+JS_C := guest/js/subinterp_js.c guest/js/loop.c
+
+$(GUEST_OUT)/js.wasm: $(JS_C) guest/js/js_guest.h guest/include/subinterp.h $(JS_OUT)/prelude.h $(JS_OUT)/loop.h $(QJS_OBJS) | $(ZIG)
 	$(ZIG) cc $(GUEST_CFLAGS) -D_WASI_EMULATED_SIGNAL -I$(JS_OUT) -I"$$(cat $(JS_OUT)/qjs-dir)" \
-	  guest/js/subinterp_js.c $(QJS_OBJS) $(JS_LDFLAGS) -o $@
+	  $(JS_C) $(QJS_OBJS) $(JS_LDFLAGS) -o $@
 
 $(GUEST_OUT)/%.wasm: guest/examples/%.c guest/include/subinterp.h | $(ZIG)
 	@mkdir -p $(GUEST_OUT)

@@ -13,25 +13,60 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use serde_json::Value;
 use subinterp::{
     CompileLimits, Error, ErrorKind, Guest, Host, Interpreter, Language, Limits, OutputMode, Run,
     RunResult,
 };
 
 use self::args::{Cli, Command, CompileArgs, RunArgs};
-use self::report::{EXIT_LIMIT, exit_code, guest_failed_to_start, report, to_json, write_stdout};
+use self::report::{
+    EXIT_LIMIT, EXIT_USAGE, compile_limit_json, exit_code, failure_json, guest_failed_to_start,
+    print_json, report, to_json, write_stdout,
+};
 
 fn main() -> ExitCode {
-    // clap prints usage errors and --help itself, ignoring a closed stream.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let json = matches!(&cli.command, Command::Run(a) if a.json);
     match cli.command {
         Command::Run(args) => run(args),
         Command::Compile(args) => compile(args),
     }
     .unwrap_or_else(|e| {
+        if json {
+            let v = failure_json("LoadError", "load", &format!("{e:#}"), Value::Null, 1);
+            if print_json(&v).is_ok() {
+                return ExitCode::from(1);
+            }
+        }
         report(format_args!("subinterp: {e:#}"));
         ExitCode::from(1)
     })
+}
+
+/// A bad flag or argument: clap's message on stderr (it prints --help and
+/// --version itself, ignoring a closed stream), or, when `--json` was asked
+/// for, the `--json` failure object on stdout. Exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind as K;
+    let wants_json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !wants_json || matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let message = text.lines().next().unwrap_or_default();
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let v = failure_json("UsageError", "usage", message, Value::Null, EXIT_USAGE);
+    if print_json(&v).is_err() {
+        e.exit();
+    }
+    ExitCode::from(EXIT_USAGE)
 }
 
 fn limits(a: &RunArgs) -> Limits {
@@ -114,7 +149,19 @@ fn load(
             Ok(g) => Ok(Ok((g, file.to_string_lossy().into_owned()))),
             // Too large, too complex or too slow to compile: a limit.
             Err(Error::Limit(l)) => {
-                report(format_args!("subinterp: loading {}: {l}", file.display()));
+                let message = format!("loading {}: {l}", file.display());
+                if a.json {
+                    let limit = compile_limit_json(&l);
+                    print_json(&failure_json(
+                        "LimitError",
+                        "compile_limit",
+                        &message,
+                        limit,
+                        EXIT_LIMIT,
+                    ))?;
+                } else {
+                    report(format_args!("subinterp: {message}"));
+                }
                 Ok(Err(ExitCode::from(EXIT_LIMIT)))
             }
             Err(e) => Err(e).with_context(|| format!("loading {}", file.display())),
@@ -195,12 +242,7 @@ fn is_module(a: &RunArgs) -> bool {
 /// printed again: the guest wrote its traceback to stderr, as `python` does.
 fn print_result(result: &RunResult, json: bool, language: Option<Language>) -> Result<()> {
     if json {
-        match write_stdout(&to_json(result).to_string()) {
-            Ok(()) => {}
-            // The reader went away on purpose (`| head`): the run still happened.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-            Err(e) => return Err(e).context("writing the result to stdout"),
-        }
+        print_json(&to_json(result))?;
     } else if let Some(e) = result.error.as_ref().filter(|_| !result.completed)
         && !matches!(e.kind, ErrorKind::Exit(_))
         && !(language == Some(Language::Python) && matches!(e.kind, ErrorKind::Exception { .. }))

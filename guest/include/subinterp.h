@@ -141,6 +141,26 @@ SI_IMPORT("channel_create") int32_t si_channel_create(int32_t capacity, int32_t 
  * count, or SI_ERR_BAD_HANDLE, SI_ERR_WRONG_KIND. */
 SI_IMPORT("channel_len") int32_t si_channel_len(int32_t end);
 
+/* The most channel ends one si_wait may name. */
+#define SI_WAIT_MAX 1024
+
+/* Wait until one of `count` channel ends is ready, or `timeout_us` passes
+ * (SI_BLOCK: until the run's deadline; SI_NOWAIT: only look). `ends` holds
+ * `count` pairs of int32: a channel end (borrowed) and, for a sending end,
+ * the byte length of the message it would send (ignored for a receiving
+ * end). A receiving end is ready when a message is queued or the channel is
+ * closed; a sending end when a message of that length would be queued at
+ * once, or the send would fail at once (closed, too large). Ready is a hint:
+ * another receiver or sender may act first, so try the operation with
+ * SI_NOWAIT and wait again if it says empty or full. A receiving end being
+ * waited on counts as a waiting receiver of a rendezvous channel (capacity
+ * 0), so a blocked sender can hand its message over. With `count` 0 it only
+ * sleeps. Returns the index of the first ready end, or SI_ERR_EMPTY
+ * (SI_NOWAIT, none ready), SI_ERR_TIMEOUT, SI_ERR_INVALID (`count` over
+ * SI_WAIT_MAX), SI_ERR_BOUNDS, SI_ERR_BAD_HANDLE, SI_ERR_WRONG_KIND (a
+ * handle that is not a channel end). */
+SI_IMPORT("wait") int32_t si_wait(const int32_t *ends, uint32_t count, int64_t timeout_us);
+
 /* Set the current call's output (what Interpreter::call returns to the
  * host): copies `len` bytes at `ptr`, replacing any output set before in
  * this run. Returns 0, or SI_ERR_BOUNDS, SI_ERR_LIMIT (the tree's memory). A

@@ -1,5 +1,5 @@
 """Writes a copy of QuickJS-ng's quickjs.c for the subinterp JS guest, with
-two changes; the copy goes to the build folder, the registry's sources are
+four changes; the copy goes to the build folder, the registry's sources are
 never changed:
 
 1. its C-stack check is switched on under WASI (upstream turns it off there),
@@ -8,7 +8,14 @@ never changed:
 2. one function is added, `si_js_reseed`, which gives a context a fresh
    Math.random state and performance time origin. A pre-initialised snapshot
    of the guest starts every interpreter from the same memory, so each one
-   reseeds itself before running any script.
+   reseeds itself before running any script;
+3. JS_ReadObject numbers a RegExp among the objects it has read, as
+   JS_WriteObject does: without it, a value holding a RegExp and, after it,
+   an object referenced twice (JS_WRITE_OBJ_REFERENCE, which sendValue and
+   structuredClone use) could not be read back ("invalid object reference");
+4. JS_WriteObject refuses symbols unless it writes bytecode (as structured
+   clone refuses them), so sendValue and structuredClone throw
+   DataCloneError for a symbol instead of making a new one on the other side.
 
 usage: python3 patch_quickjs.py SRC/quickjs.c OUT/quickjs.c
 """
@@ -24,6 +31,33 @@ new = """static void update_stack_limit(JSRuntime *rt)
 #if 0 /* subinterp: keep the stack check under WASI */"""
 if text.count(old) != 1:
     sys.exit(f"patch_quickjs.py: update_stack_limit not found as expected in {src}")
+text = text.replace(old, new)
+old = """    return js_regexp_constructor_internal(ctx, JS_UNDEFINED,
+                                          JS_MKPTR(JS_TAG_STRING, pattern),
+                                          JS_MKPTR(JS_TAG_STRING, bc));
+}
+
+static JSValue JS_ReadDate(BCReaderState *s)"""
+new = """    JSValue re = js_regexp_constructor_internal(ctx, JS_UNDEFINED,
+                                                JS_MKPTR(JS_TAG_STRING, pattern),
+                                                JS_MKPTR(JS_TAG_STRING, bc));
+    /* subinterp: numbered as the writer numbers it */
+    if (!JS_IsException(re) && BC_add_object_ref(s, re)) {
+        JS_FreeValue(ctx, re);
+        return JS_EXCEPTION;
+    }
+    return re;
+}
+
+static JSValue JS_ReadDate(BCReaderState *s)"""
+if text.count(old) != 1:
+    sys.exit(f"patch_quickjs.py: JS_ReadRegExp not found as expected in {src}")
+text = text.replace(old, new)
+old = """            if (p->atom_type != JS_ATOM_TYPE_GLOBAL_SYMBOL && p->atom_type != JS_ATOM_TYPE_SYMBOL) {"""
+new = """            if (!s->allow_bytecode || /* subinterp: as structured clone */
+                (p->atom_type != JS_ATOM_TYPE_GLOBAL_SYMBOL && p->atom_type != JS_ATOM_TYPE_SYMBOL)) {"""
+if text.count(old) != 1:
+    sys.exit(f"patch_quickjs.py: the symbol case of JS_WriteObjectRec not found as expected in {src}")
 text = text.replace(old, new)
 text += """
 

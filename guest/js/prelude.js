@@ -81,6 +81,9 @@
     return h;
   }
 
+  // For loop.js: the native handle of a view or channel end.
+  Object.defineProperty(internals, "handleOf", { value: live });
+
   function release(obj) {
     const h = obj[H];
     if (h === undefined) return;

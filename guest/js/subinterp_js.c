@@ -44,6 +44,7 @@
 
 #include "quickjs.h"
 #include "subinterp.h"
+#include "js_guest.h"
 #include "prelude.h" /* generated from prelude.js: prelude_js[], prelude_js_len */
 
 #define EXPORT(name) __attribute__((export_name(name)))
@@ -56,7 +57,7 @@ static JSRuntime *rt;
 static JSContext *ctx;
 static JSClassID handle_class;
 static JSValue unhandled_rejection; /* first unhandled rejection of a run */
-static bool has_unhandled_rejection;
+bool has_unhandled_rejection;
 
 typedef struct {
     int32_t h;     /* ABI handle; 0 once released */
@@ -795,6 +796,10 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
         return -4;
     }
     internals = r; /* kept for good */
+    if (si_js_loop_setup(ctx, internals)) {
+        report_exception("InternalError");
+        return -6;
+    }
     JSValue g = JS_GetGlobalObject(ctx);
     JSValue ns = JS_GetPropertyStr(ctx, g, "interpreters");
     view_class = JS_GetPropertyStr(ctx, ns, "View");
@@ -845,6 +850,11 @@ static int run_jobs(void) {
         if (r < 0) return report_exception("Error");
     }
 }
+
+/* For the guest's other C files (js_guest.h). */
+int si_js_get_handle(JSContext *c, JSValueConst v, int32_t *out) { return get_handle(c, v, out); }
+int si_js_run_jobs(void) { return run_jobs(); }
+int si_js_report_exception(const char *fallback_type) { return report_exception(fallback_type); }
 
 /* Gives `v` back as the call's output through the prelude's output helper
  * (strings, bytes, numbers, booleans, null; JSON text with `json`); a value
@@ -922,6 +932,7 @@ static JSValue bind_channels(void) {
 
 static int32_t eval(char *src, int32_t len, const char *name, int flags) {
     has_unhandled_rejection = false;
+    si_js_loop_reset(ctx);
     JSValue b = bind_channels();
     int status = 0;
     if (JS_IsException(b)) {
@@ -933,7 +944,7 @@ static int32_t eval(char *src, int32_t len, const char *name, int flags) {
             status = report_exception("Error");
         } else {
             if ((flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_GLOBAL) completion_output(r);
-            if (!status) status = run_jobs();
+            if (!status) status = si_js_run_loop(ctx);
             /* A module's evaluation is a promise: its rejection is the error. */
             if (!status && (flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_MODULE &&
                 JS_PromiseState(ctx, r) == JS_PROMISE_REJECTED) {
@@ -1001,6 +1012,7 @@ int32_t si_js_call(int32_t name_view, int32_t input, int32_t json) {
         return 2;
     }
     has_unhandled_rejection = false;
+    si_js_loop_reset(ctx);
     JSValue global = JS_GetGlobalObject(ctx);
     /* The common case in C: a global function, its input a View (made with
      * the prelude's class), its result a string or bytes. Everything else
@@ -1033,7 +1045,7 @@ int32_t si_js_call(int32_t name_view, int32_t input, int32_t json) {
     if (JS_IsException(r)) {
         status = report_exception("Error");
     } else {
-        status = run_jobs();
+        status = si_js_run_loop(ctx);
         JSValue v = JS_DupValue(ctx, r);
         if (!status && JS_IsPromise(r)) {
             JS_FreeValue(ctx, v);

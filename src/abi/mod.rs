@@ -20,9 +20,11 @@ mod channels;
 mod files;
 mod host;
 mod interp;
+mod wait;
 
 use self::channels::*;
 pub use self::host::HOST_MODULE;
+pub use self::wait::MAX_WAIT_ENDS;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,6 +125,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     l.func_wrap(MODULE, "channel_create", channel_create)?;
     l.func_wrap(MODULE, "channel_len", channel_len)?;
     l.func_wrap(MODULE, "call_output", call_output)?;
+    l.func_wrap(MODULE, "wait", wait::wait)?;
     l.func_wrap(MODULE, "interpreter_id", |cx: Cx<'_>| cx.data().id as i64)?;
     interp::add_to_linker(l)?;
     host::add_to_linker(l)?;

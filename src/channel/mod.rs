@@ -12,6 +12,7 @@ mod error;
 mod grave;
 mod queue;
 mod registry;
+mod select;
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use self::error::{
 };
 pub(crate) use self::queue::{Core, RecvFail, SendFail, Wait};
 pub(crate) use self::registry::Registry;
+pub(crate) use self::select::{SelectFail, Side, select};
 
 use crate::buffer::{Buffer, View};
 

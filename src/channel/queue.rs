@@ -11,8 +11,8 @@
 //!   themselves queued as messages somewhere).
 
 use std::collections::VecDeque;
-use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -20,6 +20,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::Message;
 use super::grave::bury;
 use super::registry::Registry;
+use super::select::{Side, Signal};
 use crate::budget::Charge;
 
 /// How long an operation may wait.
@@ -78,6 +79,8 @@ struct State {
     senders: usize,
     receivers: usize,
     waiting_receivers: usize,
+    /// The signals of `select`s waiting on this channel (see select.rs).
+    watchers: Vec<Arc<Signal>>,
 }
 
 pub(crate) struct Core {
@@ -175,6 +178,7 @@ impl Core {
                 senders: 0,
                 receivers: 0,
                 waiting_receivers: 0,
+                watchers: Vec::new(),
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -193,6 +197,7 @@ impl Core {
 
     pub(crate) fn drop_end(&self, sender: bool) {
         let mut s = self.state.lock();
+        self.wake(&s);
         if sender {
             s.senders -= 1;
             if s.senders == 0 {
@@ -211,6 +216,7 @@ impl Core {
         s.closed = true;
         self.not_empty.notify_all();
         self.not_full.notify_all();
+        self.wake(&s);
     }
 
     /// Closes the channel for good and drops what it holds: senders and
@@ -225,6 +231,7 @@ impl Core {
             self.queued.store(0, Ordering::Release);
             self.not_empty.notify_all();
             self.not_full.notify_all();
+            self.wake(&s);
             std::mem::take(&mut s.queue)
         };
         bury(queue.into_iter().map(|(_, m, _)| m));
@@ -241,6 +248,7 @@ impl Core {
         s.queue.push_front((seq, msg, None));
         self.queued.store(s.queue.len(), Ordering::Release);
         self.not_empty.notify_one();
+        self.wake(&s);
     }
 
     /// Whether the channel was closed by a sender.
@@ -270,6 +278,7 @@ impl Core {
         s.queue.push_back((seq, msg, cost));
         self.queued.store(s.queue.len(), Ordering::Release);
         self.not_empty.notify_one();
+        self.wake(s);
         seq
     }
 
@@ -278,6 +287,7 @@ impl Core {
         let (_, msg, _) = s.queue.remove(pos)?;
         s.queued_bytes -= msg.byte_len();
         self.queued.store(s.queue.len(), Ordering::Release);
+        self.wake(s);
         Some(msg)
     }
 
@@ -372,6 +382,7 @@ impl Core {
                 if self.capacity == 0 || s.queue.len() <= self.low_water() {
                     self.not_full.notify_all();
                 }
+                self.wake(&s);
                 return Ok(msg);
             }
             if s.closed || s.senders == 0 {
@@ -398,6 +409,7 @@ impl Core {
             s.waiting_receivers += 1;
             // A rendezvous sender may be waiting for a receiver to show up.
             self.not_full.notify_all();
+            self.wake(&s);
             let woke = wait_on(&self.not_empty, &mut s, wait, None);
             s.waiting_receivers -= 1;
             match woke {
@@ -405,6 +417,56 @@ impl Core {
                 Woke::TimedOut => return Err(RecvFail::Timeout),
                 Woke::Cancelled => return Err(RecvFail::Cancelled),
             }
+        }
+    }
+}
+
+/// What [`select`](super::select::select) asks of a channel.
+impl Core {
+    /// Sets the signal of every `select` waiting on this channel: something
+    /// changed that may make one of its ends ready.
+    fn wake(&self, s: &State) {
+        for w in &s.watchers {
+            w.notify();
+        }
+    }
+
+    fn is_ready(&self, s: &State, side: Side) -> bool {
+        match side {
+            Side::Recv => !s.queue.is_empty() || s.closed || s.senders == 0,
+            Side::Send(len) => {
+                s.closed || s.receivers == 0 || len > self.max_queued_bytes || self.has_room(s, len)
+            }
+        }
+    }
+
+    /// Whether an end on `side` would act now without waiting.
+    pub(crate) fn ready(&self, side: Side) -> bool {
+        self.is_ready(&self.state.lock(), side)
+    }
+
+    /// Registers `sig` to be set on every change; whether `side` is ready
+    /// now. A receiving end being watched counts as a waiting receiver, so
+    /// a rendezvous sender can hand its message over to it.
+    pub(crate) fn watch(&self, sig: &Arc<Signal>, side: Side) -> bool {
+        let mut s = self.state.lock();
+        s.watchers.push(sig.clone());
+        if side == Side::Recv {
+            s.waiting_receivers += 1;
+            self.not_full.notify_all();
+            self.wake(&s);
+        }
+        self.is_ready(&s, side)
+    }
+
+    /// Undoes one [`watch`](Self::watch) of `sig` on `side`.
+    pub(crate) fn unwatch(&self, sig: &Arc<Signal>, side: Side) {
+        let mut s = self.state.lock();
+        if let Some(i) = s.watchers.iter().position(|w| Arc::ptr_eq(w, sig)) {
+            s.watchers.swap_remove(i);
+        }
+        if side == Side::Recv {
+            s.waiting_receivers -= 1;
         }
     }
 }

@@ -74,7 +74,9 @@ pub(crate) struct CompileArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// Print the run's result (completion, error, captured stdout/stderr, stats) as one JSON object.
+    /// Print the run's result (completion, exit code, error, captured stdout/stderr, stats) as one
+    /// JSON object, versioned by its `schema` field (see the README); a bad flag or a file that
+    /// cannot be loaded is reported in the same object.
     #[arg(long)]
     pub(crate) json: bool,
     /// Wall-clock limit for the run, e.g. 500ms, 2s, 1.5s, 1m; a bare number is seconds.

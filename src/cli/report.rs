@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use subinterp::{ErrorKind, GuestError, RunResult};
+use subinterp::{ErrorKind, GuestError, LimitError, RunResult};
 
 /// Exit code when a limit (deadline, memory, fuel, output) ended the run.
 pub(crate) const EXIT_LIMIT: u8 = 125;
@@ -29,16 +29,80 @@ pub(crate) fn write_stdout(line: &str) -> io::Result<()> {
     out.flush()
 }
 
+/// The version of the `--json` result's layout (its `schema` field). It goes
+/// up when a field is removed or changes meaning; new fields may be added
+/// within a version.
+pub(crate) const JSON_SCHEMA: u32 = 1;
+
+/// Exit code for a bad flag or argument (as clap's own).
+pub(crate) const EXIT_USAGE: u8 = 2;
+
+/// Writes the `--json` result; a reader that went away (`| head`) is not an
+/// error: the run still happened.
+pub(crate) fn print_json(v: &serde_json::Value) -> Result<()> {
+    match write_stdout(&v.to_string()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the result to stdout")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The `--json` result of a failure before any run: a bad argument
+/// (`usage`), a file that could not be loaded (`load`), or a compile limit
+/// (`compile_limit`). The same fields as a run's, with no output or stats.
+pub(crate) fn failure_json(
+    type_name: &str,
+    kind: &str,
+    message: &str,
+    limit: serde_json::Value,
+    exit_code: u8,
+) -> serde_json::Value {
+    json!({
+        "schema": JSON_SCHEMA,
+        "completed": false,
+        "exit_code": exit_code,
+        "error": {
+            "type": type_name,
+            "kind": kind,
+            "message": message,
+            "stack": null,
+            "limit": limit,
+        },
+        "output": null,
+        "stdout": "",
+        "stderr": "",
+        "wall_ms": 0.0,
+        "stats": null,
+    })
+}
+
+/// A compile limit hit while loading a module, as `--json`'s `error.limit`.
+pub(crate) fn compile_limit_json(l: &LimitError) -> serde_json::Value {
+    match l {
+        LimitError::ModuleTooLarge { limit } => json!({"max_module_bytes": limit}),
+        LimitError::ModuleTooComplex { what, limit } => json!({"max": limit, "of": what}),
+        LimitError::CompileTimeout { limit } => {
+            json!({"compile_timeout_ms": limit.as_secs_f64() * 1e3})
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
 /// Reports a guest whose instantiation failed (its start function trapped
 /// or hit a limit) as a failed run is reported.
 pub(crate) fn guest_failed_to_start(e: &GuestError, json: bool) -> Result<ExitCode> {
+    let code = kind_exit_code(&e.kind);
     if json {
-        let v = json!({"completed": false, "error": error_json(e), "exit_code": null});
-        match write_stdout(&v.to_string()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-            Err(e) => return Err(e).context("writing the result to stdout"),
-        }
+        let mut v = failure_json(
+            e.kind.type_name(),
+            e.kind.name(),
+            &e.message,
+            limit_json(e),
+            code,
+        );
+        v["error"]["stack"] = json!(e.backtrace);
+        print_json(&v)?;
     } else {
         report(format_args!(
             "subinterp: the module failed to start: {}: {}",
@@ -46,7 +110,7 @@ pub(crate) fn guest_failed_to_start(e: &GuestError, json: bool) -> Result<ExitCo
             e.message
         ));
     }
-    Ok(ExitCode::from(kind_exit_code(&e.kind)))
+    Ok(ExitCode::from(code))
 }
 
 pub(crate) fn exit_code(r: &RunResult) -> u8 {
@@ -65,29 +129,36 @@ fn kind_exit_code(k: &ErrorKind) -> u8 {
     }
 }
 
-fn error_json(e: &GuestError) -> serde_json::Value {
-    let limit = match &e.kind {
+fn limit_json(e: &GuestError) -> serde_json::Value {
+    match &e.kind {
         ErrorKind::Timeout { limit } => json!({"timeout_ms": limit.as_secs_f64() * 1e3}),
         ErrorKind::OutOfFuel { limit } => json!({"fuel": limit}),
         ErrorKind::MemoryLimit { limit } => json!({"max_memory": limit}),
         ErrorKind::OutputLimit { limit } => json!({"max_output": limit}),
         _ => serde_json::Value::Null,
-    };
+    }
+}
+
+fn error_json(e: &GuestError) -> serde_json::Value {
     json!({
         "type": e.kind.type_name(),
         "kind": e.kind.name(),
         "message": e.message,
         "stack": e.backtrace,
-        "limit": limit,
+        "limit": limit_json(e),
     })
 }
 
+/// A run's `--json` result (schema [`JSON_SCHEMA`], documented in the
+/// README): `exit_code` is always the code this process exits with.
 pub(crate) fn to_json(r: &RunResult) -> serde_json::Value {
     let error = r.error.as_ref().map(error_json);
     json!({
+        "schema": JSON_SCHEMA,
         "completed": r.completed,
+        "exit_code": exit_code(r),
         "error": error,
-        "exit_code": r.exit_code,
+        "output": r.output.as_ref().map(|o| String::from_utf8_lossy(o).into_owned()),
         "stdout": String::from_utf8_lossy(&r.stdout),
         "stderr": String::from_utf8_lossy(&r.stderr),
         "wall_ms": r.wall.as_secs_f64() * 1e3,

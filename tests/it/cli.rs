@@ -524,3 +524,102 @@ fn an_mjs_file_runs_as_a_module_with_top_level_await_and_exit_code() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "module 5\n");
 }
+
+/// Runs `subinterp ARGS` and parses its stdout as the one `--json` object:
+/// (exit code, the object, stderr).
+fn json_run(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = subinterp().args(args).output().unwrap();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), v, err)
+}
+
+#[test]
+fn json_results_have_schema_1_and_the_process_exit_code() {
+    let (code, v, _) = json_run(&["run", "--json", "-e", "1 + 1"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["completed"], true);
+    assert_eq!(v["exit_code"], 0, "set for JS too");
+    assert_eq!(v["output"], "2", "the completion value");
+    assert!(v["stats"].is_object());
+
+    let (code, v, _) = json_run(&["run", "--json", "-e", "throw new RangeError('r')"]);
+    assert_eq!((code, &v["exit_code"]), (Some(1), &serde_json::json!(1)));
+    assert_eq!(v["error"]["kind"], "exception");
+    assert_eq!(v["error"]["type"], "RangeError");
+
+    let (code, v, _) = json_run(&["run", "--json", "-e", "process.exit(3)"]);
+    assert_eq!((code, &v["exit_code"]), (Some(3), &serde_json::json!(3)));
+
+    let (code, v, _) = json_run(&["run", "--json", "--python", "-e", "print('p')"]);
+    assert_eq!((code, &v["exit_code"]), (Some(0), &serde_json::json!(0)));
+    assert_eq!(
+        (&v["schema"], &v["stdout"]),
+        (&serde_json::json!(1), &serde_json::json!("p\n"))
+    );
+
+    let (code, v, _) = json_run(&["run", "--json", "--timeout", "200ms", "-e", "for (;;) {}"]);
+    assert_eq!(
+        (code, &v["exit_code"]),
+        (Some(125), &serde_json::json!(125))
+    );
+}
+
+#[test]
+fn json_reports_usage_and_load_failures_as_json_too() {
+    // A bad flag: JSON on stdout, nothing on stderr, exit 2.
+    let (code, v, err) = json_run(&["run", "--json", "--no-such-flag", "x.js"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(err, "");
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["exit_code"], 2);
+    assert_eq!(
+        (&v["error"]["type"], &v["error"]["kind"]),
+        (&"UsageError".into(), &"usage".into())
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-flag")
+    );
+    assert!(v["stats"].is_null());
+    // Without --json, clap's own text.
+    let out = subinterp()
+        .args(["run", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.wasm");
+    let (code, v, err) = json_run(&["run", "--json", missing.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (Some(1), ""));
+    assert_eq!(
+        (&v["exit_code"], &v["error"]["kind"]),
+        (&1.into(), &"load".into())
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing.wasm")
+    );
+
+    let bad = tmp.path().join("bad.wasm");
+    std::fs::write(&bad, b"\0asm\x01\0\0\0\x99").unwrap();
+    let (code, v, _) = json_run(&["run", "--json", bad.to_str().unwrap()]);
+    assert_eq!((code, &v["error"]["type"]), (Some(1), &"LoadError".into()));
+
+    // Past a compile limit (8 MiB by default): 125, with the limit named.
+    let big = tmp.path().join("big.wasm");
+    std::fs::write(&big, vec![0u8; 9 << 20]).unwrap();
+    let (code, v, _) = json_run(&["run", "--json", big.to_str().unwrap()]);
+    assert_eq!((code, &v["exit_code"]), (Some(125), &125.into()));
+    assert_eq!(v["error"]["kind"], "compile_limit");
+    assert_eq!(v["error"]["limit"]["max_module_bytes"], 8 << 20);
+}

@@ -510,6 +510,7 @@ const IMPORTS: &[(&str, &[&str], &str, Option<usize>)] = &[
     ("channel_create", &["i32", "i32"], "i32", None),
     ("channel_len", &["i32"], "i32", None),
     ("call_output", &["i32", "i32"], "i32", None),
+    ("wait", &["i32", "i32", "i64"], "i32", Some(2)),
     // In its own import module (see `import_of`).
     (
         "host_call",

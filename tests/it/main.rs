@@ -14,5 +14,7 @@ mod hostfns;
 mod hostile;
 mod interpreters;
 mod js;
+mod js_loop;
 mod layers;
 mod python;
+mod wait;
