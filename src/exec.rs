@@ -91,3 +91,9 @@ pub(crate) fn block_on_trusted<F: Future>(fut: F) -> F::Output {
         Err(never) => match never {},
     }
 }
+
+/// Runs `f` on the bounded blocking pool (a blocking host function), without
+/// waiting for it.
+pub(crate) fn spawn_blocking(f: impl FnOnce() + Send + 'static) {
+    drop(RUNTIME.spawn_blocking(f));
+}

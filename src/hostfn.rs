@@ -70,10 +70,12 @@ impl HostFnError {
 pub(crate) type HostFnBox =
     Arc<dyn Fn(&HostCaller, View) -> Result<Bytes, HostFnError> + Send + Sync>;
 
-/// A registered function, and whether it runs on the blocking pool.
+/// A registered function, its name, and whether it runs on the blocking
+/// pool.
 #[derive(Clone)]
 pub(crate) struct HostFn {
     pub(crate) f: HostFnBox,
+    pub(crate) name: Arc<str>,
     pub(crate) blocking: bool,
 }
 
@@ -84,7 +86,12 @@ pub(crate) struct HostFns {
 }
 
 impl HostFns {
-    pub(crate) fn insert(&mut self, name: String, f: HostFn) {
+    pub(crate) fn insert(&mut self, name: String, f: HostFnBox, blocking: bool) {
+        let f = HostFn {
+            f,
+            name: name.as_str().into(),
+            blocking,
+        };
         self.map.insert(name, f);
     }
 

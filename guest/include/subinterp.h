@@ -263,7 +263,8 @@ static inline int32_t si_lookup_str(const char *name) {
  * SI_ERR_NOT_FOUND for a name this interpreter was not granted (the same
  * whether or not the host has it); SI_ERR_BOUNDS, SI_ERR_INVALID (not UTF-8),
  * SI_ERR_LIMIT (handles or memory). A function that blocks is bounded by
- * the run's deadline. */
+ * the run's deadline: the run ends there (a guest in its grace period, as
+ * the JS guest, gets SI_ERR_TIMEOUT, or SI_ERR_CLOSED when it was closed). */
 __attribute__((import_module("subinterp_host_v1"), import_name("call")))
 int32_t si_host_call(const char *name, uint32_t name_len, const void *in, uint32_t len, int32_t *err);
 

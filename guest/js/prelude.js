@@ -101,10 +101,8 @@
     get byteLength() { return this.length; }
     /** A Uint8Array copy of the whole view. */
     bytes() {
-      const h = live(this, "view.bytes");
-      const out = new Uint8Array(this.length);
-      const n = si.viewRead(h, 0, out);
-      if (n < 0) fail(n, "view.bytes");
+      const out = si.viewBytes(live(this, "view.bytes"));
+      if (typeof out === "number") fail(out, "view.bytes");
       return out;
     }
     /** The view decoded as UTF-8 (TypeError when it is not valid UTF-8). */
@@ -561,6 +559,9 @@
   // Interpreter::call from the host: the function `name` (a global, or
   // "module.js#export" of a module run earlier) called with the input View
   // (or, `json`, the value its JSON text parses to).
+  // For calls made in C: a View is an object of this prototype with its
+  // Handle under H (what `new View(h)` makes, without running JS).
+  Object.defineProperty(internals, "view", { value: { proto: View.prototype, key: H } });
   Object.defineProperty(internals, "call", {
     value(name, h, json) {
       const input = new View(h);

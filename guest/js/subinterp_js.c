@@ -74,9 +74,11 @@ static int32_t exit_code_set = 0;
 /* An eval's status for an exit: 0x100 | code (0x100 alone: exit(0)). */
 #define SI_JS_EXIT 0x100
 
-/* The prelude's View class (interpreters.View), for calls made in C, and
- * the helpers the prelude returns to this layer (not on globalThis). */
-static JSValue view_class = JS_UNDEFINED;
+/* The helpers the prelude returns to this layer (not on globalThis); and,
+ * for Views made in C, View.prototype and the key a View's Handle is kept
+ * under. */
+static JSValue view_proto = JS_UNDEFINED;
+static JSAtom view_key = JS_ATOM_NULL;
 static JSValue internals = JS_UNDEFINED;
 
 /* ---- handles ---------------------------------------------------------- */
@@ -225,6 +227,39 @@ static JSValue js_view_read(JSContext *c, JSValueConst this_val, int argc, JSVal
     if (!dst && len) return JS_EXCEPTION;
     if (!len) return JS_NewInt32(c, 0);
     return JS_NewInt32(c, si_view_read(h, off, dst, (uint32_t)len));
+}
+
+/* viewBytes(view): a Uint8Array copy of the whole view (one copy, one
+ * call), or an error code as a number. */
+static JSValue js_view_bytes(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    (void)argc;
+    int32_t h;
+    size_t len;
+    if (get_handle(c, argv[0], &h)) return JS_EXCEPTION;
+    int32_t n = si_view_len(h);
+    if (n < 0) return JS_NewInt32(c, n);
+    JSValue out = JS_NewUint8ArrayCopy(c, NULL, (size_t)n);
+    if (JS_IsException(out) || n == 0) return out;
+    uint8_t *dst = JS_GetUint8Array(c, &len, out);
+    int32_t r = dst ? si_view_read(h, 0, dst, (uint32_t)len) : SI_ERR_BOUNDS;
+    if (r == n) return out;
+    JS_FreeValue(c, out);
+    return JS_NewInt32(c, r < 0 ? r : SI_ERR_BOUNDS);
+}
+
+/* View.prototype.bytes as the prelude wrote it: what the native below
+ * falls back on for anything but a live view (its errors are the prelude's). */
+static JSValue view_bytes_js = JS_UNDEFINED;
+
+/* View.prototype.bytes in C: no JS frames on a call's common path. */
+static JSValue view_bytes_native(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    JSValue handle = JS_GetProperty(c, this_val, view_key);
+    JSValue out = JS_UNDEFINED;
+    if (JS_GetOpaque(handle, handle_class)) out = js_view_bytes(c, JS_UNDEFINED, 1, (JSValueConst *)&handle);
+    JS_FreeValue(c, handle);
+    if (JS_IsObject(out) || JS_IsException(out)) return out;
+    return JS_Call(c, view_bytes_js, this_val, argc, argv);
 }
 
 static bool valid_utf8(const uint8_t *s, size_t n) {
@@ -671,6 +706,7 @@ static const JSCFunctionListEntry si_funcs[] = {
     JS_CFUNC_DEF("handleId", 1, js_handle_id),
     JS_CFUNC_DEF("viewLen", 1, js_view_len),
     JS_CFUNC_DEF("viewRead", 3, js_view_read),
+    JS_CFUNC_DEF("viewBytes", 1, js_view_bytes),
     JS_CFUNC_DEF("viewText", 1, js_view_text),
     JS_CFUNC_DEF("viewSlice", 3, js_view_slice),
     JS_CFUNC_DEF("release", 1, js_release),
@@ -796,15 +832,20 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
         return -4;
     }
     internals = r; /* kept for good */
+    JSValue view = JS_GetPropertyStr(ctx, internals, "view");
+    view_proto = JS_GetPropertyStr(ctx, view, "proto");
+    JSValue key = JS_GetPropertyStr(ctx, view, "key");
+    view_key = JS_ValueToAtom(ctx, key);
+    JS_FreeValue(ctx, key);
+    JS_FreeValue(ctx, view);
+    view_bytes_js = JS_GetPropertyStr(ctx, view_proto, "bytes");
+    JS_DefinePropertyValueStr(ctx, view_proto, "bytes",
+                              JS_NewCFunction(ctx, view_bytes_native, "bytes", 0),
+                              JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
     if (si_js_loop_setup(ctx, internals)) {
         report_exception("InternalError");
         return -6;
     }
-    JSValue g = JS_GetGlobalObject(ctx);
-    JSValue ns = JS_GetPropertyStr(ctx, g, "interpreters");
-    view_class = JS_GetPropertyStr(ctx, ns, "View");
-    JS_FreeValue(ctx, ns);
-    JS_FreeValue(ctx, g);
     /* Collect the set-up's garbage now, and put the next cycle collection a
      * megabyte of allocations away: a collection walks (and writes to) every
      * object, so in an interpreter started from the snapshot an early one
@@ -995,6 +1036,18 @@ int32_t si_js_eval_module(char *src, int32_t len, char *name, int32_t name_len) 
     return status;
 }
 
+/* What `new View(handle)` makes, without running the constructor. */
+static JSValue new_view(JSValueConst handle) {
+    if (JS_IsException(handle)) return JS_EXCEPTION;
+    JSValue view = JS_NewObjectProto(ctx, view_proto);
+    if (JS_IsException(view)) return view;
+    if (JS_SetProperty(ctx, view, view_key, JS_DupValue(ctx, handle)) < 0) {
+        JS_FreeValue(ctx, view);
+        return JS_EXCEPTION;
+    }
+    return view;
+}
+
 /* Calls the function `name` (a global, or "module.js#export") with the input
  * view `input` (JSON text parsed first with `json`) through the prelude's
  * __call; its result, awaited when it is a promise, becomes the output.
@@ -1023,17 +1076,18 @@ int32_t si_js_call(int32_t name_view, int32_t input, int32_t json) {
         JSAtom atom = JS_NewAtomLen(ctx, name, (size_t)name_len);
         fast = JS_GetProperty(ctx, global, atom);
         JS_FreeAtom(ctx, atom);
-        if (JS_IsException(fast) || !JS_IsFunction(ctx, fast) || JS_IsUndefined(view_class)) {
+        if (JS_IsException(fast) || !JS_IsFunction(ctx, fast) || view_key == JS_ATOM_NULL) {
             JS_FreeValue(ctx, fast);
             fast = JS_UNDEFINED;
         }
     }
     JSValue call = JS_UNDEFINED, r;
-    JSValue args[3] = {JS_NewStringLen(ctx, name, (size_t)name_len), new_handle(ctx, input, true),
-                       JS_NewBool(ctx, json != 0)};
+    /* The name as a string only for the prelude's __call. */
+    JSValue args[3] = {JS_IsUndefined(fast) ? JS_NewStringLen(ctx, name, (size_t)name_len) : JS_UNDEFINED,
+                       new_handle(ctx, input, true), JS_NewBool(ctx, json != 0)};
     if (name != small) free(name);
     if (!JS_IsUndefined(fast)) {
-        JSValue view = JS_CallConstructor(ctx, view_class, 1, (JSValueConst *)&args[1]);
+        JSValue view = new_view(args[1]);
         r = JS_IsException(view) ? view : JS_Call(ctx, fast, JS_UNDEFINED, 1, (JSValueConst *)&view);
         JS_FreeValue(ctx, view);
         JS_FreeValue(ctx, fast);

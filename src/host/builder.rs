@@ -10,7 +10,7 @@ use super::*;
 use crate::buffer::View;
 use crate::cache::Cache;
 use crate::compile::CompileLimits;
-use crate::hostfn::{HostCaller, HostFn, HostFnError, HostFns};
+use crate::hostfn::{HostCaller, HostFnError, HostFns};
 use crate::interpreter::Settings;
 use crate::store::StoreData;
 
@@ -111,11 +111,8 @@ impl HostBuilder {
     where
         F: Fn(&HostCaller, View) -> Result<bytes::Bytes, HostFnError> + Send + Sync + 'static,
     {
-        let f = HostFn {
-            f: std::sync::Arc::new(f),
-            blocking: false,
-        };
-        self.funcs.insert(name.into(), f);
+        self.funcs
+            .insert(name.into(), std::sync::Arc::new(f), false);
         self
     }
 
@@ -128,11 +125,7 @@ impl HostBuilder {
     where
         F: Fn(&HostCaller, View) -> Result<bytes::Bytes, HostFnError> + Send + Sync + 'static,
     {
-        let f = HostFn {
-            f: std::sync::Arc::new(f),
-            blocking: true,
-        };
-        self.funcs.insert(name.into(), f);
+        self.funcs.insert(name.into(), std::sync::Arc::new(f), true);
         self
     }
 

@@ -264,6 +264,7 @@ impl<'h> InterpreterBuilder<'h> {
             output: None,
             host_fns: self.host.settings.host_fns.clone(),
             grants: Default::default(),
+            last_fn: None,
         }
     }
 }

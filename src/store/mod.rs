@@ -27,7 +27,7 @@ use crate::buffer::View;
 use crate::channel::{self, Core, RecvChannel, SendChannel};
 use crate::error::Error;
 use crate::handle::HandleTable;
-use crate::hostfn::{Grants, HostFns};
+use crate::hostfn::{Grants, HostFn, HostFns};
 use crate::job::Job;
 use crate::limits::Limits;
 use crate::outcome::Abort;
@@ -148,6 +148,9 @@ pub(crate) struct StoreData {
     /// The host's functions, and the names of those this interpreter may call.
     pub(crate) host_fns: Arc<HostFns>,
     pub(crate) grants: Grants,
+    /// The granted function this guest called last (most guests call one
+    /// function many times): found again without a lookup.
+    pub(crate) last_fn: Option<HostFn>,
 }
 
 /// Why a call must stop now, if it must: the interpreter was closed, or the
@@ -276,6 +279,7 @@ impl StoreData {
             output: None,
             host_fns: Arc::default(),
             grants: Grants::default(),
+            last_fn: None,
         }
     }
 }

@@ -270,3 +270,32 @@ console.log(r.recv().text());
         "42 {\"x\":[1,\"a\"]}\n42\nTypeError\n{\"p\":42}\n6\n"
     );
 }
+
+#[test]
+fn a_calls_input_view_is_made_in_c_but_behaves_as_any_view() {
+    let host = host();
+    let js = host
+        .create_js(Limits::new().with_timeout(Duration::from_secs(5)))
+        .unwrap();
+    js.run(Run::js(
+        "function probe(v) {\n\
+           const out = [v instanceof interpreters.View, v.length, v.bytes().length, String(v)];\n\
+           v.release();\n\
+           try { v.bytes(); } catch (e) { out.push(e.name); }\n\
+           try { interpreters.View.prototype.bytes.call({}); } catch (e) { out.push(e.name); }\n\
+           return JSON.stringify(out);\n\
+         }\n\
+         function keep(v) { globalThis.kept = v; return v.bytes(); }\n\
+         function later() { try { kept.bytes(); return 'readable'; } catch (e) { return e.name; } }",
+    ))
+    .unwrap()
+    .check()
+    .unwrap();
+    assert_eq!(
+        &js.call("probe", "abc").unwrap()[..],
+        br#"[true,3,3,"[View 3 bytes]","ChannelReleasedError","ChannelReleasedError"]"#
+    );
+    assert_eq!(&js.call("keep", "").unwrap()[..], b"");
+    // The input belongs to its call: a view of it kept past the call is spent.
+    assert_eq!(&js.call("later", "").unwrap()[..], b"ChannelReleasedError");
+}

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use subinterp::{Error, ErrorKind, Host, HostFnError, InterpreterId, Limits, Run};
 
 /// A host with a key-value lookup, a failing function, one that panics, one
-/// that blocks until told, and a record of who called `whoami`.
+/// that blocks until told, a blocking one that answers, and a record of who
+/// called `whoami`.
 fn host(
     release: mpsc::Receiver<()>,
     seen: Arc<Mutex<Vec<(InterpreterId, InterpreterId)>>>,
@@ -32,6 +33,7 @@ fn host(
                 .push((caller.interpreter(), caller.root()));
             Ok(Bytes::from(caller.interpreter().0.to_string()))
         })
+        .blocking_func("upper", |_, v| Ok(Bytes::from(v.to_ascii_uppercase())))
         .blocking_func("blocks", move |_, _| {
             let _ = release.lock().unwrap().recv();
             Ok(Bytes::from_static(b"late"))
@@ -265,4 +267,67 @@ fn python_calls_granted_host_functions() {
         "lovelace b'hopper'\nhost_call(NAME): no key nobody\n\
          host_call: no host function NAME is granted\nhost_call: no host function NAME is granted\n"
     );
+}
+
+/// A guest calling the blocking functions `upper` (its input as the call's
+/// output) and `blocks` through the ABI.
+const BLOCKING_GUEST: &str = r#"(module
+  (import "subinterp_host_v1" "call" (func $call (param i32 i32 i32 i32 i32) (result i32)))
+  (import "subinterp_v1" "view_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "subinterp_v1" "call_output" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "upper") (data (i32.const 8) "blocks") (data (i32.const 16) "ada")
+  (func (export "upper") (param i32) (result i32)
+    (local $h i32) (local $n i32)
+    (local.set $h (call $call (i32.const 0) (i32.const 5) (i32.const 16) (i32.const 3) (i32.const 64)))
+    (if (i32.lt_s (local.get $h) (i32.const 0)) (then (return (i32.sub (i32.const 0) (local.get $h)))))
+    (local.set $n (call $read (local.get $h) (i32.const 0) (i32.const 128) (i32.const 64)))
+    (drop (call $out (i32.const 128) (local.get $n)))
+    (i32.const 0))
+  (func (export "block") (param i32) (result i32)
+    (call $call (i32.const 8) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const 64))))"#;
+
+#[test]
+fn blocking_functions_answer_and_their_waits_end_at_the_deadline_or_close() {
+    let (tx, rx) = mpsc::channel();
+    let host = host(rx, Arc::default());
+    let g = host.compile("blocking", BLOCKING_GUEST.as_bytes()).unwrap();
+    let quick = Limits::new().with_timeout(Duration::from_millis(300));
+    let i = host
+        .interpreter(&g)
+        .limits(quick)
+        .allow("upper")
+        .allow("blocks")
+        .build()
+        .unwrap();
+    assert_eq!(&i.call("upper", "").unwrap()[..], b"ADA");
+    // Past the deadline: the run ends with a timeout, not a code.
+    let e = i.call("block", "").unwrap_err();
+    assert!(
+        matches!(e, Error::Guest(ref g) if matches!(g.kind, ErrorKind::Timeout { .. })),
+        "{e:?}"
+    );
+    tx.send(()).unwrap(); // lets the abandoned call end on the pool
+    // With no deadline, closing the interpreter ends the wait.
+    let i = host
+        .interpreter(&g)
+        .limits(Limits::new().with_timeout(Duration::from_secs(3600)))
+        .allow("blocks")
+        .build()
+        .unwrap();
+    let waiting = std::thread::scope(|s| {
+        let call = s.spawn(|| i.call("block", ""));
+        while !i.is_running() {
+            std::thread::yield_now();
+        }
+        i.close();
+        call.join().unwrap()
+    });
+    let e = waiting.unwrap_err();
+    assert!(
+        matches!(e, Error::Guest(ref g) if g.kind == ErrorKind::Closed)
+            || matches!(e, Error::InterpreterClosed(_)),
+        "{e:?}"
+    );
+    tx.send(()).unwrap();
 }
