@@ -62,17 +62,44 @@ $(JS_OUT)/quickjs.c: $(JS_OUT)/qjs-dir guest/js/patch_quickjs.py
 $(JS_OUT)/quickjs.o: $(JS_OUT)/quickjs.c | $(ZIG)
 	$(ZIG) cc $(QJS_CFLAGS) -I"$$(cat $(JS_OUT)/qjs-dir)" -c $< -o $@
 
-# Each guest/js/NAME.js becomes NAME.h: a byte array NAME_js[] and NAME_js_len.
+# Each guest/js/NAME.js becomes NAME.h: a byte array NAME_js[] and NAME_js_len
+# (NUL-terminated, as JS_Eval wants; the NUL is not counted).
 $(JS_OUT)/%.h: guest/js/%.js
 	@mkdir -p $(JS_OUT)
-	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); n=sys.argv[2]; print("static const unsigned char %s_js[] = {" % n + ",".join(str(b) for b in d) + "};\nstatic const unsigned int %s_js_len = %d;" % (n, len(d)))' $< $* > $@
+	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); n=sys.argv[2]; print("static const unsigned char %s_js[] = {" % n + ",".join(str(b) for b in d + b"\0") + "};\nstatic const unsigned int %s_js_len = %d;" % (n, len(d)))' $< $* > $@
 
-# The guest's C files (the event loop is loop.c and loop.js).
-JS_C := guest/js/subinterp_js.c guest/js/loop.c
+# The web-standard globals (web.c, url.c, sha.c, web.js) and the console
+# (console.js). URL parsing is ada, the WHATWG URL parser (C++ with a C API),
+# from the sources the pinned ada-url crate vendors (guest/js/web/Cargo.toml),
+# compiled without exceptions and linked with zig's libc++; the crate's
+# web-platform-tests data is what tests/it/web.rs checks URL against.
+WEB_SRCS := guest/js/web.c guest/js/url.c guest/js/sha.c
+WEB_DEPS := $(WEB_SRCS) guest/js/web.h guest/js/sha.h $(JS_OUT)/web_js.h $(JS_OUT)/console_js.h $(JS_OUT)/ada.o
+ADA_CXXFLAGS := -target wasm32-wasi -O2 -std=c++20 -fno-exceptions -fno-rtti -DADA_INCLUDE_URL_PATTERN=0 -w
 
-$(GUEST_OUT)/js.wasm: $(JS_C) guest/js/js_guest.h guest/include/subinterp.h $(JS_OUT)/prelude.h $(JS_OUT)/loop.h $(QJS_OBJS) | $(ZIG)
+# Where cargo put the ada-url crate (downloads the pinned crate if needed).
+$(JS_OUT)/ada-dir: guest/js/web/Cargo.toml guest/js/web/Cargo.lock
+	@mkdir -p $(JS_OUT)
+	$(CARGO) metadata --locked --format-version 1 --manifest-path guest/js/web/Cargo.toml \
+	  | $(PYTHON) -c 'import json,sys,os; m=json.load(sys.stdin); print([os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name"]=="ada-url"][0])' > $@.tmp
+	@test -f "$$(cat $@.tmp)/deps/ada.cpp" && mv $@.tmp $@
+
+$(JS_OUT)/ada.o: $(JS_OUT)/ada-dir | $(ZIG)
+	$(ZIG) c++ $(ADA_CXXFLAGS) -c "$$(cat $(JS_OUT)/ada-dir)/deps/ada.cpp" -o $@
+
+# A script as a C array, NUL-terminated as JS_Eval wants (not counted in _len).
+$(JS_OUT)/%_js.h: guest/js/%.js
+	@mkdir -p $(JS_OUT)
+	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); n=sys.argv[2]; print("static const unsigned char %s_js[] = {" % n + ",".join(str(b) for b in d + b"\0") + "};\nstatic const unsigned int %s_js_len = %d;" % (n, len(d)))' $< $* > $@
+
+# The guest's C files (the event loop is loop.c and loop.js; the web globals
+# web.c, url.c and sha.c).
+JS_C := guest/js/subinterp_js.c guest/js/loop.c $(WEB_SRCS)
+
+$(GUEST_OUT)/js.wasm: $(JS_C) guest/js/js_guest.h guest/include/subinterp.h $(JS_OUT)/prelude.h $(JS_OUT)/loop.h $(QJS_OBJS) $(WEB_DEPS) | $(ZIG)
 	$(ZIG) cc $(GUEST_CFLAGS) -D_WASI_EMULATED_SIGNAL -I$(JS_OUT) -I"$$(cat $(JS_OUT)/qjs-dir)" \
-	  $(JS_C) $(QJS_OBJS) $(JS_LDFLAGS) -o $@
+	  -I"$$(cat $(JS_OUT)/ada-dir)/deps" $(JS_C) $(QJS_OBJS) $(JS_OUT)/ada.o \
+	  -lc++ -fno-exceptions $(JS_LDFLAGS) -o $@
 
 $(GUEST_OUT)/%.wasm: guest/examples/%.c guest/include/subinterp.h | $(ZIG)
 	@mkdir -p $(GUEST_OUT)

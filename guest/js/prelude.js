@@ -2,7 +2,8 @@
 //
 // Evaluated once when a JS interpreter is created. It turns the natives in
 // `__si` (subinterp_js.c, one per ABI call) into the script-facing API:
-// `interpreters`, the per-run `channels`, the error classes and `console`.
+// `interpreters`, the per-run `channels` and the error classes (`console`
+// and the web globals are in console.js and web.js, see web.c).
 // Names are fixed so scripts are portable between hosts.
 (function () {
   "use strict";
@@ -648,27 +649,6 @@
     },
   });
 
-  function show(v, depth) {
-    if (typeof v === "string") return depth ? JSON.stringify(v) : v;
-    if (v === undefined || v === null || typeof v !== "object") {
-      return typeof v === "bigint" ? `${v}n` : String(v);
-    }
-    if (v instanceof Error) return v.stack ? `${v.name}: ${v.message}\n${v.stack}` : `${v.name}: ${v.message}`;
-    if (depth > 2) return Array.isArray(v) ? "[Array]" : "[Object]";
-    if (Array.isArray(v)) return `[ ${v.map((x) => show(x, depth + 1)).join(", ")} ]`;
-    if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${v.length ?? v.byteLength}) [ ${Array.from(v).slice(0, 32).join(", ")} ]`;
-    if (typeof v.toString === "function" && v.toString !== Object.prototype.toString) return String(v);
-    const keys = Object.keys(v);
-    return `{ ${keys.map((k) => `${k}: ${show(v[k], depth + 1)}`).join(", ")} }`;
-  }
-  const line = (args) => Array.prototype.map.call(args, (a) => show(a, 0)).join(" ") + "\n";
-  const console = {
-    log() { si.write(1, line(arguments)); },
-    info() { si.write(1, line(arguments)); },
-    debug() { si.write(1, line(arguments)); },
-    error() { si.write(2, line(arguments)); },
-    warn() { si.write(2, line(arguments)); },
-  };
-  Object.defineProperty(globalThis, "console", { value: console, writable: true, configurable: true });
+  // console is defined by console.js, after this prelude (web.c).
   return internals;
 })();

@@ -46,6 +46,7 @@
 #include "subinterp.h"
 #include "js_guest.h"
 #include "prelude.h" /* generated from prelude.js: prelude_js[], prelude_js_len */
+#include "web.h"     /* the web-standard globals and console (web.c) */
 
 #define EXPORT(name) __attribute__((export_name(name)))
 
@@ -824,13 +825,16 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
     JSValue global = JS_GetGlobalObject(ctx);
     JSValue si = JS_NewObject(ctx);
     JS_SetPropertyFunctionList(ctx, si, si_funcs, sizeof si_funcs / sizeof si_funcs[0]);
-    JS_SetPropertyStr(ctx, global, "__si", si);
+    JS_SetPropertyStr(ctx, global, "__si", JS_DupValue(ctx, si));
     JS_FreeValue(ctx, global);
     JSValue r = JS_Eval(ctx, (const char *)prelude_js, prelude_js_len, "<prelude>", JS_EVAL_TYPE_GLOBAL);
-    if (JS_IsException(r)) {
+    if (JS_IsException(r) || web_setup(ctx, si)) {
+        JS_FreeValue(ctx, r);
+        JS_FreeValue(ctx, si);
         report_exception("InternalError");
         return -4;
     }
+    JS_FreeValue(ctx, si);
     internals = r; /* kept for good */
     JSValue view = JS_GetPropertyStr(ctx, internals, "view");
     view_proto = JS_GetPropertyStr(ctx, view, "proto");

@@ -459,6 +459,12 @@ impl Core {
         self.is_ready(&s, side)
     }
 
+    /// How many `select`s are watching this channel now.
+    #[cfg(test)]
+    pub(crate) fn watchers(&self) -> usize {
+        self.state.lock().watchers.len()
+    }
+
     /// Undoes one [`watch`](Self::watch) of `sig` on `side`.
     pub(crate) fn unwatch(&self, sig: &Arc<Signal>, side: Side) {
         let mut s = self.state.lock();

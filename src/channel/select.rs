@@ -9,6 +9,7 @@
 //! Lock order: a channel's lock, then a signal's. The waiter never holds its
 //! signal's lock while it takes a channel's.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -67,17 +68,22 @@ pub(crate) fn select(ends: &[(Arc<Core>, Side)], wait: Wait<'_>) -> Result<usize
         return Err(SelectFail::Empty);
     };
     let sig = Arc::new(Signal::default());
-    let mut ready = None;
-    for (i, (core, side)) in ends.iter().enumerate() {
-        if core.watch(&sig, *side) && ready.is_none() {
-            ready = Some(i);
-        }
+    // Each channel (and side) is watched once, however often it is named:
+    // a guest naming one channel many times costs that channel one watcher.
+    let mut seen = HashSet::with_capacity(ends.len());
+    let watched: Vec<&(Arc<Core>, Side)> = ends
+        .iter()
+        .filter(|(core, side)| seen.insert((Arc::as_ptr(core), matches!(side, Side::Recv))))
+        .collect();
+    let mut ready = false;
+    for (core, side) in &watched {
+        ready |= core.watch(&sig, *side);
     }
-    let r = match ready {
+    let r = match ready.then(|| first_ready(ends)).flatten() {
         Some(i) => Ok(i),
         None => sleep(&sig, ends, deadline, cancel),
     };
-    for (core, side) in ends {
+    for (core, side) in watched {
         core.unwatch(&sig, *side);
     }
     r
@@ -187,6 +193,25 @@ mod tests {
         assert_eq!(select(&ends, Wait::forever()), Ok(0));
         assert_eq!(r.recv_nowait().unwrap().byte_len(), 2);
         t.join().unwrap();
+    }
+
+    #[test]
+    fn an_end_named_many_times_is_watched_once() {
+        let reg = Registry::new(1 << 20);
+        let (r, s) = reg.create(4, None, None);
+        let ends: Vec<_> = (0..100).map(|_| (r.core().clone(), Side::Recv)).collect();
+        let core = r.core().clone();
+        let t = std::thread::spawn(move || {
+            // Waits until the selecting thread is watching, then sends.
+            while core.watchers() == 0 {
+                std::thread::yield_now();
+            }
+            assert_eq!(core.watchers(), 1);
+            s.send(b"x".to_vec()).unwrap();
+        });
+        assert_eq!(select(&ends, Wait::forever()), Ok(0));
+        t.join().unwrap();
+        assert_eq!(r.core().watchers(), 0);
     }
 
     #[test]

@@ -267,6 +267,43 @@ impl Host {
         InterpreterBuilder::new(&self.inner, guest)
     }
 
+    /// Options for a new interpreter running the program in the file
+    /// `path`, chosen by its extension: `.js` (a script) and `.mjs` (a
+    /// module named by the file's name) in the JavaScript guest, `.py` in
+    /// the Python guest, each run when the interpreter is built
+    /// ([`InterpreterBuilder::init`]); anything else is a wasm module
+    /// ([`load_file`](Self::load_file)).
+    ///
+    /// ```no_run
+    /// # use subinterp::{Host, Limits};
+    /// let host = Host::new()?;
+    /// let plugin = host.interpreter_from_file("plugins/upper.js")?.limits(Limits::new()).build()?;
+    /// let out = plugin.call("transform", "hello")?;
+    /// # Ok::<(), subinterp::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; as [`js`](Self::js),
+    /// [`python`](Self::python) or [`load_file`](Self::load_file).
+    pub fn interpreter_from_file(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> Result<InterpreterBuilder<'_>, Error> {
+        use crate::interpreter::Run;
+        let path = path.as_ref();
+        let source = || std::fs::read_to_string(path);
+        let (guest, init) = match path.extension().and_then(|e| e.to_str()) {
+            Some("js") => (self.js()?, Run::js(source()?)),
+            Some("mjs") => {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                (self.js()?, Run::js_module(name, source()?))
+            }
+            Some("py") => (self.python()?, Run::python(source()?)),
+            _ => return Ok(self.interpreter(&self.load_file(path)?)),
+        };
+        Ok(self.interpreter(&guest).init(init))
+    }
+
     /// Creates an interpreter running `guest` with default options.
     ///
     /// # Errors

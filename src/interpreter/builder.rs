@@ -18,6 +18,7 @@ pub struct InterpreterBuilder<'h> {
     dirs: Vec<(std::path::PathBuf, String, bool)>,
     child_of: Option<Parent>,
     allowed: std::collections::BTreeSet<String>,
+    init: Option<Run>,
 }
 
 impl std::fmt::Debug for InterpreterBuilder<'_> {
@@ -46,7 +47,17 @@ impl<'h> InterpreterBuilder<'h> {
             dirs: Vec::new(),
             child_of: None,
             allowed: std::collections::BTreeSet::new(),
+            init: None,
         }
+    }
+
+    /// A run made when the interpreter is built (a plugin's own source, say,
+    /// that defines the functions the host then calls): its failure is
+    /// [`build`](Self::build)'s, and the interpreter is closed.
+    #[must_use]
+    pub fn init(mut self, run: Run) -> Self {
+        self.init = Some(run);
+        self
     }
 
     /// Grants the host function `name` (registered with
@@ -123,12 +134,25 @@ impl<'h> InterpreterBuilder<'h> {
     }
 
     /// Creates the interpreter: a new store and instance (a reactor's
-    /// `_initialize` runs now).
+    /// `_initialize` runs now), then the [`init`](Self::init) run if any.
     ///
     /// # Errors
     /// [`Error::Limit`] when the instance pool is full,
-    /// [`Error::Instantiate`] when the module's start code traps.
+    /// [`Error::Instantiate`] when the module's start code traps; as
+    /// [`Interpreter::run`] and [`RunResult::check`] for the `init` run.
     pub fn build(mut self) -> Result<Interpreter, Error> {
+        let init = self.init.take();
+        let interp = self.create()?;
+        if let Some(run) = init
+            && let Err(e) = interp.run(run).and_then(RunResult::check)
+        {
+            interp.close();
+            return Err(e);
+        }
+        Ok(interp)
+    }
+
+    fn create(mut self) -> Result<Interpreter, Error> {
         let grants = match &self.child_of {
             // A child may not have more than its creator.
             Some(c) => Arc::new(

@@ -299,3 +299,54 @@ fn a_calls_input_view_is_made_in_c_but_behaves_as_any_view() {
     // The input belongs to its call: a view of it kept past the call is spent.
     assert_eq!(&js.call("later", "").unwrap()[..], b"ChannelReleasedError");
 }
+
+#[test]
+fn interpreters_from_files_are_chosen_by_extension_and_run_their_source_first() {
+    let host = host();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let limits = Limits::new().with_timeout(Duration::from_secs(60));
+    let build = |p: &std::path::Path| host.interpreter_from_file(p)?.limits(limits).build();
+    let js = build(&file("p.js", "function f(v) { return 'js:' + v.text(); }")).unwrap();
+    assert_eq!(&js.call("f", "a").unwrap()[..], b"js:a");
+    let mjs = build(&file(
+        "m.mjs",
+        "export function f(v) { return 'mjs:' + v.text(); }",
+    ))
+    .unwrap();
+    assert_eq!(&mjs.call("m.mjs#f", "b").unwrap()[..], b"mjs:b");
+    let py = build(&file(
+        "p.py",
+        "def f(v):\n    return 'py:' + bytes(v).decode()\n",
+    ))
+    .unwrap();
+    assert_eq!(&py.call("f", "c").unwrap()[..], b"py:c");
+    let wat = "(module (func (export \"f\") (param i32) (result i32) (i32.const 7)))";
+    let wasm = build(&file("w.wat", wat)).unwrap();
+    let e = wasm.call("f", "").unwrap_err();
+    assert!(matches!(guest_kind(e), ErrorKind::Exit(7)));
+    // A source that fails is build's error, and leaves no interpreter behind.
+    let before = host.list_all().len();
+    let e = build(&file("bad.js", "throw new RangeError('no')")).unwrap_err();
+    assert_eq!(
+        guest_kind(e),
+        ErrorKind::Exception {
+            name: "RangeError".into()
+        }
+    );
+    assert_eq!(host.list_all().len(), before);
+    let e = build(&dir.path().join("missing.js")).unwrap_err();
+    assert!(matches!(e, Error::Io(_)), "{e:?}");
+    // `init` on any builder.
+    let js = host
+        .interpreter(&host.js().unwrap())
+        .init(Run::js("globalThis.n = 41"))
+        .build()
+        .unwrap();
+    let n: i64 = js.call_json("eval", "n + 1").unwrap();
+    assert_eq!(n, 42);
+}

@@ -196,24 +196,31 @@ fn process_exit_in_a_timer_ends_the_run_with_its_code() {
     assert_eq!(r.exit_code, Some(7));
 }
 
+/// Floods of timers and of waiting channel operations are bounded by the
+/// interpreter's memory.
 #[test]
-fn a_timer_flood_is_bounded_by_memory() {
+fn timer_and_waiter_floods_are_bounded_by_memory() {
     let host = host();
-    let w = host
-        .create_js(
-            Limits::new()
-                .with_max_memory(32 << 20)
-                .with_timeout(Duration::from_secs(60)),
-        )
-        .unwrap();
-    let r = w
-        .run(Run::js("for (;;) setTimeout(() => {}, 1e9);"))
-        .unwrap();
-    assert!(
-        matches!(kind(&r), ErrorKind::MemoryLimit { .. }),
-        "{:?}",
-        r.error
-    );
+    for src in [
+        "for (;;) setTimeout(() => {}, 1e9);",
+        // Both ends kept: with no sender left, recvAsync would fail at once.
+        "const [r, s] = interpreters.createChannel(1); for (;;) r.recvAsync();",
+        "const [r, s] = interpreters.createChannel(1); for (;;) s.sendAsync('x');",
+    ] {
+        let w = host
+            .create_js(
+                Limits::new()
+                    .with_max_memory(32 << 20)
+                    .with_timeout(Duration::from_secs(60)),
+            )
+            .unwrap();
+        let r = w.run(Run::js(src)).unwrap();
+        assert!(
+            matches!(kind(&r), ErrorKind::MemoryLimit { .. }),
+            "{src}: {:?}",
+            r.error
+        );
+    }
 }
 
 #[test]
@@ -650,4 +657,35 @@ fn the_command_line_runs_the_loop_and_ends_an_endless_interval_at_its_timeout() 
         String::from_utf8_lossy(&out.stdout),
         "1970-01-01T00:00:00.000Z 1+2\n"
     );
+}
+
+/// Both sides awaiting on rendezvous channels (capacity 0): a waiting
+/// `recvAsync` counts as a waiting receiver, so a `sendAsync` can hand over.
+#[test]
+fn async_sends_and_receives_meet_on_rendezvous_channels() {
+    let host = host();
+    let r = ok(
+        &host,
+        r#"
+        const [r, s] = interpreters.createChannel(0);
+        const [backRx, back] = interpreters.createChannel(0);
+        const child = interpreters.create();
+        const job = child.start(`(async () => {
+          for (let i = 0; i < 3; i++) {
+            const m = await channels.r.recvAsync();
+            await channels.back.sendAsync(m.text() + "!");
+          }
+        })()`, { channels: { r, back } });
+        (async () => {
+          const got = [];
+          for (const w of ["a", "b", "c"]) {
+            await s.sendAsync(w);
+            got.push((await backRx.recvAsync()).text());
+          }
+          job.join().check();
+          console.log(got.join(" "));
+        })();
+        "#,
+    );
+    assert_eq!(r.stdout_text(), "a! b! c!\n");
 }

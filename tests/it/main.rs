@@ -18,3 +18,4 @@ mod js_loop;
 mod layers;
 mod python;
 mod wait;
+mod web;
