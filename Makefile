@@ -7,6 +7,7 @@
 #   make python-guest   only target/guest/python.wasm
 #   make bench    the side-by-side benchmark against the peers
 #   make soak     a minute of one tenant attacking while another works
+#   make soak-nats  10,000 remote runs through NATS while workers are killed
 #   make clean    remove build outputs and the local tool folder
 
 CARGO    ?= cargo
@@ -30,7 +31,7 @@ QJS_CFLAGS := -target wasm32-wasi -O2 -D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_P
 JS_LDFLAGS := -mexec-model=reactor -lwasi-emulated-signal -lwasi-emulated-process-clocks \
 	-Wl,-z,stack-size=1048576 -Wl,--strip-debug
 
-.PHONY: all setup guest python-guest build test demo bench examples fuzz soak clean FORCE
+.PHONY: all setup guest python-guest build test demo bench examples fuzz soak soak-nats clean FORCE
 
 all: build guest
 
@@ -258,6 +259,7 @@ build: $(GUEST_OUT)/js.wasm
 	$(CARGO) build --release
 
 test: guest
+	@command -v nats-server >/dev/null || echo "make test: nats-server is not on PATH, so the NATS tests (tests/it/nats.rs) pass without running (apt install nats-server)"
 	$(CARGO) test --release
 	$(MAKE) --no-print-directory examples
 
@@ -275,6 +277,14 @@ SOAK_SECS ?= 60
 soak: guest
 	SUBINTERP_SOAK_SECS=$(SOAK_SECS) $(CARGO) test --release --test it \
 	  hardening::one_tenant_attacks_while_another_works -- --nocapture
+
+# Remote runs through NATS under load (SOAK_REQUESTS, default 10000): three
+# workers, one killed and replaced every 50 results; every request must get
+# exactly one result. Needs nats-server on PATH.
+SOAK_REQUESTS ?= 10000
+soak-nats: guest
+	SUBINTERP_NATS_REQUESTS=$(SOAK_REQUESTS) $(CARGO) test --release --test it \
+	  nats::requests_survive_workers_killed_mid_stream -- --nocapture
 
 demo: guest build
 	$(CARGO) run --release --quiet --example demo

@@ -5,8 +5,12 @@
 
 #[path = "cli/args.rs"]
 mod args;
+#[path = "cli/remote.rs"]
+mod remote;
 #[path = "cli/report.rs"]
 mod report;
+#[path = "cli/worker.rs"]
+mod worker;
 
 use std::io;
 use std::process::ExitCode;
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Compile(args) => compile(args),
+        Command::Worker(args) => worker::worker(args),
     }
     .unwrap_or_else(|e| {
         if json {
@@ -69,23 +74,6 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn limits(a: &RunArgs) -> Limits {
-    let mut l = Limits::new();
-    if let Some(t) = a.timeout {
-        l = l.with_timeout(t);
-    }
-    if let Some(m) = a.max_memory {
-        l = l.with_max_memory(m);
-    }
-    if let Some(f) = a.fuel {
-        l = l.with_fuel(f);
-    }
-    if let Some(o) = a.max_output {
-        l = l.with_max_output(o);
-    }
-    l
-}
-
 /// The script `subinterp run` was given, if it was one: its language and
 /// source (from `-e`, or a `.js`/`.mjs`/`.py` file; `--python` makes either
 /// Python). `None`: a module file.
@@ -119,12 +107,12 @@ fn host_for(a: &RunArgs, limits: &Limits, script: bool) -> Result<Host> {
         1
     };
     let mut compile = CompileLimits::new();
-    if let Some(t) = a.timeout {
+    if let Some(t) = a.limits.timeout {
         compile = compile.with_timeout(t);
     }
     Ok(Host::builder()
         .pool_size(slots)
-        .fuel(a.fuel.is_some())
+        .fuel(a.limits.fuel.is_some())
         .compile_limits(compile)
         .compile_notices(true)
         .build()?)
@@ -201,8 +189,14 @@ fn interpreter(
 
 fn run(a: RunArgs) -> Result<ExitCode> {
     let a = a.normalized();
-    let limits = limits(&a);
+    let limits = a.limits.to_limits();
     let script = script(&a)?;
+    if a.remote.nats.is_some() {
+        let Some((language, source)) = script else {
+            bail!("--nats runs JavaScript and Python scripts; a .wasm module runs here only");
+        };
+        return remote::run_remote(&a, language, source);
+    }
     let host = host_for(&a, &limits, script.is_some())?;
     let (guest, name) = match load(&host, &a, script.as_ref().map(|s| s.0))? {
         Ok(g) => g,
@@ -230,7 +224,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
 }
 
 /// Whether the JavaScript file runs as an ES module: `.mjs`.
-fn is_module(a: &RunArgs) -> bool {
+pub(crate) fn is_module(a: &RunArgs) -> bool {
     a.file
         .as_ref()
         .and_then(|f| f.extension())

@@ -54,6 +54,11 @@ pub(crate) enum Command {
     /// writable only by you. Exit code: 0 when everything was cached; 125 if a module is
     /// past a compile limit; 1 if one could not be compiled or cached.
     Compile(CompileArgs),
+    /// Serve run requests from a NATS JetStream work queue: each runs in a fresh sandboxed
+    /// interpreter with limits clamped to this worker's, and its result (the --json object,
+    /// with the request's id) is published before the request is acknowledged, so a worker
+    /// that dies mid-run leaves the request to another. Runs until killed.
+    Worker(WorkerArgs),
 }
 
 #[derive(clap::Args)]
@@ -79,18 +84,10 @@ pub(crate) struct RunArgs {
     /// cannot be loaded is reported in the same object.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Wall-clock limit for the run, e.g. 500ms, 2s, 1.5s, 1m; a bare number is seconds.
-    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
-    pub(crate) timeout: Option<Duration>,
-    /// Memory ceiling, e.g. 64MiB, 1GiB, 65536 (bytes); K, M, G, T are powers of 1024.
-    #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
-    pub(crate) max_memory: Option<usize>,
-    /// Instruction budget (fuel units).
-    #[arg(long, value_parser = parse_fuel, allow_hyphen_values = true)]
-    pub(crate) fuel: Option<u64>,
-    /// Cap on each of stdout and stderr, e.g. 1MiB.
-    #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
-    pub(crate) max_output: Option<usize>,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
     /// Grant an environment variable K=V (none is granted by default).
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     pub(crate) env: Vec<(String, String)>,
@@ -111,6 +108,82 @@ pub(crate) struct RunArgs {
     /// Arguments passed to the program (argv[1..]).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub(crate) args: Vec<String>,
+}
+
+/// The limits of a run (of every run, for `subinterp worker`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub(crate) struct LimitArgs {
+    /// Wall-clock limit for the run, e.g. 500ms, 2s, 1.5s, 1m; a bare number is seconds.
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
+    pub(crate) timeout: Option<Duration>,
+    /// Memory ceiling, e.g. 64MiB, 1GiB, 65536 (bytes); K, M, G, T are powers of 1024.
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
+    pub(crate) max_memory: Option<usize>,
+    /// Instruction budget (fuel units).
+    #[arg(long, value_parser = parse_fuel, allow_hyphen_values = true)]
+    pub(crate) fuel: Option<u64>,
+    /// Cap on each of stdout and stderr, e.g. 1MiB.
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
+    pub(crate) max_output: Option<usize>,
+}
+
+/// Where remote runs go: a NATS server with JetStream, and how to log in.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub(crate) struct RemoteArgs {
+    /// Send the run to the workers behind this NATS server (nats://HOST:PORT) instead of
+    /// running it here; JavaScript and Python scripts only.
+    #[arg(long, value_name = "URL")]
+    pub(crate) nats: Option<String>,
+    /// The subject prefix that names the work queue (and its streams) on the server.
+    #[arg(long, value_name = "S", default_value = "subinterp", requires = "nats")]
+    pub(crate) subject: String,
+    /// NATS credentials file (.creds); else $SUBINTERP_NATS_CREDS, else
+    /// $SUBINTERP_NATS_USER and $SUBINTERP_NATS_PASSWORD, else none.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub(crate) creds: Option<std::path::PathBuf>,
+    /// A remote run's stdin: the bytes of FILE (`-`: this process's stdin, read to its end).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub(crate) input: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct WorkerArgs {
+    /// The NATS server (nats://HOST:PORT) whose work queue this worker serves.
+    #[arg(long, value_name = "URL")]
+    pub(crate) nats: String,
+    /// The subject prefix that names the work queue (and its streams) on the server.
+    #[arg(long, value_name = "S", default_value = "subinterp")]
+    pub(crate) subject: String,
+    /// NATS credentials file (.creds); else $SUBINTERP_NATS_CREDS, else
+    /// $SUBINTERP_NATS_USER and $SUBINTERP_NATS_PASSWORD, else none.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) creds: Option<std::path::PathBuf>,
+    /// Runs at once.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) concurrency: u32,
+    /// The ceilings of every run: a request's own limits are clamped to these.
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+impl LimitArgs {
+    /// The library's limits: these where given, the defaults elsewhere.
+    pub(crate) fn to_limits(&self) -> subinterp::Limits {
+        let mut l = subinterp::Limits::new();
+        if let Some(t) = self.timeout {
+            l = l.with_timeout(t);
+        }
+        if let Some(m) = self.max_memory {
+            l = l.with_max_memory(m);
+        }
+        if let Some(f) = self.fuel {
+            l = l.with_fuel(f);
+        }
+        if let Some(o) = self.max_output {
+            l = l.with_max_output(o);
+        }
+        l
+    }
 }
 
 impl RunArgs {

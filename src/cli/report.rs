@@ -89,20 +89,26 @@ pub(crate) fn compile_limit_json(l: &LimitError) -> serde_json::Value {
     }
 }
 
+/// A guest whose instantiation failed, as the `--json` object.
+pub(crate) fn start_failure_json(e: &GuestError) -> serde_json::Value {
+    let code = kind_exit_code(&e.kind);
+    let mut v = failure_json(
+        e.kind.type_name(),
+        e.kind.name(),
+        &e.message,
+        limit_json(e),
+        code,
+    );
+    v["error"]["stack"] = json!(e.backtrace);
+    v
+}
+
 /// Reports a guest whose instantiation failed (its start function trapped
 /// or hit a limit) as a failed run is reported.
 pub(crate) fn guest_failed_to_start(e: &GuestError, json: bool) -> Result<ExitCode> {
     let code = kind_exit_code(&e.kind);
     if json {
-        let mut v = failure_json(
-            e.kind.type_name(),
-            e.kind.name(),
-            &e.message,
-            limit_json(e),
-            code,
-        );
-        v["error"]["stack"] = json!(e.backtrace);
-        print_json(&v)?;
+        print_json(&start_failure_json(e))?;
     } else {
         report(format_args!(
             "subinterp: the module failed to start: {}: {}",

@@ -15,6 +15,7 @@ pub struct InterpreterBuilder<'h> {
     stdout: OutputMode,
     stderr: OutputMode,
     inherit_stdin: bool,
+    stdin: Option<bytes::Bytes>,
     dirs: Vec<(std::path::PathBuf, String, bool)>,
     child_of: Option<Parent>,
     allowed: std::collections::BTreeSet<String>,
@@ -44,6 +45,7 @@ impl<'h> InterpreterBuilder<'h> {
             stdout: OutputMode::Capture,
             stderr: OutputMode::Capture,
             inherit_stdin: false,
+            stdin: None,
             dirs: Vec::new(),
             child_of: None,
             allowed: std::collections::BTreeSet::new(),
@@ -130,6 +132,18 @@ impl<'h> InterpreterBuilder<'h> {
     #[must_use]
     pub fn inherit_stdin(mut self, yes: bool) -> Self {
         self.inherit_stdin = yes;
+        if yes {
+            self.stdin = None;
+        }
+        self
+    }
+
+    /// Gives the guest these bytes as its stdin (then its end), in place of
+    /// an empty stdin or the host's ([`inherit_stdin`](Self::inherit_stdin)).
+    #[must_use]
+    pub fn stdin_bytes(mut self, bytes: impl Into<bytes::Bytes>) -> Self {
+        self.stdin = Some(bytes.into());
+        self.inherit_stdin = false;
         self
     }
 
@@ -227,6 +241,8 @@ impl<'h> InterpreterBuilder<'h> {
             .envs(&self.env);
         if self.inherit_stdin {
             wasi.inherit_stdin();
+        } else if let Some(bytes) = &self.stdin {
+            wasi.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(bytes.clone()));
         }
         for (host_dir, guest_dir, read_only) in &self.dirs {
             let perms = if *read_only {

@@ -423,3 +423,27 @@ fn public_types_are_debug_and_thread_safe_where_they_should_be() {
     fn debug<T: std::fmt::Debug>() {}
     debug::<InterpreterBuilder<'static>>();
 }
+
+#[test]
+fn stdin_bytes_are_the_guests_stdin() {
+    let host = host();
+    let js = host.js().unwrap();
+    let w = host
+        .interpreter(&js)
+        .stdin_bytes(Bytes::from_static(b"line one\nline two\n"))
+        .build()
+        .unwrap();
+    let r = w
+        .run(Run::js(
+            "console.log(process.stdin.text().split('\\n').length)",
+        ))
+        .unwrap();
+    assert!(r.completed, "{:?}", r.error);
+    assert_eq!(r.stdout_text(), "3\n");
+    // By default a guest's stdin is empty.
+    let w = host.interpreter(&js).build().unwrap();
+    let r = w
+        .run(Run::js("console.log(JSON.stringify(process.stdin.text()))"))
+        .unwrap();
+    assert_eq!(r.stdout_text(), "\"\"\n");
+}

@@ -16,6 +16,7 @@ mod interpreters;
 mod js;
 mod js_loop;
 mod layers;
+mod nats;
 mod python;
 mod wait;
 mod web;

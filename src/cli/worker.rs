@@ -1,0 +1,313 @@
+//! `subinterp worker --nats URL`: serves run requests from a JetStream work
+//! queue (see `remote.rs` for the streams), each in a fresh sandboxed
+//! interpreter with limits clamped to the worker's own.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use async_nats::jetstream::{self, AckKind, consumer};
+use base64::Engine;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use subinterp::{Error, Host, Language, Limits, OutputMode, Run};
+
+use crate::args::WorkerArgs;
+use crate::remote::{
+    ACK_WAIT, REQUEST_SCHEMA, Request, Subjects, WireLimits, check_prefix, connect, runtime,
+    streams, valid_id,
+};
+use crate::report::{failure_json, report, start_failure_json, to_json};
+
+/// A worker's default ceiling on a run's time, when `--timeout` is not
+/// given: a worker never runs a request without a deadline.
+const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every run on this worker is held to.
+#[derive(Clone, Copy)]
+struct Ceiling {
+    timeout: Duration,
+    max_memory: usize,
+    fuel: Option<u64>,
+    max_output: usize,
+}
+
+impl Ceiling {
+    /// `asked`, with each limit no larger than this ceiling.
+    fn clamp(&self, asked: &WireLimits) -> Result<Limits, String> {
+        if asked.fuel.is_some() && self.fuel.is_none() {
+            return Err("this worker does not count fuel: ask without --fuel".into());
+        }
+        let timeout = asked.timeout_ms.map_or(self.timeout, |ms| {
+            Duration::from_millis(ms).min(self.timeout)
+        });
+        let mut l = Limits::new()
+            .with_timeout(timeout)
+            .with_max_memory(asked.max_memory.unwrap_or(usize::MAX).min(self.max_memory))
+            .with_max_output(asked.max_output.unwrap_or(usize::MAX).min(self.max_output));
+        if let Some(ceiling) = self.fuel {
+            l = l.with_fuel(asked.fuel.unwrap_or(u64::MAX).min(ceiling));
+        }
+        Ok(l)
+    }
+}
+
+/// Runs the worker until it is killed or its connection fails.
+pub(crate) fn worker(a: WorkerArgs) -> Result<ExitCode> {
+    check_prefix(&a.subject)?;
+    let defaults = Limits::new();
+    let ceiling = Ceiling {
+        timeout: a.limits.timeout.unwrap_or(DEFAULT_WORKER_TIMEOUT),
+        max_memory: a.limits.max_memory.unwrap_or(defaults.max_memory()),
+        fuel: a.limits.fuel,
+        max_output: a.limits.max_output.unwrap_or(defaults.max_output()),
+    };
+    // One pool slot per interpreter a run may create, and its own.
+    let per_run = u32::try_from(defaults.max_interpreters() + 1).unwrap_or(u32::MAX);
+    let host = Host::builder()
+        .pool_size(per_run.saturating_mul(a.concurrency))
+        .fuel(ceiling.fuel.is_some())
+        .compile_notices(true)
+        .build()?;
+    // Load (compile, or find in the cache) both language guests before
+    // taking work, so that no request pays for it under its deadline.
+    host.language_guest(Language::JavaScript)?;
+    host.language_guest(Language::Python)?;
+    runtime(2)?.block_on(serve(a, Arc::new(host), ceiling))
+}
+
+async fn serve(a: WorkerArgs, host: Arc<Host>, ceiling: Ceiling) -> Result<ExitCode> {
+    let client = connect(&a.nats, a.creds.as_deref()).await?;
+    let js = jetstream::new(client.clone());
+    let subjects = Arc::new(Subjects {
+        prefix: a.subject.clone(),
+    });
+    let (runs, results) = streams(&js, &subjects).await?;
+    let consumer: consumer::PullConsumer = runs
+        .get_or_create_consumer(
+            &subjects.workers(),
+            consumer::pull::Config {
+                durable_name: Some(subjects.workers()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("making the workers' consumer")?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(a.concurrency as usize));
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(a.concurrency as usize)
+        .messages()
+        .await
+        .context("pulling requests")?;
+    report(format_args!(
+        "subinterp worker {}: serving {} on {} ({} at once)",
+        std::process::id(),
+        subjects.run(),
+        a.nats,
+        a.concurrency
+    ));
+    let worker = Arc::new(Worker {
+        client,
+        js,
+        results,
+        subjects,
+        host,
+        ceiling,
+    });
+    while let Some(m) = messages.next().await {
+        let m = m.context("pulling requests")?;
+        let permit = slots.clone().acquire_owned().await?;
+        let w = worker.clone();
+        tokio::spawn(async move {
+            if let Err(e) = w.handle(m).await {
+                report(format_args!("subinterp worker: {e:#}"));
+            }
+            drop(permit);
+        });
+    }
+    Ok(ExitCode::from(1))
+}
+
+struct Worker {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    results: jetstream::stream::Stream,
+    subjects: Arc<Subjects>,
+    host: Arc<Host>,
+    ceiling: Ceiling,
+}
+
+impl Worker {
+    /// One request: answered once, then acknowledged.
+    async fn handle(&self, m: jetstream::Message) -> Result<()> {
+        let req: Request = match serde_json::from_slice(&m.payload) {
+            Ok(r) => r,
+            Err(e) => return self.refuse(&m, &e.to_string()).await,
+        };
+        if !valid_id(&req.id) {
+            return self
+                .refuse(&m, "the request's id is not 1 to 64 of A-Z a-z 0-9 _ -")
+                .await;
+        }
+        let subject = self.subjects.result(&req.id);
+        if self
+            .results
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .is_ok()
+        {
+            // Answered already (by a worker that died before its ack).
+            report(format_args!(
+                "subinterp worker {}: {} was answered already",
+                std::process::id(),
+                req.id
+            ));
+            return self.ack(&m).await;
+        }
+        report(format_args!(
+            "subinterp worker {}: running {}",
+            std::process::id(),
+            req.id
+        ));
+        let result = self.run(&m, req).await;
+        self.publish(&subject, &result).await?;
+        self.ack(&m).await
+    }
+
+    /// Runs `req` on a blocking thread, telling the server the worker is
+    /// alive meanwhile so the request is not given to another.
+    async fn run(&self, m: &jetstream::Message, req: Request) -> Value {
+        let (host, ceiling) = (self.host.clone(), self.ceiling);
+        let id = req.id.clone();
+        let mut job = tokio::task::spawn_blocking(move || execute(&host, &ceiling, req));
+        let mut alive = tokio::time::interval(ACK_WAIT / 3);
+        alive.tick().await;
+        let mut v = loop {
+            tokio::select! {
+                r = &mut job => break r.unwrap_or_else(|e| failure_json(
+                    "HostError", "host", &format!("the run panicked: {e}"), Value::Null, 1)),
+                _ = alive.tick() => { let _ = m.ack_with(AckKind::Progress).await; }
+            }
+        };
+        v["id"] = json!(id);
+        v
+    }
+
+    /// Stores the result, once per id (the server drops a second publish
+    /// with the same `Nats-Msg-Id`).
+    async fn publish(&self, subject: &str, v: &Value) -> Result<()> {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(id) = v["id"].as_str() {
+            headers.insert("Nats-Msg-Id", id);
+        }
+        let payload = self.fit(v);
+        self.js
+            .publish_with_headers(subject.to_string(), headers, payload.into())
+            .await
+            .context("publishing a result")?
+            .await
+            .context("the server did not store a result")?;
+        Ok(())
+    }
+
+    /// The result as it is published: one that would not fit in a message
+    /// (the server's `max_payload`, with room for headers) is replaced by an
+    /// output-limit error, since a result the server refuses would leave the
+    /// request to be run again and again.
+    fn fit(&self, v: &Value) -> String {
+        let text = v.to_string();
+        let max = self.client.server_info().max_payload.saturating_sub(1024);
+        if text.len() <= max {
+            return text;
+        }
+        let why = format!(
+            "the result is {} bytes, more than the server's max_payload allows ({max}): lower --max-output",
+            text.len()
+        );
+        let mut small = failure_json(
+            "LimitError",
+            "output_limit",
+            &why,
+            json!({"max_payload": max}),
+            125,
+        );
+        small["id"] = v["id"].clone();
+        small.to_string()
+    }
+
+    async fn ack(&self, m: &jetstream::Message) -> Result<()> {
+        m.double_ack()
+            .await
+            .map_err(|e| anyhow::anyhow!("acknowledging a request: {e}"))
+    }
+
+    /// A request that cannot be run: answered with a `request` error when it
+    /// has a usable id, dropped (and said so) when it has none.
+    async fn refuse(&self, m: &jetstream::Message, why: &str) -> Result<()> {
+        let id = serde_json::from_slice::<Value>(&m.payload)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_string))
+            .filter(|id| valid_id(id));
+        match id {
+            Some(id) => {
+                let mut v = failure_json("RequestError", "request", why, Value::Null, 2);
+                v["id"] = json!(id);
+                self.publish(&self.subjects.result(&id), &v).await?;
+            }
+            None => report(format_args!("subinterp worker: dropped a request: {why}")),
+        }
+        self.ack(m).await
+    }
+}
+
+/// Runs one request in a fresh interpreter: its `--json` result.
+fn execute(host: &Host, ceiling: &Ceiling, req: Request) -> Value {
+    let refused = |why: &str| failure_json("RequestError", "request", why, Value::Null, 2);
+    if req.schema != REQUEST_SCHEMA {
+        return refused(&format!(
+            "request schema {} (this worker reads {REQUEST_SCHEMA})",
+            req.schema
+        ));
+    }
+    let limits = match ceiling.clamp(&req.limits) {
+        Ok(l) => l,
+        Err(why) => return refused(&why),
+    };
+    let (language, run) = match req.lang.as_str() {
+        "js" => (Language::JavaScript, Run::js(req.source)),
+        "js_module" => (
+            Language::JavaScript,
+            Run::js_module(req.name.clone(), req.source),
+        ),
+        "python" => (Language::Python, Run::python(req.source)),
+        other => return refused(&format!("unknown lang {other:?} (js, js_module or python)")),
+    };
+    let stdin = match req
+        .stdin
+        .as_deref()
+        .map(|s| base64::engine::general_purpose::STANDARD.decode(s))
+    {
+        None => Vec::new(),
+        Some(Ok(b)) => b,
+        Some(Err(e)) => return refused(&format!("stdin is not base64: {e}")),
+    };
+    let outcome = host.language_guest(language).and_then(|guest| {
+        host.interpreter(&guest)
+            .limits(limits)
+            .args(std::iter::once(req.name).chain(req.args))
+            .stdout(OutputMode::Capture)
+            .stderr(OutputMode::Capture)
+            .stdin_bytes(stdin)
+            .build()?
+            .run(run)
+    });
+    match outcome {
+        Ok(r) => to_json(&r),
+        Err(Error::Instantiate(e)) => start_failure_json(&e),
+        Err(e) => failure_json("HostError", "host", &e.to_string(), Value::Null, 1),
+    }
+}
