@@ -50,6 +50,31 @@ fn capacity_gives_backpressure() {
 }
 
 #[test]
+fn a_blocked_sender_finds_room_a_receiver_left_above_half_full() {
+    // Receivers wake blocked senders only once the queue is down to half
+    // its capacity; a sender still finds a slot freed above that mark, even
+    // when nothing is received after it (a blocking send with no deadline).
+    let host = host();
+    let (rx, tx) = host.create_channel(8);
+    for i in 0..8 {
+        tx.send_nowait(format!("m{i}")).unwrap();
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let sender = thread::spawn(move || {
+        tx.send("late").unwrap();
+        done_tx.send(()).unwrap();
+    });
+    assert_eq!(text(rx.recv().unwrap()), "m0");
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(60)).is_ok(),
+        "the blocked send never took the free slot"
+    );
+    sender.join().unwrap();
+    let rest: Vec<String> = (0..8).map(|_| text(rx.recv().unwrap())).collect();
+    assert_eq!(rest, ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "late"]);
+}
+
+#[test]
 fn rendezvous_send_waits_for_a_receiver() {
     let host = host();
     let (rx, tx) = host.create_channel(0);
