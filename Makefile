@@ -93,11 +93,17 @@ $(JS_OUT)/%_js.h: guest/js/%.js
 	@mkdir -p $(JS_OUT)
 	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); n=sys.argv[2]; print("static const unsigned char %s_js[] = {" % n + ",".join(str(b) for b in d + b"\0") + "};\nstatic const unsigned int %s_js_len = %d;" % (n, len(d)))' $< $* > $@
 
-# The guest's C files (the event loop is loop.c and loop.js; the web globals
-# web.c, url.c and sha.c).
-JS_C := guest/js/subinterp_js.c guest/js/loop.c $(WEB_SRCS)
+# The built-in modules (node:fs, node:path, ...), embedded as C arrays.
+NODE_JS := $(sort $(wildcard guest/js/node/*.js))
+$(JS_OUT)/node_modules.h: guest/js/embed_modules.py $(NODE_JS)
+	@mkdir -p $(JS_OUT)
+	$(PYTHON) guest/js/embed_modules.py $@ $(NODE_JS)
 
-$(GUEST_OUT)/js.wasm: $(JS_C) guest/js/js_guest.h guest/include/subinterp.h $(JS_OUT)/prelude.h $(JS_OUT)/loop.h $(QJS_OBJS) $(WEB_DEPS) | $(ZIG)
+# The guest's C files (the event loop is loop.c and loop.js; the web globals
+# web.c, url.c and sha.c; files and module files fs.c and node/*.js).
+JS_C := guest/js/subinterp_js.c guest/js/loop.c $(WEB_SRCS) guest/js/fs.c
+
+$(GUEST_OUT)/js.wasm: $(JS_C) guest/js/js_guest.h guest/js/fs.h guest/include/subinterp.h $(JS_OUT)/prelude.h $(JS_OUT)/loop.h $(JS_OUT)/node_modules.h $(QJS_OBJS) $(WEB_DEPS) | $(ZIG)
 	$(ZIG) cc $(GUEST_CFLAGS) -D_WASI_EMULATED_SIGNAL -I$(JS_OUT) -I"$$(cat $(JS_OUT)/qjs-dir)" \
 	  -I"$$(cat $(JS_OUT)/ada-dir)/deps" $(JS_C) $(QJS_OBJS) $(JS_OUT)/ada.o \
 	  -lc++ -fno-exceptions $(JS_LDFLAGS) -o $@

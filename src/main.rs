@@ -85,6 +85,7 @@ fn script(a: &RunArgs) -> Result<Option<(Language, String)>> {
         .and_then(|e| e.to_str());
     let language = match (a.python, &a.eval, ext) {
         (true, _, _) | (false, None, Some("py")) => Language::Python,
+        _ if a.module => Language::JavaScript,
         (false, Some(_), _) | (false, None, Some("js" | "mjs")) => Language::JavaScript,
         _ => return Ok(None),
     };
@@ -181,6 +182,10 @@ fn interpreter(
     for d in &a.dirs {
         b = b.dir(&d.host, &d.guest, d.read_only);
     }
+    // A module file's imports come from its folder, read-only.
+    if let Some(folder) = module_folder(a) {
+        b = b.modules(folder);
+    }
     for (k, v) in &a.env {
         b = b.env(k, v);
     }
@@ -211,10 +216,17 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let result = match script {
         Some((Language::Python, src)) => interp.run(Run::python(src))?,
-        // An ES module file (.mjs, or --module): imports, top-level await.
-        Some((_, src)) if a.eval.is_none() && is_module(&a) => {
-            let name = a.file.as_ref().map(|f| f.to_string_lossy().into_owned());
-            interp.run(Run::js_module(name.unwrap_or_default(), src))?
+        // An ES module file (.mjs, or --module): imports from its folder,
+        // top-level await; it is named by its canonical path.
+        Some((_, src)) if is_module(&a) => {
+            let name = match (&a.eval, &a.file) {
+                (None, Some(f)) => std::fs::canonicalize(f)
+                    .with_context(|| format!("reading {}", f.display()))?
+                    .to_string_lossy()
+                    .into_owned(),
+                _ => "-e".to_string(),
+            };
+            interp.run(Run::js_module(name, src))?
         }
         Some((_, src)) => interp.run(Run::js(src))?,
         None => interp.run(Run::start())?,
@@ -223,12 +235,24 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(exit_code(&result)))
 }
 
-/// Whether the JavaScript file runs as an ES module: `.mjs`.
+/// Whether the JavaScript runs as an ES module: `--module`, or a `.mjs` file.
 pub(crate) fn is_module(a: &RunArgs) -> bool {
-    a.file
-        .as_ref()
-        .and_then(|f| f.extension())
-        .is_some_and(|e| e == "mjs")
+    a.module
+        || (a.eval.is_none()
+            && a.file
+                .as_ref()
+                .and_then(|f| f.extension())
+                .is_some_and(|e| e == "mjs"))
+}
+
+/// The folder of the ES module file being run, granted to its imports.
+fn module_folder(a: &RunArgs) -> Option<std::path::PathBuf> {
+    if a.eval.is_some() || a.python || !is_module(a) {
+        return None;
+    }
+    // The folder of the file itself, when FILE is a symlink.
+    let file = std::fs::canonicalize(a.file.as_ref()?).ok()?;
+    file.parent().map(|p| p.to_path_buf())
 }
 
 /// Prints a run's result: as JSON, or (its output having gone to the

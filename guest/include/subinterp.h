@@ -90,6 +90,19 @@ SI_IMPORT("send_handle") int32_t si_send_handle(int32_t end, int32_t handle, int
  * (no message is taken then), SI_ERR_BAD_HANDLE, SI_ERR_WRONG_KIND. */
 SI_IMPORT("recv") int32_t si_recv(int32_t end, int64_t timeout_us);
 
+/* si_recv and the kind of what was received, in one call: on success
+ * ((int64_t)kind << 32) | handle, where kind is SI_KIND_VIEW, SI_KIND_RECV or
+ * SI_KIND_SEND and handle (the low 32 bits) is created, as si_recv's; on
+ * failure the negative SI_ERR_* code si_recv would return (so the result is
+ * negative exactly when it failed). See si_recv_split. */
+SI_IMPORT("recv_kind") int64_t si_recv_kind(int32_t end, int64_t timeout_us);
+
+/* The handle of a successful si_recv_kind result, and its kind into *kind. */
+static inline int32_t si_recv_split(int64_t r, int32_t *kind) {
+    *kind = (int32_t)(r >> 32);
+    return (int32_t)(r & 0x7fffffff);
+}
+
 /* SI_KIND_VIEW, SI_KIND_RECV or SI_KIND_SEND for a live handle (borrowed),
  * else SI_ERR_BAD_HANDLE. */
 SI_IMPORT("handle_kind") int32_t si_handle_kind(int32_t handle);
@@ -194,7 +207,10 @@ SI_IMPORT("interp_create") int64_t si_interp_create(const char *opts, uint32_t l
 /* Run `src` (UTF-8 JavaScript) in child `id`, blocking until it ends (or
  * this run's own deadline). `bindings` is UTF-8 JSON {"name": handle, ...}
  * of this interpreter's channel ends (borrowed) that the child sees as
- * `channels.name`. Returns a created view holding the result JSON
+ * `channels.name`; the key "$module" is not a channel: its string value
+ * makes `src` an ES module of that name (a JavaScript child: its imports
+ * resolve from that name through the module folder it inherited; a Python
+ * child: SI_ERR_INVALID). Returns a created view holding the result JSON
  * {"completed": bool, "error": null | {"type", "kind", "message", "stack"}}, or
  * SI_ERR_NOT_FOUND (not a live child of this interpreter), SI_ERR_INVALID
  * (bad UTF-8 or JSON), SI_ERR_BUSY, SI_ERR_BAD_HANDLE,

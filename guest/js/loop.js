@@ -164,35 +164,47 @@
   // A promise for an operation that `attempt` (which settles it and returns
   // true, or returns false to be tried again) may not finish at once;
   // {timeout: ms} rejects it with TimeoutError.
+  // Running out of memory is thrown, never turned into a rejection: a
+  // script flooding async operations must end at its memory limit, not run
+  // on to its deadline with every failure unobserved.
+  const outOfMemory = (e) => e instanceof InternalError && e.message === "out of memory";
+
+  // The work is done outside the Promise's executor, so that running out of
+  // memory while queueing the waiter is thrown to the caller (and ends a
+  // script that floods waiters) instead of becoming a rejection nobody sees.
   function waitFor(end, len, opts, what, attempt) {
-    return new Promise((resolve, reject) => {
-      let timer = 0;
-      const w = {
-        end, len,
-        attempt() {
-          try {
-            if (!attempt(resolve)) return false;
-          } catch (e) {
-            reject(e);
-          }
-          if (timer) clear(timer);
-          return true;
-        },
-      };
-      if (w.attempt()) return;
-      if (opts !== undefined && opts !== null && opts.timeout !== undefined) {
-        const ms = Number(opts.timeout);
-        if (!(ms >= 0)) throw new TypeError("timeout must be a number of milliseconds >= 0");
-        timer = schedule(() => {
-          const i = waiters.indexOf(w);
-          if (i >= 0) waiters.splice(i, 1);
-          sync();
-          reject(new TimeoutError(`${what}: timed out`));
-        }, ms, [], false, what);
+    let resolve, reject;
+    const p = new Promise((res, rej) => { resolve = res; reject = rej; });
+    let timer = 0;
+    const w = {
+      end, len,
+      attempt() {
+        try {
+          if (!attempt(resolve)) return false;
+        } catch (e) {
+          reject(e);
+        }
+        if (timer) clear(timer);
+        return true;
+      },
+    };
+    if (w.attempt()) return p;
+    if (opts !== undefined && opts !== null && opts.timeout !== undefined) {
+      const ms = Number(opts.timeout);
+      if (!(ms >= 0)) {
+        reject(new TypeError("timeout must be a number of milliseconds >= 0"));
+        return p;
       }
-      waiters.push(w);
-      sync();
-    });
+      timer = schedule(() => {
+        const i = waiters.indexOf(w);
+        if (i >= 0) waiters.splice(i, 1);
+        sync();
+        reject(new TimeoutError(`${what}: timed out`));
+      }, ms, [], false, what);
+    }
+    waiters.push(w);
+    sync();
+    return p;
   }
 
   const NOTHING = Symbol("nothing");
@@ -205,6 +217,7 @@
     try {
       end = handleOf(this, "recvAsync");
     } catch (e) {
+      if (outOfMemory(e)) throw e;
       return Promise.reject(e);
     }
     return waitFor(end, 0, opts, "recvAsync", (resolve) => {
@@ -233,6 +246,7 @@
       if (this.sendNowait(data)) return Promise.resolve();
       copy = held(data);
     } catch (e) {
+      if (outOfMemory(e)) throw e;
       return Promise.reject(e);
     }
     const len = copy instanceof Uint8Array || copy instanceof View ? copy.length : 0;

@@ -235,11 +235,14 @@
     return r;
   }
 
-  function bindings(opts) {
+  // `module`: the run is that ES module (its name; not a channel).
+  function bindings(opts, module) {
     const out = {};
     const chans = opts && opts.channels;
+    if (module !== undefined) out.$module = module;
     if (chans) {
       for (const name of Object.keys(chans)) {
+        if (name === "$module") throw new TypeError("channels.$module: the name is reserved");
         const end = chans[name];
         if (!(end instanceof RecvChannel || end instanceof SendChannel)) {
           throw new TypeError(`channels.${name} must be a channel end`);
@@ -322,6 +325,24 @@
     start(source, opts) {
       const r = si.interpRun(this.id, String(source), bindings(opts), true);
       if (typeof r === "number") interpFail(r, "start", this.id);
+      return new Job(r);
+    }
+    /** Runs the ES module file `path` (in the module folder; a relative
+     *  path is from the main module's folder) in this JS interpreter, which
+     *  resolves its imports from there; returns {completed, error}. */
+    runModule(path, opts) {
+      if (this.lang !== "js") throw new TypeError("runModule: ES modules run in JavaScript interpreters");
+      const [name, src] = si.readModule(String(path));
+      const r = si.interpRun(this.id, src, bindings(opts, name), false);
+      if (typeof r === "number") interpFail(r, "runModule", this.id);
+      return makeResult(r);
+    }
+    /** As runModule, on the interpreter's own thread; join() the job. */
+    startModule(path, opts) {
+      if (this.lang !== "js") throw new TypeError("startModule: ES modules run in JavaScript interpreters");
+      const [name, src] = si.readModule(String(path));
+      const r = si.interpRun(this.id, src, bindings(opts, name), true);
+      if (typeof r === "number") interpFail(r, "startModule", this.id);
       return new Job(r);
     }
     toString() { return `[Interpreter ${this.id}]`; }

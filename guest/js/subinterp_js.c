@@ -46,6 +46,7 @@
 #include "subinterp.h"
 #include "js_guest.h"
 #include "prelude.h" /* generated from prelude.js: prelude_js[], prelude_js_len */
+#include "fs.h"      /* files, module files and the node:* modules */
 #include "web.h"     /* the web-standard globals and console (web.c) */
 
 #define EXPORT(name) __attribute__((export_name(name)))
@@ -838,17 +839,6 @@ static void rejection_tracker(JSContext *c, JSValueConst promise, JSValueConst r
     }
 }
 
-/* There is no module loader: a module can import only modules already
- * evaluated in this interpreter (found by name before the loader is asked). */
-static JSModuleDef *module_loader(JSContext *c, const char *name, void *opaque) {
-    (void)opaque;
-    JS_ThrowReferenceError(c,
-                           "cannot import '%s': only modules evaluated earlier in this "
-                           "interpreter can be imported",
-                           name);
-    return NULL;
-}
-
 /* QuickJS asks this every few thousand operations: stop cleanly (an
  * uncatchable error that unwinds the JS stack) once the host says the run's
  * deadline passed or the interpreter is closing. */
@@ -909,7 +899,6 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
     if (!rt) return -1;
     JS_SetHostPromiseRejectionTracker(rt, rejection_tracker, NULL);
     JS_SetInterruptHandler(rt, interrupt_handler, NULL);
-    JS_SetModuleLoaderFunc(rt, NULL, module_loader, NULL);
     /* The C stack lives in linear memory (1 MiB, see the Makefile); stop JS
      * recursion with a RangeError well before it or the host's wasm stack
      * runs out. */
@@ -921,6 +910,7 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
     JSValue global = JS_GetGlobalObject(ctx);
     JSValue si = JS_NewObject(ctx);
     JS_SetPropertyFunctionList(ctx, si, si_funcs, sizeof si_funcs / sizeof si_funcs[0]);
+    si_fs_add_natives(ctx, si);
     JS_SetPropertyStr(ctx, global, "__si", JS_DupValue(ctx, si));
     JS_FreeValue(ctx, global);
     JSValue r = JS_Eval(ctx, (const char *)prelude_js, prelude_js_len, "<prelude>", JS_EVAL_TYPE_GLOBAL);
@@ -946,6 +936,10 @@ EXPORT("si_js_setup") int32_t si_js_setup(void) {
     if (si_js_loop_setup(ctx, internals)) {
         report_exception("InternalError");
         return -6;
+    }
+    if (si_node_setup(ctx)) {
+        report_exception("InternalError");
+        return -7;
     }
     /* Collect the set-up's garbage now, and put the next cycle collection a
      * megabyte of allocations away: a collection walks (and writes to) every

@@ -119,9 +119,21 @@ static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     return (PyObject *)self;
 }
 
+/* Views freed lately, for the next ones to reuse (a receive loop makes and
+ * frees one per message; the list saves an allocation and a free each). */
+#define VIEW_FREELIST 8
+static PyObject *view_freelist[VIEW_FREELIST];
+static int view_free_count;
+
 /* A new object of `type` (Handle or a subtype) owning `h` (unless
  * borrowed); on failure `h` is released (unless borrowed). */
 static PyObject *handle_make(PyTypeObject *type, int32_t h, int borrowed) {
+    if (type == &ViewType && view_free_count > 0) {
+        HandleObject *self = (HandleObject *)PyObject_Init(view_freelist[--view_free_count], type);
+        self->h = h;
+        self->borrowed = borrowed;
+        return (PyObject *)self;
+    }
     HandleObject *self = (HandleObject *)type->tp_alloc(type, 0);
     if (!self) {
         if (!borrowed) si_release(h);
@@ -139,6 +151,10 @@ static void handle_dealloc(PyObject *op) {
      * drops the instance's reference to its type. */
     if (self->h > 0 && !self->borrowed) si_release(self->h);
     self->h = 0;
+    if (type == &ViewType && view_free_count < VIEW_FREELIST) {
+        view_freelist[view_free_count++] = op;
+        return;
+    }
     type->tp_free(op);
 }
 
@@ -352,6 +368,11 @@ typedef struct {
 
 static int get_data(PyObject *obj, Data *d) {
     d->has_buf = 0;
+    if (PyBytes_CheckExact(obj)) { /* the common case, without a buffer export */
+        d->p = PyBytes_AS_STRING(obj);
+        d->len = PyBytes_GET_SIZE(obj);
+        return 0;
+    }
     if (PyUnicode_Check(obj)) {
         d->p = PyUnicode_AsUTF8AndSize(obj, &d->len);
         return d->p ? 0 : -1;
@@ -418,6 +439,14 @@ static PyObject *m_recv(PyObject *self, PyObject *args) {
     long long timeout = SI_BLOCK;
     if (!PyArg_ParseTuple(args, "i|L:recv", &end, &timeout)) return NULL;
     return PyLong_FromLong(si_recv(end, timeout));
+}
+
+static PyObject *m_recv_kind(PyObject *self, PyObject *args) {
+    (void)self;
+    int end;
+    long long timeout = SI_BLOCK;
+    if (!PyArg_ParseTuple(args, "i|L:recv_kind", &end, &timeout)) return NULL;
+    return PyLong_FromLongLong(si_recv_kind(end, timeout));
 }
 
 /* One int argument, an int32 result. */
@@ -562,8 +591,8 @@ static PyObject *m_main_id(PyObject *self, PyObject *unused) {
 
 /* ---- channel ends ------------------------------------------------------------
  * RecvChannel and SendChannel are Handles whose methods are here in C: a
- * message is one ABI call to send and three to receive (recv, handle_kind,
- * and the view's release), with no Python frame in between. */
+ * message is one ABI call to send and two to receive (recv_kind, and the
+ * view's release), with no Python frame in between. */
 
 static PyTypeObject RecvChannelType, SendChannelType;
 
@@ -587,10 +616,9 @@ static int timeout_micros(PyObject *timeout, const char *what, long long *out) {
     return 0;
 }
 
-/* A received or looked-up handle as the object of its kind: a View, a
- * RecvChannel or a SendChannel. */
-static PyObject *wrap_handle(int32_t h, int borrowed) {
-    int32_t kind = si_handle_kind(h);
+/* Handle `h` of kind `kind` (SI_KIND_*) as the object of its kind: a View,
+ * a RecvChannel or a SendChannel. */
+static PyObject *wrap_kind(int32_t h, int32_t kind, int borrowed) {
     PyTypeObject *type = kind == SI_KIND_VIEW   ? &ViewType
                          : kind == SI_KIND_RECV ? &RecvChannelType
                          : kind == SI_KIND_SEND ? &SendChannelType
@@ -601,6 +629,16 @@ static PyObject *wrap_handle(int32_t h, int borrowed) {
         return NULL;
     }
     return handle_make(type, h, borrowed);
+}
+
+/* A looked-up handle as the object of its kind (see wrap_kind). */
+static PyObject *wrap_handle(int32_t h, int borrowed) { return wrap_kind(h, si_handle_kind(h), borrowed); }
+
+/* The object for a successful si_recv_kind result `r`. */
+static PyObject *wrap_received(int64_t r) {
+    int32_t kind;
+    int32_t h = si_recv_split(r, &kind);
+    return wrap_kind(h, kind, 0);
 }
 
 /* Optional arguments `names` (positional or by keyword) of a fastcall
@@ -641,18 +679,18 @@ static PyObject *recv_recv(PyObject *op, PyObject *const *args, Py_ssize_t nargs
     if (parse_args(args, nargs, kwnames, 0, timeout_name, 1, &timeout, "recv") < 0 ||
         timeout_micros(timeout, "recv", &t) < 0)
         return NULL;
-    int32_t r = si_recv(((HandleObject *)op)->h, t);
-    return r < 0 ? raise_code(r, "recv", t > 0) : wrap_handle(r, 0);
+    int64_t r = si_recv_kind(((HandleObject *)op)->h, t);
+    return r < 0 ? raise_code((int32_t)r, "recv", t > 0) : wrap_received(r);
 }
 
 static PyObject *recv_recv_nowait(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     static const char *const names[] = {"default"};
     PyObject *dflt;
     if (parse_args(args, nargs, kwnames, 0, names, 1, &dflt, "recv_nowait") < 0) return NULL;
-    int32_t r = si_recv(((HandleObject *)op)->h, SI_NOWAIT);
-    if (r > 0) return wrap_handle(r, 0);
+    int64_t r = si_recv_kind(((HandleObject *)op)->h, SI_NOWAIT);
+    if (r > 0) return wrap_received(r);
     if (r == SI_ERR_EMPTY && dflt) return Py_NewRef(dflt);
-    return raise_code(r, "recv_nowait", 0);
+    return raise_code((int32_t)r, "recv_nowait", 0);
 }
 
 /* Sends `obj` on `end`: a Handle (view or channel end) without a copy,
@@ -810,6 +848,8 @@ static PyMethodDef subinterp_methods[] = {
     {"send", VARARGS(m_send), "send(end, data, timeout_us=-1) -> 0 or a code; data: bytes-like or str (UTF-8)."},
     {"send_handle", VARARGS(m_send_handle), "send_handle(end, handle, timeout_us=-1) -> 0 or a code; no copy."},
     {"recv", VARARGS(m_recv), "recv(end, timeout_us=-1) -> a created handle or a code."},
+    {"recv_kind", VARARGS(m_recv_kind),
+     "recv_kind(end, timeout_us=-1) -> (kind << 32) | a created handle, or a code."},
     {"handle_kind", m_handle_kind, METH_O, "handle_kind(h) -> 1 view, 2 recv, 3 send, 4 job, or a code."},
     {"view_len", m_view_len, METH_O, "view_len(view) -> its length or a code."},
     {"view_read", VARARGS(m_view_read), "view_read(view, offset=0, length=-1) -> bytes or a code."},

@@ -1,7 +1,7 @@
 //! Guest ABI v1, part one: the channel imports (look up, send, forward,
-//! receive, views, release, close, create). Each documents its parameters,
-//! result and whether a handle is borrowed, consumed or created; the same
-//! text is in `guest/include/subinterp.h`.
+//! receive, with or without the kind, views, release, close, create). Each
+//! documents its parameters, result and whether a handle is borrowed,
+//! consumed or created; the same text is in `guest/include/subinterp.h`.
 
 use super::*;
 
@@ -119,14 +119,30 @@ pub(super) fn send_handle(cx: Cx<'_>, end: i32, handle: i32, timeout_us: i64) ->
 
 /// `recv(end, timeout_us) -> handle`: receives the oldest message; creates a
 /// handle (a view or a channel end) the guest must release.
-pub(super) fn recv(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
+pub(super) fn recv(cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
+    Ok(flat(take(cx, end, timeout_us)?.map(|(h, _)| h)))
+}
+
+/// `recv_kind(end, timeout_us) -> (kind << 32) | handle`: `recv`, and the
+/// created handle's `KIND_*` in the upper 32 bits of the result (one call
+/// where `recv` and `handle_kind` were two); a negative `ERR_*` code (as
+/// `recv`'s) on failure.
+pub(super) fn recv_kind(cx: Cx<'_>, end: i32, timeout_us: i64) -> wasmtime::Result<i64> {
+    Ok(match take(cx, end, timeout_us)? {
+        Ok((h, kind)) => (i64::from(kind) << 32) | i64::from(h),
+        Err(code) => i64::from(code),
+    })
+}
+
+/// Receives the oldest message on `end` into a new handle: (handle, kind).
+fn take(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> wasmtime::Result<Result<(i32, i32), i32>> {
     if let Err(e) = receiver(cx.data(), end) {
-        return Ok(e);
+        return Ok(Err(e));
     }
     // Refuse before taking a message, so nothing is lost: the handle the
     // message will need is reserved first.
     if let Err(e) = cx.data_mut().handles.reserve(1) {
-        return Ok(bad(e));
+        return Ok(Err(bad(e)));
     }
     let received = match receiver(cx.data(), end) {
         Ok(core) => waiting(&cx, timeout_us, |w| core.recv(w).map_err(recv_fail)),
@@ -136,7 +152,7 @@ pub(super) fn recv(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
         Ok(Ok(m)) => m,
         Ok(Err(code)) => {
             cx.data_mut().handles.unreserve(1);
-            return Ok(code);
+            return Ok(Err(code));
         }
         Err(stop) => {
             cx.data_mut().handles.unreserve(1);
@@ -145,23 +161,26 @@ pub(super) fn recv(mut cx: Cx<'_>, end: i32, timeout_us: i64) -> Ret {
     };
     // A view the tree holds counts against its memory too (as well as
     // against the sender's, which pays for the buffer while it exists).
-    let (entry, charge) = match msg {
+    let (entry, kind, charge) = match msg {
         Message::View(v) => match cx.data().lineage.tenant.charge(v.len()) {
-            Some(c) => (Entry::View(v), Some(c)),
+            Some(c) => (Entry::View(v), KIND_VIEW, Some(c)),
             None => {
                 if let Ok(core) = receiver(cx.data(), end) {
                     core.requeue_front(Message::View(v));
                 }
                 cx.data_mut().handles.unreserve(1);
-                return Ok(ERR_LIMIT);
+                return Ok(Err(ERR_LIMIT));
             }
         },
-        Message::Recv(r) => (Entry::Recv(r), None),
-        Message::Send(s) => (Entry::Send(s), None),
+        Message::Recv(r) => (Entry::Recv(r), KIND_RECV, None),
+        Message::Send(s) => (Entry::Send(s), KIND_SEND, None),
     };
     Tally::add(&cx.data().tally.received, 1);
     let handles = &mut cx.data_mut().handles;
-    Ok(flat(handles.insert_charged(entry, charge).map_err(bad)))
+    Ok(handles
+        .insert_charged(entry, charge)
+        .map(|h| (h, kind))
+        .map_err(bad))
 }
 
 /// `handle_kind(handle) -> KIND_*`. `handle` is borrowed.

@@ -178,6 +178,10 @@ fn id_of(id: i64) -> Result<u64, i32> {
     u64::try_from(id).map_err(|_| ERR_NOT_FOUND)
 }
 
+/// The key of `interp_run`'s bindings that names the source as an ES
+/// module (JavaScript) instead of binding a channel end.
+const MODULE_KEY: &str = "$module";
+
 /// Builds the child's run: the source and the ends bound by name. Returns
 /// the child's id, the run, and the child's own fuel budget.
 fn child_run(
@@ -197,7 +201,13 @@ fn child_run(
         serde_json::from_str(&bindings).map_err(|_| ERR_INVALID)?
     };
     let mut channels = Vec::with_capacity(map.len());
+    let mut module = None;
     for (name, h) in map {
+        // Not a channel: the name of the ES module the source is.
+        if name == MODULE_KEY {
+            module = Some(h.as_str().ok_or(ERR_INVALID)?.to_string());
+            continue;
+        }
         let h = h
             .as_i64()
             .and_then(|h| i32::try_from(h).ok())
@@ -211,6 +221,7 @@ fn child_run(
     }
     let run = ChildRun {
         source,
+        module,
         channels,
         deadline_cap: state.deadline.map(|(at, _)| at),
         fuel: None,

@@ -70,7 +70,7 @@ pub const ERR_BUSY: i32 = -13;
 /// A host function failed (`subinterp_host_v1.call`); its message is a view.
 pub const ERR_HOST: i32 = -14;
 
-/// `handle_kind` result: a view.
+/// `handle_kind` result (and `recv_kind`'s upper 32 bits): a view.
 pub const KIND_VIEW: i32 = 1;
 /// `handle_kind` result: a receiving end.
 pub const KIND_RECV: i32 = 2;
@@ -115,6 +115,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     l.func_wrap(MODULE, "send", send)?;
     l.func_wrap(MODULE, "send_handle", send_handle)?;
     l.func_wrap(MODULE, "recv", recv)?;
+    l.func_wrap(MODULE, "recv_kind", recv_kind)?;
     l.func_wrap(MODULE, "handle_kind", handle_kind)?;
     l.func_wrap(MODULE, "view_len", view_len)?;
     l.func_wrap(MODULE, "view_read", view_read)?;

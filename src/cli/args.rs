@@ -102,6 +102,10 @@ pub(crate) struct RunArgs {
     /// Python: the -e source, or FILE whatever its extension, is Python.
     #[arg(long)]
     pub(crate) python: bool,
+    /// JavaScript: the -e source, or FILE whatever its extension, is an ES module (as .mjs
+    /// files are). A module file's folder is granted read-only to its imports (not to fs).
+    #[arg(long, conflicts_with = "python")]
+    pub(crate) module: bool,
     /// The module (.wasm, .wat) or script (.js, .mjs, .py) to run.
     #[arg(required_unless_present = "eval")]
     pub(crate) file: Option<std::path::PathBuf>,

@@ -3,7 +3,9 @@
 
 use wasmtime_wasi::p1::WasiP1Ctx;
 
+use super::source::set_module_root;
 use super::*;
+use crate::error::BoxError;
 
 /// Options for a new interpreter; from [`Host::interpreter`](crate::Host::interpreter).
 pub struct InterpreterBuilder<'h> {
@@ -19,7 +21,17 @@ pub struct InterpreterBuilder<'h> {
     dirs: Vec<(std::path::PathBuf, String, bool)>,
     child_of: Option<Parent>,
     allowed: std::collections::BTreeSet<String>,
+    modules: Option<std::path::PathBuf>,
     init: Option<Run>,
+}
+
+/// A JavaScript interpreter's module folder: the canonical host directory,
+/// its guest path (the same path), and whether a directory grant of the
+/// same guest path gives it to the script's files as well.
+struct ModuleRoot {
+    host: Arc<std::path::PathBuf>,
+    guest: String,
+    shared: bool,
 }
 
 impl std::fmt::Debug for InterpreterBuilder<'_> {
@@ -49,8 +61,26 @@ impl<'h> InterpreterBuilder<'h> {
             dirs: Vec::new(),
             child_of: None,
             allowed: std::collections::BTreeSet::new(),
+            modules: None,
             init: None,
         }
+    }
+
+    /// Gives a JavaScript interpreter the module folder `dir`: `import` of
+    /// a relative or absolute path (from a module, or `import()` from a
+    /// script) loads that `.js`, `.mjs` or `.cjs` file from `dir` or below,
+    /// read-only. The folder appears in the guest at its canonical host
+    /// path (run the main module as [`Run::js_module`] named by its
+    /// canonical path, or with [`Run::js_module_file`]); imports cannot
+    /// leave it, by `..`, an absolute path or a symlink. It is not one of
+    /// the script's files: `node:fs` cannot read it unless [`dir`](Self::dir)
+    /// grants it too under the same guest path. The interpreters the script
+    /// creates get the same folder. None by default; ignored for other
+    /// guests.
+    #[must_use]
+    pub fn modules(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.modules = Some(dir.into());
+        self
     }
 
     /// A run made when the interpreter is built (a plugin's own source, say,
@@ -184,6 +214,8 @@ impl<'h> InterpreterBuilder<'h> {
                 Arc::new(std::mem::take(&mut self.allowed))
             }
         };
+        // Before child_of is taken: a child's comes from its creator.
+        let modules = self.module_root()?;
         let id = self.host.next_id();
         let shared = Arc::new(Shared::default());
         let cap = self.child_of.as_ref().and_then(|c| c.deadline_cap);
@@ -206,10 +238,14 @@ impl<'h> InterpreterBuilder<'h> {
         let ancestors = lineage.ancestors.clone();
         let mut lineage = lineage;
         lineage.budgets.insert(0, Tree::new(&self.limits));
-        let wasi = self.wasi_ctx(&stdout, &stderr)?;
+        let wasi = self.wasi_ctx(&stdout, &stderr, modules.as_ref())?;
         let mut state = self.store_data(id, wasi, &shared, lineage, cap, (&stdout, &stderr));
         state.grants = grants;
-        let live = instantiate(self.host, &self.guest, state, &self.limits, fuel)?;
+        state.modules = modules.as_ref().map(|m| m.host.clone());
+        let mut live = instantiate(self.host, &self.guest, state, &self.limits, fuel)?;
+        if let Some(m) = &modules {
+            set_module_root(&mut live, &m.guest, m.shared).map_err(init_error)?;
+        }
         let inner = Arc::new(InterpInner {
             id,
             host: Arc::downgrade(self.host),
@@ -231,9 +267,53 @@ impl<'h> InterpreterBuilder<'h> {
         Ok(interp)
     }
 
+    /// The module folder of a JavaScript interpreter: its own, or its
+    /// creator's (a child has no other).
+    fn module_root(&self) -> Result<Option<ModuleRoot>, Error> {
+        if self.guest.language() != Some(crate::language::Language::JavaScript) {
+            return Ok(None);
+        }
+        let host = match (&self.child_of, &self.modules) {
+            (Some(c), _) => match &c.modules {
+                Some(m) => m.clone(),
+                None => return Ok(None),
+            },
+            (None, Some(dir)) => {
+                let grant = |source: BoxError| Error::Grant {
+                    dir: dir.clone(),
+                    source,
+                };
+                let canon = std::fs::canonicalize(dir).map_err(|e| grant(e.into()))?;
+                if !canon.is_dir() {
+                    return Err(grant("not a directory".into()));
+                }
+                Arc::new(canon)
+            }
+            (None, None) => return Ok(None),
+        };
+        let Some(guest) = host.to_str().map(str::to_string) else {
+            return Err(Error::Grant {
+                dir: host.to_path_buf(),
+                source: "a module folder's path must be UTF-8".into(),
+            });
+        };
+        let shared = self.dirs.iter().any(|(_, g, _)| same_guest_path(g, &guest));
+        Ok(Some(ModuleRoot {
+            host,
+            guest,
+            shared,
+        }))
+    }
+
     /// The guest's WASI context: its output streams, argv, environment,
-    /// stdin and directory grants.
-    fn wasi_ctx(&self, stdout: &Sink, stderr: &Sink) -> Result<WasiP1Ctx, Error> {
+    /// stdin and directory grants (and the module folder, read-only, unless
+    /// a grant of the same guest path stands for it).
+    fn wasi_ctx(
+        &self,
+        stdout: &Sink,
+        stderr: &Sink,
+        modules: Option<&ModuleRoot>,
+    ) -> Result<WasiP1Ctx, Error> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -243,6 +323,13 @@ impl<'h> InterpreterBuilder<'h> {
             wasi.inherit_stdin();
         } else if let Some(bytes) = &self.stdin {
             wasi.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(bytes.clone()));
+        }
+        if let Some(m) = modules.filter(|m| !m.shared) {
+            wasi.preopened_dir(&*m.host, &m.guest, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| Error::Grant {
+                    dir: m.host.to_path_buf(),
+                    source: e.into(),
+                })?;
         }
         for (host_dir, guest_dir, read_only) in &self.dirs {
             let perms = if *read_only {
@@ -304,6 +391,7 @@ impl<'h> InterpreterBuilder<'h> {
             output: None,
             host_fns: self.host.settings.host_fns.clone(),
             grants: Default::default(),
+            modules: None,
             last_fn: None,
         }
     }
@@ -402,4 +490,11 @@ pub(super) fn deadline_from(limits: &Limits, cap: Option<Instant>) -> Option<(In
         (None, Some(c)) => Some((c, c.saturating_duration_since(now))),
         (own, _) => own,
     }
+}
+
+/// Whether two guest paths name the same preopen, as wasi-libc matches them
+/// (without leading or trailing slashes).
+fn same_guest_path(a: &str, b: &str) -> bool {
+    let trim = |s: &str| s.trim_matches('/').to_string();
+    trim(a) == trim(b)
 }

@@ -93,9 +93,11 @@ impl Family for Kin {
     fn start(&mut self, id: u64, run: ChildRun) -> Result<Arc<ChildJob>, FamilyError> {
         let target = self.child(id)?.clone();
         let fuel = run.fuel;
-        let source = match target.language() {
-            Some(Language::Python) => Run::python(run.source),
-            _ => Run::js(run.source),
+        let source = match (target.language(), run.module) {
+            (Some(Language::Python), None) => Run::python(run.source),
+            (Some(Language::Python), Some(_)) => return Err(FamilyError::Invalid),
+            (_, Some(name)) => Run::js_module(name, run.source),
+            (_, None) => Run::js(run.source),
         };
         let mut job = source.deadline_cap(run.deadline_cap).fuel(fuel);
         for (name, end) in run.channels {

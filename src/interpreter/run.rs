@@ -118,10 +118,29 @@ impl Run {
     /// Evaluate JavaScript source as an ES module named `name` (top-level
     /// `await`, `import`/`export`). It can import, by name, the modules
     /// evaluated earlier in the same interpreter (`import { f } from
-    /// "./util.js"` finds a module run as `"util.js"`); there is no loader
-    /// for anything else.
+    /// "./util.js"` finds a module run as `"util.js"`) and the built-in
+    /// `node:fs`, `node:fs/promises`, `node:path` and `node:buffer`; in an
+    /// interpreter with a module folder
+    /// ([`InterpreterBuilder::modules`](crate::InterpreterBuilder::modules)),
+    /// a module named by its absolute path imports files relative to it.
     pub fn js_module(name: impl Into<String>, source: impl Into<String>) -> Self {
         Run::source(Language::JavaScript, Some(name.into()), source.into())
+    }
+
+    /// The ES module file `path`, read now and named by its canonical path,
+    /// so that its imports resolve from its folder (give the interpreter
+    /// that folder, or one above it, with
+    /// [`InterpreterBuilder::modules`](crate::InterpreterBuilder::modules)).
+    ///
+    /// # Errors
+    /// The file cannot be read, or its path or text is not UTF-8.
+    pub fn js_module_file(path: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
+        let canon = std::fs::canonicalize(path)?;
+        let source = std::fs::read_to_string(&canon)?;
+        let name = canon.to_str().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "the path is not UTF-8")
+        })?;
+        Ok(Run::js_module(name, source))
     }
 
     /// Ends the run no later than `at`, whatever the interpreter's timeout.

@@ -287,3 +287,28 @@ fn failure(language: Language, state: &mut StoreData, limits: &Limits) -> GuestE
     }
     e
 }
+
+/// Tells a JavaScript guest its module folder (`si_js_module_root`): the
+/// folder's guest path, and whether the script's files may use it too.
+pub(super) fn set_module_root(live: &mut Live, guest: &str, shared: bool) -> wasmtime::Result<()> {
+    let fns = live
+        .source
+        .as_ref()
+        .ok_or_else(|| wasmtime::format_err!("a module folder is for a language guest"))?;
+    let (memory, alloc) = (fns.memory, fns.alloc.clone());
+    let set: TypedFunc<(i32, i32, i32), i32> = live
+        .instance
+        .get_typed_func(&mut live.store, "si_js_module_root")?;
+    let stop = live.store.data().stopper();
+    let len = i32::try_from(guest.len())?;
+    let ptr = stop.drive(alloc.call_async(&mut live.store, len))?;
+    if ptr == 0 {
+        wasmtime::bail!("out of memory for the module folder's name");
+    }
+    memory.write(&mut live.store, ptr as u32 as usize, guest.as_bytes())?;
+    let code = stop.drive(set.call_async(&mut live.store, (ptr, len, i32::from(shared))))?;
+    if code != 0 {
+        wasmtime::bail!("the JavaScript guest refused its module folder ({code})");
+    }
+    Ok(())
+}

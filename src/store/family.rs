@@ -40,12 +40,16 @@ pub(crate) struct Parent {
     pub(crate) fuel: Option<u64>,
     /// The host functions the creator may call: all its child may have.
     pub(crate) grants: crate::hostfn::Grants,
+    /// The creator's JavaScript module folder, if it has one.
+    pub(crate) modules: Option<Arc<std::path::PathBuf>>,
 }
 
 /// A run a guest asks of one of its children.
 pub(crate) struct ChildRun {
-    /// Source in the child's language, run as a script (`__main__`).
+    /// Source in the child's language, run as a script (`__main__`), or
+    /// as the JavaScript module named `module`.
     pub(crate) source: String,
+    pub(crate) module: Option<String>,
     /// The channel ends it binds by name, from the caller's handles.
     pub(crate) channels: Vec<(String, ChannelEnd)>,
     /// The caller's deadline: the child's run ends by then.

@@ -148,6 +148,9 @@ pub(crate) struct StoreData {
     /// The host's functions, and the names of those this interpreter may call.
     pub(crate) host_fns: Arc<HostFns>,
     pub(crate) grants: Grants,
+    /// The JavaScript module folder (canonical), granted read-only to
+    /// imports; the children this interpreter creates get it too.
+    pub(crate) modules: Option<Arc<std::path::PathBuf>>,
     /// The granted function this guest called last (most guests call one
     /// function many times): found again without a lookup.
     pub(crate) last_fn: Option<HostFn>,
@@ -242,6 +245,7 @@ impl StoreData {
             deadline_cap: self.deadline.map(|(at, _)| at),
             fuel,
             grants: self.grants.clone(),
+            modules: self.modules.clone(),
         })
     }
 
@@ -279,6 +283,7 @@ impl StoreData {
             output: None,
             host_fns: Arc::default(),
             grants: Grants::default(),
+            modules: None,
             last_fn: None,
         }
     }

@@ -246,3 +246,47 @@ fn the_c_header_and_the_js_prelude_agree_with_the_rust_abi_numbers() {
         assert_eq!(kinds.get(*name), Some(v), "KIND_{name}");
     }
 }
+
+/// A guest whose `go` calls `recv_kind` on "in" (nowait) and returns, on
+/// success, `10 * kind + handle_kind(handle)` (the kind in the upper 32
+/// bits must be the kind of the handle in the lower ones), else the code.
+/// `wrong` receives on the sending end "out"; `forged` on a made-up handle.
+const RECV_KIND: &str = r#"(module
+  (import "subinterp_v1" "lookup" (func $lookup (param i32 i32) (result i32)))
+  (import "subinterp_v1" "recv_kind" (func $recv_kind (param i32 i64) (result i64)))
+  (import "subinterp_v1" "handle_kind" (func $kind (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "in") (data (i32.const 8) "out")
+  (func $check (param $r i64) (result i32)
+    (if (i64.lt_s (local.get $r) (i64.const 0))
+      (then (return (i32.wrap_i64 (local.get $r)))))
+    (i32.add
+      (i32.mul (i32.wrap_i64 (i64.shr_u (local.get $r) (i64.const 32))) (i32.const 10))
+      (call $kind (i32.wrap_i64 (local.get $r)))))
+  (func (export "go") (result i32)
+    (call $check (call $recv_kind (call $lookup (i32.const 0) (i32.const 2)) (i64.const 0))))
+  (func (export "wrong") (result i32)
+    (call $check (call $recv_kind (call $lookup (i32.const 8) (i32.const 3)) (i64.const 0))))
+  (func (export "forged") (result i32)
+    (call $check (call $recv_kind (i32.const 12345) (i64.const 0)))))"#;
+
+#[test]
+fn recv_kind_gives_the_handle_and_its_kind_in_one_call() {
+    let host = host();
+    let g = host.compile("recv_kind", RECV_KIND.as_bytes()).unwrap();
+    let i = host.create(&g).unwrap();
+    let (run, in_tx, _out_rx) = with_ends(&host, "go", 4);
+    assert_eq!(call(&i, run), ERR_EMPTY);
+    in_tx.send("a view").unwrap();
+    let (end_rx, end_tx) = host.create_channel(1);
+    in_tx.send(end_rx).unwrap();
+    in_tx.send(end_tx).unwrap();
+    assert_eq!(call(&i, Run::export("go")), 10 * KIND_VIEW + KIND_VIEW);
+    assert_eq!(call(&i, Run::export("go")), 10 * KIND_RECV + KIND_RECV);
+    assert_eq!(call(&i, Run::export("go")), 10 * KIND_SEND + KIND_SEND);
+    assert_eq!(call(&i, Run::export("go")), ERR_EMPTY);
+    assert_eq!(call(&i, Run::export("wrong")), ERR_WRONG_KIND);
+    assert_eq!(call(&i, Run::export("forged")), ERR_BAD_HANDLE);
+    in_tx.close();
+    assert_eq!(call(&i, Run::export("go")), ERR_CLOSED);
+}

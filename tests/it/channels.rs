@@ -28,21 +28,50 @@ fn capacity_gives_backpressure() {
         "c",
         "a failed send gives the message back"
     );
-    // A blocking send waits until a receiver makes room.
+    // A send with a timeout on a full channel waits, then gives the message
+    // back: it cannot complete while no receiver makes room.
+    let err = tx.send_timeout("c", Duration::from_millis(20)).unwrap_err();
+    assert!(matches!(err, SendTimeoutError::Timeout(_)), "{err:?}");
+    // A blocking send completes once a receiver makes room, and not before.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = sent.clone();
     let sender = thread::spawn(move || {
-        let t = Instant::now();
         tx.send("c").unwrap();
-        t.elapsed()
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    thread::sleep(Duration::from_millis(100));
-    assert_eq!(text(rx.recv().unwrap()), "a");
-    let waited = sender.join().unwrap();
     assert!(
-        waited >= Duration::from_millis(80),
-        "send did not block: {waited:?}"
+        !sent.load(std::sync::atomic::Ordering::SeqCst),
+        "sent into a full channel"
     );
+    assert_eq!(text(rx.recv().unwrap()), "a");
+    sender.join().unwrap();
     assert_eq!(text(rx.recv().unwrap()), "b");
     assert_eq!(text(rx.recv().unwrap()), "c");
+}
+
+#[test]
+fn a_blocked_sender_finds_room_a_receiver_left_above_half_full() {
+    // Receivers wake blocked senders only once the queue is down to half
+    // its capacity; a sender still finds a slot freed above that mark, even
+    // when nothing is received after it (a blocking send with no deadline).
+    let host = host();
+    let (rx, tx) = host.create_channel(8);
+    for i in 0..8 {
+        tx.send_nowait(format!("m{i}")).unwrap();
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let sender = thread::spawn(move || {
+        tx.send("late").unwrap();
+        done_tx.send(()).unwrap();
+    });
+    assert_eq!(text(rx.recv().unwrap()), "m0");
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(60)).is_ok(),
+        "the blocked send never took the free slot"
+    );
+    sender.join().unwrap();
+    let rest: Vec<String> = (0..8).map(|_| text(rx.recv().unwrap())).collect();
+    assert_eq!(rest, ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "late"]);
 }
 
 #[test]

@@ -500,6 +500,7 @@ const IMPORTS: &[(&str, &[&str], &str, Option<usize>)] = &[
     ("send", &["i32", "i32", "i32", "i64"], "i32", Some(3)),
     ("send_handle", &["i32", "i32", "i64"], "i32", Some(2)),
     ("recv", &["i32", "i64"], "i32", Some(1)),
+    ("recv_kind", &["i32", "i64"], "i64", Some(1)),
     ("handle_kind", &["i32"], "i32", None),
     ("view_len", &["i32"], "i32", None),
     ("view_read", &["i32", "i32", "i32", "i32"], "i32", None),
