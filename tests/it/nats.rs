@@ -31,11 +31,17 @@ impl Drop for Server {
 
 /// Starts a server, or says why not and gives `None`.
 fn server(test: &str) -> Option<Server> {
+    server_with(test, &[])
+}
+
+/// A server started with `extra` flags (e.g. `--user`, `--pass`).
+fn server_with(test: &str, extra: &[&str]) -> Option<Server> {
     let bin = std::env::var("SUBINTERP_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
     let dir = tempfile::tempdir().unwrap();
     let spawned = Command::new(&bin)
         .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
         .arg(dir.path())
+        .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn();
@@ -102,8 +108,13 @@ struct Worker {
 
 impl Worker {
     fn start(url: &str, extra: &[&str]) -> Worker {
+        Worker::start_with(url, extra, &[])
+    }
+
+    fn start_with(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Worker {
         warm();
         let mut child = subinterp()
+            .envs(env.iter().copied())
             .args(["worker", "--nats", url])
             .args(extra)
             .stderr(Stdio::piped())
@@ -381,4 +392,49 @@ fn requests_survive_workers_killed_mid_stream() {
         "{n} requests, {killed} workers killed: {} results, none twice",
         seen.len()
     );
+}
+
+/// Credentials are the operator's: a server that wants a user refuses a
+/// client or worker without one, and serves one that has it from the
+/// environment.
+#[test]
+fn credentials_come_from_the_operator() {
+    let Some(server) = server_with(
+        "credentials_come_from_the_operator",
+        &["--user", "runner", "--pass", "s3cret"],
+    ) else {
+        return;
+    };
+    let login = [
+        ("SUBINTERP_NATS_USER", "runner"),
+        ("SUBINTERP_NATS_PASSWORD", "s3cret"),
+    ];
+    let _w = Worker::start_with(&server.url, &[], &login);
+    let out = remote(&server.url, &["--json", "-e", "console.log(1)"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "load", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("connecting to NATS"),
+        "{v}"
+    );
+    let out = subinterp()
+        .envs(login)
+        .args(["run", "--nats", &server.url, "-e", "console.log(1)"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "1\n".into()),
+        "{out:?}"
+    );
+    // A worker without the login does not start.
+    let out = subinterp()
+        .args(["worker", "--nats", &server.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
