@@ -36,6 +36,8 @@ const LAYERS: &[&str] = &[
     "interpreter",
     // the facade
     "host",
+    // channels carried by NATS between processes (feature `nats`)
+    "nats",
 ];
 
 /// The top-level module a source file belongs to.

@@ -18,6 +18,7 @@ mod js_fs;
 mod js_loop;
 mod layers;
 mod nats;
+mod nats_channel;
 mod python;
 mod wait;
 mod web;

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use crate::common::subinterp;
 
 /// A `nats-server` with JetStream, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -30,7 +30,7 @@ impl Drop for Server {
 }
 
 /// Starts a server, or says why not and gives `None`.
-fn server(test: &str) -> Option<Server> {
+pub(crate) fn server(test: &str) -> Option<Server> {
     server_with(test, &[])
 }
 
