@@ -15,7 +15,12 @@ never changed:
    structuredClone use) could not be read back ("invalid object reference");
 4. JS_WriteObject refuses symbols unless it writes bytecode (as structured
    clone refuses them), so sendValue and structuredClone throw
-   DataCloneError for a symbol instead of making a new one on the other side.
+   DataCloneError for a symbol instead of making a new one on the other side;
+5. one function is added, `si_js_new_like`, which makes a plain object with
+   the shape of another (its prototype and property keys) and the given
+   values: the message path makes each received `View` with it, one
+   allocation of the object and one of its properties, without looking up
+   or defining the property.
 
 usage: python3 patch_quickjs.py SRC/quickjs.c OUT/quickjs.c
 """
@@ -66,6 +71,32 @@ void si_js_reseed(JSContext *ctx, uint64_t seed)
 {
     ctx->random_state = seed ? seed : 1;
     ctx->time_origin = js__now_ms();
+}
+
+/* subinterp: a new object of class Object with the shape of `tmpl` (an
+ * object of class Object whose properties are all plain data properties)
+ * and `values` as its properties' values, in the shape's order; the values
+ * are taken, also on failure (JS_EXCEPTION). */
+JSValue si_js_new_like(JSContext *ctx, JSValueConst tmpl, JSValue *values)
+{
+    JSProperty props[4];
+    JSObject *t;
+    JSShape *sh;
+    int i;
+
+    /* Only the guest's own templates come here: one to four properties. */
+    if (JS_VALUE_GET_TAG(tmpl) != JS_TAG_OBJECT)
+        return JS_ThrowInternalError(ctx, "si_js_new_like: not a template");
+    t = JS_VALUE_GET_OBJ(tmpl);
+    sh = t->shape;
+    if (t->class_id != JS_CLASS_OBJECT || sh->prop_count > 4) {
+        for(i = 0; i < sh->prop_count; i++)
+            JS_FreeValue(ctx, values[i]);
+        return JS_ThrowInternalError(ctx, "si_js_new_like: not a template");
+    }
+    for(i = 0; i < sh->prop_count; i++)
+        props[i].u.value = values[i];
+    return JS_NewObjectFromShape(ctx, js_dup_shape(sh), JS_CLASS_OBJECT, props);
 }
 """
 with open(out, "w", encoding="utf-8") as f:

@@ -14,6 +14,7 @@ mod hostfns;
 mod hostile;
 mod interpreters;
 mod js;
+mod js_batch;
 mod js_fs;
 mod js_loop;
 mod layers;
