@@ -18,6 +18,7 @@ mod js_fs;
 mod js_loop;
 mod layers;
 mod nats;
+mod nats_remote;
 mod python;
 mod wait;
 mod web;
