@@ -9,6 +9,7 @@ mod calls;
 mod channels;
 mod cli;
 mod common;
+mod encoding;
 mod hardening;
 mod hostfns;
 mod hostile;
