@@ -69,13 +69,13 @@ $(JS_OUT)/%.h: guest/js/%.js
 	@mkdir -p $(JS_OUT)
 	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); n=sys.argv[2]; print("static const unsigned char %s_js[] = {" % n + ",".join(str(b) for b in d + b"\0") + "};\nstatic const unsigned int %s_js_len = %d;" % (n, len(d)))' $< $* > $@
 
-# The web-standard globals (web.c, url.c, sha.c, web.js) and the console
+# The web-standard globals (web.c, url.c, sha.c, encoding.c, web.js, encoding.js) and the console
 # (console.js). URL parsing is ada, the WHATWG URL parser (C++ with a C API),
 # from the sources the pinned ada-url crate vendors (guest/js/web/Cargo.toml),
 # compiled without exceptions and linked with zig's libc++; the crate's
 # web-platform-tests data is what tests/it/web.rs checks URL against.
-WEB_SRCS := guest/js/web.c guest/js/url.c guest/js/sha.c
-WEB_DEPS := $(WEB_SRCS) guest/js/web.h guest/js/sha.h $(JS_OUT)/web_js.h $(JS_OUT)/console_js.h $(JS_OUT)/ada.o
+WEB_SRCS := guest/js/web.c guest/js/url.c guest/js/sha.c guest/js/encoding.c
+WEB_DEPS := $(WEB_SRCS) guest/js/web.h guest/js/sha.h $(JS_OUT)/web_js.h $(JS_OUT)/console_js.h $(JS_OUT)/encoding_js.h $(JS_OUT)/ada.o
 ADA_CXXFLAGS := -target wasm32-wasi -O2 -std=c++20 -fno-exceptions -fno-rtti -DADA_INCLUDE_URL_PATTERN=0 -w
 
 # Where cargo put the ada-url crate (downloads the pinned crate if needed).
@@ -100,8 +100,8 @@ $(JS_OUT)/node_modules.h: guest/js/embed_modules.py $(NODE_JS)
 	$(PYTHON) guest/js/embed_modules.py $@ $(NODE_JS)
 
 # The guest's C files (the event loop is loop.c and loop.js; the web globals
-# web.c, url.c and sha.c; files and module files fs.c and node/*.js; the
-# batch forms of recv and send batch.c).
+# web.c, url.c, sha.c and encoding.c; files and module files fs.c and
+# node/*.js; the batch forms of recv and send batch.c).
 JS_C := guest/js/subinterp_js.c guest/js/loop.c $(WEB_SRCS) guest/js/fs.c guest/js/batch.c
 
 $(GUEST_OUT)/js.wasm: $(JS_C) guest/js/js_guest.h guest/js/fs.h guest/include/subinterp.h $(JS_OUT)/prelude.h $(JS_OUT)/loop.h $(JS_OUT)/node_modules.h $(QJS_OBJS) $(WEB_DEPS) | $(ZIG)

@@ -676,6 +676,7 @@ static JSValue js_decode_utf8(JSContext *c, JSValueConst this_val, int argc, JSV
     const uint8_t *s = JS_GetUint8Array(c, &n, argv[0]);
     if (!s && n) return JS_EXCEPTION;
     bool fatal = JS_ToBool(c, argv[1]);
+    if (n > (SIZE_MAX - 1) / 3) return JS_ThrowRangeError(c, "decodeUtf8: the input is too large");
     uint8_t *out = js_malloc(c, n * 3 + 1);
     if (!out) return JS_EXCEPTION;
     size_t i = 0, o = 0;
