@@ -17,6 +17,7 @@ mod interpreters;
 mod js;
 mod js_fs;
 mod js_loop;
+mod js_meta;
 mod layers;
 mod nats;
 mod python;
