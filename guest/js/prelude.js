@@ -16,7 +16,7 @@
   // ABI error codes (guest/include/subinterp.h).
   const BAD_HANDLE = -1, WRONG_KIND = -2, BOUNDS = -3, EMPTY = -4, FULL = -5,
     CLOSED = -6, TIMEOUT = -7, NOT_FOUND = -8, LIMIT = -9, INVALID = -10,
-    TOO_LARGE = -11, RELEASED = -12, BUSY = -13, HOST = -14;
+    TOO_LARGE = -11, RELEASED = -12, BUSY = -13, HOST = -14, DENIED = -15;
   const KIND_VIEW = 1, KIND_RECV = 2, KIND_SEND = 3;
 
   function errorClass(name) {
@@ -359,8 +359,21 @@
         for (const k of ["maxMemory", "fuel", "maxOutput", "maxHandles", "maxInterpreters", "maxDepth"]) {
           if (limits[k] !== undefined) opts[k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase())] = Number(limits[k]);
         }
+        // Parts of this interpreter's --dir grants: "/path" (as granted) or {path, readOnly}.
+        if (limits.dirs !== undefined) {
+          if (!Array.isArray(limits.dirs)) throw new TypeError("interpreters.create: dirs must be an array");
+          opts.dirs = limits.dirs.map((d) => typeof d === "string" ? { path: d }
+            : { path: String(d.path), read_only: d.readOnly === undefined ? null : Boolean(d.readOnly) });
+        }
       }
       const id = si.interpCreate(JSON.stringify(opts));
+      if (id === DENIED) {
+        const e = new Error(`interpreters.create: cannot give ${JSON.stringify(opts.dirs.map((d) => d.path))}: a child's ` +
+          "directory must be one of this interpreter's directory grants or below one (an absolute path, no '..', " +
+          "no symlink out of it), and read-only where that grant is");
+        e.code = "EACCES";
+        throw e;
+      }
       if (id === LIMIT) throw new LimitError("interpreters.create: interpreter limit reached (count, depth or memory)");
       if (id === INVALID) throw new TypeError("interpreters.create: unknown or invalid limit or language");
       if (id === NOT_FOUND) throw new Error("interpreters.create: no guest for that language (see make guest)");

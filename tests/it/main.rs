@@ -15,6 +15,7 @@ mod hostfns;
 mod hostile;
 mod interpreters;
 mod js;
+mod js_child_dirs;
 mod js_fs;
 mod js_loop;
 mod js_meta;
