@@ -197,10 +197,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     let limits = a.limits.to_limits();
     let script = script(&a)?;
     if a.remote.nats.is_some() {
-        let Some((language, source)) = script else {
-            bail!("--nats runs JavaScript and Python scripts; a .wasm module runs here only");
-        };
-        return remote::run_remote(&a, language, source);
+        return remote::run_remote(&a, script);
     }
     let host = host_for(&a, &limits, script.is_some())?;
     let (guest, name) = match load(&host, &a, script.as_ref().map(|s| s.0))? {

@@ -135,7 +135,8 @@ pub(crate) struct LimitArgs {
 #[derive(clap::Args, Clone, Debug, Default)]
 pub(crate) struct RemoteArgs {
     /// Send the run to the workers behind this NATS server (nats://HOST:PORT) instead of
-    /// running it here; JavaScript and Python scripts only.
+    /// running it here: a script travels in the request; a wasm module goes to the server's
+    /// modules bucket under its SHA-256 (once) and the request names that hash.
     #[arg(long, value_name = "URL")]
     pub(crate) nats: Option<String>,
     /// The subject prefix that names the work queue (and its streams) on the server.
@@ -165,6 +166,9 @@ pub(crate) struct WorkerArgs {
     /// Runs at once.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub(crate) concurrency: u32,
+    /// The largest wasm module a request may name (larger: a compile_limit result).
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub(crate) max_module: usize,
     /// The ceilings of every run: a request's own limits are clamped to these.
     #[command(flatten)]
     pub(crate) limits: LimitArgs,

@@ -19,6 +19,12 @@
 //! worker that dies mid-run leaves the request to another; the result is
 //! published with `Nats-Msg-Id: ID`, and a worker first looks for a result
 //! already stored under the id, so no id is answered twice.
+//!
+//! A wasm module travels by content hash: the client puts it in the object
+//! store bucket `S-modules` under its SHA-256 (hex), unless it is there
+//! already, and the request names the hash (`lang: "wasm"`,
+//! `module_sha256`); a worker fetches it, checks its size and hash, and
+//! keeps the compiled module for the next request that names it.
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
@@ -26,7 +32,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, consumer, object_store, stream};
 use base64::Engine;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -57,12 +63,17 @@ pub(crate) struct Request {
     pub(crate) schema: u32,
     /// Names the request and its result: 1 to 64 of `[A-Za-z0-9_-]`.
     pub(crate) id: String,
-    /// `js`, `js_module` or `python`.
+    /// `js`, `js_module`, `python` or `wasm`.
     pub(crate) lang: String,
     /// The script's name (argv[0], and a module's name).
     pub(crate) name: String,
-    /// The source.
+    /// The source (empty for `wasm`).
+    #[serde(default)]
     pub(crate) source: String,
+    /// `wasm`: the module's SHA-256, 64 lowercase hex digits, naming it in
+    /// the `S-modules` object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) module_sha256: Option<String>,
     /// argv[1..].
     #[serde(default)]
     pub(crate) args: Vec<String>,
@@ -134,6 +145,56 @@ impl Subjects {
     pub(crate) fn workers(&self) -> String {
         format!("{}-workers", self.prefix)
     }
+    /// The object store bucket of wasm modules, keyed by SHA-256.
+    pub(crate) fn modules_bucket(&self) -> String {
+        format!("{}-modules", self.prefix)
+    }
+}
+
+/// The SHA-256 of `bytes`, as 64 lowercase hex digits.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `s` can be a module's hash (and an object's name).
+pub(crate) fn valid_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The bucket of wasm modules (made on first use; kept until deleted).
+pub(crate) async fn modules(
+    js: &jetstream::Context,
+    s: &Subjects,
+) -> Result<object_store::ObjectStore> {
+    let bucket = s.modules_bucket();
+    if let Ok(store) = js.get_object_store(&bucket).await {
+        return Ok(store);
+    }
+    js.create_object_store(object_store::Config {
+        bucket,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .context("making the modules bucket")
+}
+
+/// Puts `wasm` in the modules bucket under its hash, unless an object of
+/// that name is there already; its hash.
+pub(crate) async fn upload(js: &jetstream::Context, s: &Subjects, wasm: &[u8]) -> Result<String> {
+    let hash = sha256_hex(wasm);
+    let store = modules(js, s).await?;
+    if store.info(&hash).await.is_err() {
+        store
+            .put(hash.as_str(), &mut std::io::Cursor::new(wasm))
+            .await
+            .context("uploading the module")?;
+    }
+    Ok(hash)
 }
 
 /// A current-thread runtime for the client, a multi-threaded one for a
@@ -207,12 +268,22 @@ fn new_id() -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }
 
+/// What `subinterp run --nats` sends: a script's source, or a wasm
+/// module's hash (the module itself goes to the modules bucket).
+pub(crate) enum Payload {
+    Script(Language, String),
+    Wasm(String),
+}
+
 /// The request `subinterp run --nats` sends.
-fn request(a: &RunArgs, language: Language, source: String) -> Result<Request> {
-    let lang = match language {
-        Language::Python => "python",
-        _ if a.eval.is_none() && super::is_module(a) => "js_module",
-        _ => "js",
+fn request(a: &RunArgs, payload: Payload) -> Result<Request> {
+    let (lang, source, module_sha256) = match payload {
+        Payload::Script(Language::Python, src) => ("python", src, None),
+        Payload::Script(_, src) if a.eval.is_none() && super::is_module(a) => {
+            ("js_module", src, None)
+        }
+        Payload::Script(_, src) => ("js", src, None),
+        Payload::Wasm(hash) => ("wasm", String::new(), Some(hash)),
     };
     let name = match &a.file {
         Some(f) => f.to_string_lossy().into_owned(),
@@ -224,6 +295,7 @@ fn request(a: &RunArgs, language: Language, source: String) -> Result<Request> {
         lang: lang.to_string(),
         name,
         source,
+        module_sha256,
         args: a.args.clone(),
         stdin: read_input(&a.remote)?.map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
         limits: WireLimits::from_args(&a.limits),
@@ -250,20 +322,33 @@ fn read_input(r: &RemoteArgs) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// `subinterp run --nats URL`: sends the script to the workers and reports
-/// its result as a local run would (the same output, report and exit code).
-pub(crate) fn run_remote(a: &RunArgs, language: Language, source: String) -> Result<ExitCode> {
+/// `subinterp run --nats URL`: sends the script (or the module, `None`)
+/// to the workers and reports its result as a local run would (the same
+/// output, report and exit code).
+pub(crate) fn run_remote(a: &RunArgs, script: Option<(Language, String)>) -> Result<ExitCode> {
     let Some(url) = a.remote.nats.as_deref() else {
         bail!("no --nats URL");
     };
     check_prefix(&a.remote.subject)?;
-    let req = request(a, language, source)?;
+    let language = script.as_ref().map(|s| s.0);
+    let wasm = match (&script, &a.file) {
+        (Some(_), _) => None,
+        (None, Some(f)) => {
+            Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?)
+        }
+        (None, None) => bail!("nothing to run: give a FILE or -e SOURCE"),
+    };
     let subjects = Subjects {
         prefix: a.remote.subject.clone(),
     };
     let result = runtime(1)?.block_on(async {
         let client = connect(url, a.remote.creds.as_deref()).await?;
-        submit(&jetstream::new(client), &subjects, &req).await
+        let js = jetstream::new(client);
+        let payload = match (script, wasm) {
+            (Some((language, source)), _) => Payload::Script(language, source),
+            (None, wasm) => Payload::Wasm(upload(&js, &subjects, &wasm.unwrap_or_default()).await?),
+        };
+        submit(&js, &subjects, &request(a, payload)?).await
     })?;
     print_remote(&result, a.json, language)?;
     let code = result["exit_code"].as_u64().unwrap_or(1);
@@ -301,7 +386,7 @@ pub(crate) async fn submit(js: &jetstream::Context, s: &Subjects, req: &Request)
 
 /// A remote result, printed as a local run's: the output to the streams,
 /// then the error (or the whole JSON object with `--json`).
-fn print_remote(v: &Value, json: bool, language: Language) -> Result<()> {
+fn print_remote(v: &Value, json: bool, language: Option<Language>) -> Result<()> {
     if json {
         return print_json(v);
     }
@@ -312,7 +397,7 @@ fn print_remote(v: &Value, json: bool, language: Language) -> Result<()> {
     let _ = std::io::stderr().write_all(&text("stderr"));
     let e = &v["error"];
     let kind = e["kind"].as_str().unwrap_or_default();
-    let python_exception = language == Language::Python && kind == "exception";
+    let python_exception = language == Some(Language::Python) && kind == "exception";
     if e.is_null() || kind == "exit" || python_exception {
         return Ok(());
     }

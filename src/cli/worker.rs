@@ -2,27 +2,35 @@
 //! queue (see `remote.rs` for the streams), each in a fresh sandboxed
 //! interpreter with limits clamped to the worker's own.
 
+use std::collections::VecDeque;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use async_nats::jetstream::{self, AckKind, consumer};
+use async_nats::jetstream::{self, AckKind, consumer, object_store};
 use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use subinterp::{Error, Host, Language, Limits, OutputMode, Run};
+use subinterp::{CompileLimits, Error, Guest, Host, Language, Limits, OutputMode, Run};
+use tokio::io::AsyncReadExt;
 
 use crate::args::WorkerArgs;
 use crate::remote::{
-    ACK_WAIT, REQUEST_SCHEMA, Request, Subjects, WireLimits, check_prefix, connect, runtime,
-    streams, valid_id,
+    ACK_WAIT, REQUEST_SCHEMA, Request, Subjects, WireLimits, check_prefix, connect, modules,
+    runtime, sha256_hex, streams, valid_id, valid_sha256,
 };
-use crate::report::{failure_json, report, start_failure_json, to_json};
+use crate::report::{
+    EXIT_LIMIT, compile_limit_json, failure_json, report, start_failure_json, to_json,
+};
 
 /// A worker's default ceiling on a run's time, when `--timeout` is not
 /// given: a worker never runs a request without a deadline.
 const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many compiled wasm modules a worker keeps in memory (the most
+/// recently used; the compiled-code cache on disk keeps the rest).
+const MODULES_KEPT: usize = 32;
 
 /// What every run on this worker is held to.
 #[derive(Clone, Copy)]
@@ -68,6 +76,7 @@ pub(crate) fn worker(a: WorkerArgs) -> Result<ExitCode> {
     let host = Host::builder()
         .pool_size(per_run.saturating_mul(a.concurrency))
         .fuel(ceiling.fuel.is_some())
+        .compile_limits(CompileLimits::new().with_max_module_bytes(a.max_module))
         .compile_notices(true)
         .build()?;
     // Load (compile, or find in the cache) both language guests before
@@ -84,6 +93,7 @@ async fn serve(a: WorkerArgs, host: Arc<Host>, ceiling: Ceiling) -> Result<ExitC
         prefix: a.subject.clone(),
     });
     let (runs, results) = streams(&js, &subjects).await?;
+    let modules = modules(&js, &subjects).await?;
     let consumer: consumer::PullConsumer = runs
         .get_or_create_consumer(
             &subjects.workers(),
@@ -114,6 +124,9 @@ async fn serve(a: WorkerArgs, host: Arc<Host>, ceiling: Ceiling) -> Result<ExitC
         client,
         js,
         results,
+        modules,
+        compiled: Mutex::new(VecDeque::new()),
+        max_module: a.max_module,
         subjects,
         host,
         ceiling,
@@ -136,6 +149,10 @@ struct Worker {
     client: async_nats::Client,
     js: jetstream::Context,
     results: jetstream::stream::Stream,
+    /// The modules bucket, and the modules compiled from it (by hash).
+    modules: object_store::ObjectStore,
+    compiled: Mutex<VecDeque<(String, Guest)>>,
+    max_module: usize,
     subjects: Arc<Subjects>,
     host: Arc<Host>,
     ceiling: Ceiling,
@@ -178,23 +195,144 @@ impl Worker {
         self.ack(&m).await
     }
 
-    /// Runs `req` on a blocking thread, telling the server the worker is
-    /// alive meanwhile so the request is not given to another.
+    /// Answers `req`, telling the server the worker is alive meanwhile so
+    /// the request is not given to another.
     async fn run(&self, m: &jetstream::Message, req: Request) -> Value {
-        let (host, ceiling) = (self.host.clone(), self.ceiling);
         let id = req.id.clone();
-        let mut job = tokio::task::spawn_blocking(move || execute(&host, &ceiling, req));
+        let job = self.answer(req);
+        tokio::pin!(job);
         let mut alive = tokio::time::interval(ACK_WAIT / 3);
         alive.tick().await;
         let mut v = loop {
             tokio::select! {
-                r = &mut job => break r.unwrap_or_else(|e| failure_json(
-                    "HostError", "host", &format!("the run panicked: {e}"), Value::Null, 1)),
+                v = &mut job => break v,
                 _ = alive.tick() => { let _ = m.ack_with(AckKind::Progress).await; }
             }
         };
         v["id"] = json!(id);
         v
+    }
+
+    /// The request's module, if it names one, then the run on a blocking
+    /// thread: its `--json` result.
+    async fn answer(&self, req: Request) -> Value {
+        let guest = match req.module_sha256.as_deref() {
+            None => None,
+            Some(h) if !valid_sha256(h) || req.lang != "wasm" => {
+                return failure_json(
+                    "RequestError",
+                    "request",
+                    "module_sha256 is 64 lowercase hex digits, with lang \"wasm\"",
+                    Value::Null,
+                    2,
+                );
+            }
+            Some(h) => match self.module(h).await {
+                Ok(g) => Some(g),
+                Err(v) => return v,
+            },
+        };
+        let (host, ceiling) = (self.host.clone(), self.ceiling);
+        tokio::task::spawn_blocking(move || execute(&host, &ceiling, req, guest))
+            .await
+            .unwrap_or_else(|e| {
+                let why = format!("the run panicked: {e}");
+                failure_json("HostError", "host", &why, Value::Null, 1)
+            })
+    }
+
+    /// The module named `hash`: compiled already, or fetched, checked and
+    /// compiled (through the compiled-code cache) now.
+    async fn module(&self, hash: &str) -> Result<Guest, Value> {
+        if let Some(g) = self.kept(hash) {
+            return Ok(g);
+        }
+        let wasm = self.fetch(hash).await?;
+        let (host, name) = (self.host.clone(), hash.to_string());
+        let compiled = tokio::task::spawn_blocking(move || host.compile_cached(&name, &wasm)).await;
+        let guest = match compiled {
+            Ok(Ok(g)) => g,
+            Ok(Err(Error::Limit(l))) => {
+                let why = format!("module sha256:{hash}: {l}");
+                return Err(failure_json(
+                    "LimitError",
+                    "compile_limit",
+                    &why,
+                    compile_limit_json(&l),
+                    EXIT_LIMIT,
+                ));
+            }
+            Ok(Err(e)) => return Err(load_error(&format!("module sha256:{hash}: {e}"))),
+            Err(e) => {
+                return Err(load_error(&format!(
+                    "compiling module sha256:{hash} panicked: {e}"
+                )));
+            }
+        };
+        let mut kept = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        kept.push_back((hash.to_string(), guest.clone()));
+        if kept.len() > MODULES_KEPT {
+            kept.pop_front();
+        }
+        Ok(guest)
+    }
+
+    /// A module compiled before, now the most recently used.
+    fn kept(&self, hash: &str) -> Option<Guest> {
+        let mut kept = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        let i = kept.iter().position(|(h, _)| h == hash)?;
+        let entry = kept.remove(i)?;
+        let guest = entry.1.clone();
+        kept.push_back(entry);
+        Some(guest)
+    }
+
+    /// The bytes stored under `hash`, no more than `--max-module`, whose
+    /// SHA-256 is `hash`; else the `load` (or `compile_limit`) result.
+    async fn fetch(&self, hash: &str) -> Result<Vec<u8>, Value> {
+        let bucket = self.subjects.modules_bucket();
+        let missing = |e: &dyn std::fmt::Display| {
+            load_error(&format!(
+                "module sha256:{hash} is not in the bucket {bucket}: {e}"
+            ))
+        };
+        let info = self.modules.info(hash).await.map_err(|e| missing(&e))?;
+        let limit = self.max_module;
+        let too_large = || {
+            let why =
+                format!("module sha256:{hash}: module larger than the limit of {limit} bytes");
+            failure_json(
+                "LimitError",
+                "compile_limit",
+                &why,
+                json!({"max_module_bytes": limit}),
+                EXIT_LIMIT,
+            )
+        };
+        if info.size > limit {
+            return Err(too_large());
+        }
+        let object = self.modules.get(hash).await.map_err(|e| missing(&e))?;
+        let mut wasm = Vec::with_capacity(info.size);
+        let read = object.take(limit as u64 + 1).read_to_end(&mut wasm).await;
+        if let Err(e) = read {
+            return Err(load_error(&format!("reading module sha256:{hash}: {e}")));
+        }
+        if wasm.len() > limit {
+            return Err(too_large());
+        }
+        let actual = sha256_hex(&wasm);
+        if actual != hash {
+            let why =
+                format!("module sha256:{hash}: the stored object's SHA-256 is {actual}: refused");
+            return Err(load_error(&why));
+        }
+        report(format_args!(
+            "subinterp worker {}: fetched module {hash} ({} bytes)",
+            std::process::id(),
+            wasm.len()
+        ));
+        Ok(wasm)
     }
 
     /// Stores the result, once per id (the server drops a second publish
@@ -264,8 +402,15 @@ impl Worker {
     }
 }
 
-/// Runs one request in a fresh interpreter: its `--json` result.
-fn execute(host: &Host, ceiling: &Ceiling, req: Request) -> Value {
+/// A request whose module could not be had: a `load` failure, as a local
+/// run of a file that cannot be read.
+fn load_error(why: &str) -> Value {
+    failure_json("LoadError", "load", why, Value::Null, 1)
+}
+
+/// Runs one request in a fresh interpreter (of `module`, for `wasm`): its
+/// `--json` result.
+fn execute(host: &Host, ceiling: &Ceiling, req: Request, module: Option<Guest>) -> Value {
     let refused = |why: &str| failure_json("RequestError", "request", why, Value::Null, 2);
     if req.schema != REQUEST_SCHEMA {
         return refused(&format!(
@@ -277,14 +422,20 @@ fn execute(host: &Host, ceiling: &Ceiling, req: Request) -> Value {
         Ok(l) => l,
         Err(why) => return refused(&why),
     };
-    let (language, run) = match req.lang.as_str() {
-        "js" => (Language::JavaScript, Run::js(req.source)),
-        "js_module" => (
-            Language::JavaScript,
+    let (language, run) = match (req.lang.as_str(), &module) {
+        ("js", None) => (Some(Language::JavaScript), Run::js(req.source)),
+        ("js_module", None) => (
+            Some(Language::JavaScript),
             Run::js_module(req.name.clone(), req.source),
         ),
-        "python" => (Language::Python, Run::python(req.source)),
-        other => return refused(&format!("unknown lang {other:?} (js, js_module or python)")),
+        ("python", None) => (Some(Language::Python), Run::python(req.source)),
+        ("wasm", Some(_)) => (None, Run::start()),
+        ("wasm", None) => return refused("lang \"wasm\" wants module_sha256"),
+        (other, _) => {
+            return refused(&format!(
+                "unknown lang {other:?} (js, js_module, python or wasm)"
+            ));
+        }
     };
     let stdin = match req
         .stdin
@@ -295,7 +446,12 @@ fn execute(host: &Host, ceiling: &Ceiling, req: Request) -> Value {
         Some(Ok(b)) => b,
         Some(Err(e)) => return refused(&format!("stdin is not base64: {e}")),
     };
-    let outcome = host.language_guest(language).and_then(|guest| {
+    let guest = match (module, language) {
+        (Some(m), _) => Ok(m),
+        (None, Some(l)) => host.language_guest(l),
+        (None, None) => return refused("nothing to run"),
+    };
+    let outcome = guest.and_then(|guest| {
         host.interpreter(&guest)
             .limits(limits)
             .args(std::iter::once(req.name).chain(req.args))

@@ -21,6 +21,7 @@ mod js_loop;
 mod js_meta;
 mod layers;
 mod nats;
+mod nats_remote;
 mod python;
 mod wait;
 mod web;
