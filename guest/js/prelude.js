@@ -415,10 +415,20 @@
   // granted: the arguments, the environment (the `--env` grants), stdin and
   // the exit code. Read when first used, so a new interpreter pays nothing.
   let argv, env, exitCode, stdinRest = "";
-  const stdinDecoder = (bytes) => si.decodeUtf8(bytes, false);
+  // stdin's chunks as UTF-8: a character cut at a chunk's end (stdinHeld)
+  // waits for the next chunk; `last` decodes what is held too.
+  let stdinHeld = new Uint8Array(0);
+  const stdinDecoder = (bytes, last) => {
+    let b = bytes;
+    if (stdinHeld.length) { b = new Uint8Array(stdinHeld.length + bytes.length); b.set(stdinHeld); b.set(bytes, stdinHeld.length); }
+    const keep = last ? 0 : si.utf8Tail(b); // encoding.c's
+    stdinHeld = b.slice(b.length - keep);
+    return si.decodeUtf8(b.subarray(0, b.length - keep), false);
+  };
   const readAll = () => {
-    const chunks = [];
-    let n = 0;
+    const chunks = [stdinHeld];
+    let n = stdinHeld.length;
+    stdinHeld = new Uint8Array(0);
     for (;;) {
       const b = si.readStdin(65536);
       if (b.length === 0) break;
@@ -453,7 +463,7 @@
       /** All of stdin (what is left of it) as bytes. */
       bytes() { const b = readAll(); stdinRest = ""; return b; },
       /** All of stdin (what is left of it) as UTF-8 text. */
-      text() { const t = stdinRest + stdinDecoder(readAll()); stdinRest = ""; return t; },
+      text() { const t = stdinRest + stdinDecoder(readAll(), true); stdinRest = ""; return t; },
       /** The next line without its newline, or null at the end of stdin. */
       readLine() {
         for (;;) {
@@ -465,12 +475,13 @@
           }
           const b = si.readStdin(65536);
           if (b.length === 0) {
+            stdinRest += stdinDecoder(b, true);
             if (stdinRest === "") return null;
             const last = stdinRest;
             stdinRest = "";
             return last;
           }
-          stdinRest += stdinDecoder(b);
+          stdinRest += stdinDecoder(b, false);
         }
       },
     },
