@@ -80,6 +80,8 @@ mod language;
 pub mod limits;
 mod outcome;
 mod output;
+#[cfg(feature = "nats")]
+pub mod remote;
 mod result;
 mod snapshot;
 mod store;

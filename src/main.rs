@@ -5,6 +5,8 @@
 
 #[path = "cli/args.rs"]
 mod args;
+#[path = "cli/batch.rs"]
+mod batch;
 #[path = "cli/remote.rs"]
 mod remote;
 #[path = "cli/report.rs"]
@@ -195,6 +197,9 @@ fn interpreter(
 fn run(a: RunArgs) -> Result<ExitCode> {
     let a = a.normalized();
     let limits = a.limits.to_limits();
+    if a.remote.batch.is_some() {
+        return batch::run_batch(&a);
+    }
     let script = script(&a)?;
     if a.remote.nats.is_some() {
         return remote::run_remote(&a, script);

@@ -107,7 +107,7 @@ pub(crate) struct RunArgs {
     #[arg(long, conflicts_with = "python")]
     pub(crate) module: bool,
     /// The module (.wasm, .wat) or script (.js, .mjs, .py) to run.
-    #[arg(required_unless_present = "eval")]
+    #[arg(required_unless_present_any = ["eval", "batch"])]
     pub(crate) file: Option<std::path::PathBuf>,
     /// Arguments passed to the program (argv[1..]).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -149,6 +149,11 @@ pub(crate) struct RemoteArgs {
     /// A remote run's stdin: the bytes of FILE (`-`: this process's stdin, read to its end).
     #[arg(long, value_name = "FILE", requires = "nats")]
     pub(crate) input: Option<std::path::PathBuf>,
+    /// Send every request of FILE (JSON lines; `-`: stdin) and print each result as one
+    /// JSON line as it finishes, with progress on stderr when it is a terminal and a summary
+    /// at the end. Exit code: 0 when every run exited 0, else 1 (2: a bad line; nothing sent).
+    #[arg(long, value_name = "FILE", requires = "nats", conflicts_with_all = ["eval", "file", "input"])]
+    pub(crate) batch: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]

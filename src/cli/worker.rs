@@ -1,5 +1,5 @@
 //! `subinterp worker --nats URL`: serves run requests from a JetStream work
-//! queue (see `remote.rs` for the streams), each in a fresh sandboxed
+//! queue (see `src/remote/` for the streams), each in a fresh sandboxed
 //! interpreter with limits clamped to the worker's own.
 
 use std::collections::VecDeque;
@@ -12,14 +12,15 @@ use async_nats::jetstream::{self, AckKind, consumer, object_store};
 use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use subinterp::{CompileLimits, Error, Guest, Host, Language, Limits, OutputMode, Run};
+use subinterp::remote::wire::{
+    ACK_WAIT, REQUEST_SCHEMA, Request, RequestLimits, sha256_hex, valid_id, valid_sha256,
+};
+use subinterp::remote::{Subjects, connect, modules_bucket, streams};
+use subinterp::{CompileLimits, Error, Guest, Host, Language, Limits, OutputMode, Run, RunResult};
 use tokio::io::AsyncReadExt;
 
 use crate::args::WorkerArgs;
-use crate::remote::{
-    ACK_WAIT, REQUEST_SCHEMA, Request, Subjects, WireLimits, check_prefix, connect, modules,
-    runtime, sha256_hex, streams, valid_id, valid_sha256,
-};
+use crate::remote::{options, runtime};
 use crate::report::{
     EXIT_LIMIT, compile_limit_json, failure_json, report, start_failure_json, to_json,
 };
@@ -43,7 +44,7 @@ struct Ceiling {
 
 impl Ceiling {
     /// `asked`, with each limit no larger than this ceiling.
-    fn clamp(&self, asked: &WireLimits) -> Result<Limits, String> {
+    fn clamp(&self, asked: &RequestLimits) -> Result<Limits, String> {
         if asked.fuel.is_some() && self.fuel.is_none() {
             return Err("this worker does not count fuel: ask without --fuel".into());
         }
@@ -63,7 +64,7 @@ impl Ceiling {
 
 /// Runs the worker until it is killed or its connection fails.
 pub(crate) fn worker(a: WorkerArgs) -> Result<ExitCode> {
-    check_prefix(&a.subject)?;
+    let options = options(&a.subject, a.creds.as_deref())?;
     let defaults = Limits::new();
     let ceiling = Ceiling {
         timeout: a.limits.timeout.unwrap_or(DEFAULT_WORKER_TIMEOUT),
@@ -83,17 +84,22 @@ pub(crate) fn worker(a: WorkerArgs) -> Result<ExitCode> {
     // taking work, so that no request pays for it under its deadline.
     host.language_guest(Language::JavaScript)?;
     host.language_guest(Language::Python)?;
-    runtime(2)?.block_on(serve(a, Arc::new(host), ceiling))
+    let subjects = options.subjects()?;
+    runtime(2)?.block_on(serve(a, options, subjects, Arc::new(host), ceiling))
 }
 
-async fn serve(a: WorkerArgs, host: Arc<Host>, ceiling: Ceiling) -> Result<ExitCode> {
-    let client = connect(&a.nats, a.creds.as_deref()).await?;
+async fn serve(
+    a: WorkerArgs,
+    options: subinterp::remote::RemoteOptions,
+    subjects: Subjects,
+    host: Arc<Host>,
+    ceiling: Ceiling,
+) -> Result<ExitCode> {
+    let client = connect(&a.nats, &options).await?;
     let js = jetstream::new(client.clone());
-    let subjects = Arc::new(Subjects {
-        prefix: a.subject.clone(),
-    });
+    let subjects = Arc::new(subjects);
     let (runs, results) = streams(&js, &subjects).await?;
-    let modules = modules(&js, &subjects).await?;
+    let modules = modules_bucket(&js, &subjects).await?;
     let consumer: consumer::PullConsumer = runs
         .get_or_create_consumer(
             &subjects.workers(),
@@ -409,61 +415,119 @@ fn load_error(why: &str) -> Value {
 }
 
 /// Runs one request in a fresh interpreter (of `module`, for `wasm`): its
-/// `--json` result.
+/// `--json` result, with the output's bytes as `output_base64`.
 fn execute(host: &Host, ceiling: &Ceiling, req: Request, module: Option<Guest>) -> Value {
-    let refused = |why: &str| failure_json("RequestError", "request", why, Value::Null, 2);
-    if req.schema != REQUEST_SCHEMA {
-        return refused(&format!(
-            "request schema {} (this worker reads {REQUEST_SCHEMA})",
-            req.schema
-        ));
-    }
-    let limits = match ceiling.clamp(&req.limits) {
-        Ok(l) => l,
-        Err(why) => return refused(&why),
+    let job = match Job::of(ceiling, req, module.is_some()) {
+        Ok(j) => j,
+        Err(why) => return failure_json("RequestError", "request", &why, Value::Null, 2),
     };
-    let (language, run) = match (req.lang.as_str(), &module) {
-        ("js", None) => (Some(Language::JavaScript), Run::js(req.source)),
-        ("js_module", None) => (
-            Some(Language::JavaScript),
-            Run::js_module(req.name.clone(), req.source),
-        ),
-        ("python", None) => (Some(Language::Python), Run::python(req.source)),
-        ("wasm", Some(_)) => (None, Run::start()),
-        ("wasm", None) => return refused("lang \"wasm\" wants module_sha256"),
-        (other, _) => {
-            return refused(&format!(
-                "unknown lang {other:?} (js, js_module, python or wasm)"
-            ));
-        }
-    };
-    let stdin = match req
-        .stdin
-        .as_deref()
-        .map(|s| base64::engine::general_purpose::STANDARD.decode(s))
-    {
-        None => Vec::new(),
-        Some(Ok(b)) => b,
-        Some(Err(e)) => return refused(&format!("stdin is not base64: {e}")),
-    };
-    let guest = match (module, language) {
+    let guest = match (module, job.language) {
         (Some(m), _) => Ok(m),
         (None, Some(l)) => host.language_guest(l),
-        (None, None) => return refused("nothing to run"),
+        (None, None) => {
+            let why = "lang \"wasm\" wants module_sha256";
+            return failure_json("RequestError", "request", why, Value::Null, 2);
+        }
     };
     let outcome = guest.and_then(|guest| {
-        host.interpreter(&guest)
-            .limits(limits)
-            .args(std::iter::once(req.name).chain(req.args))
+        let interp = host
+            .interpreter(&guest)
+            .limits(job.limits)
+            .args(std::iter::once(job.name).chain(job.args))
             .stdout(OutputMode::Capture)
             .stderr(OutputMode::Capture)
-            .stdin_bytes(stdin)
-            .build()?
-            .run(run)
+            .stdin_bytes(job.stdin)
+            .build()?;
+        let first = interp.run(job.run)?;
+        match job.call {
+            Some((name, input)) if first.completed => then_call(&interp, first, &name, input),
+            _ => Ok(first),
+        }
     });
     match outcome {
-        Ok(r) => to_json(&r),
+        Ok(r) => {
+            let mut v = to_json(&r);
+            if let Some(out) = &r.output {
+                v["output_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(out));
+            }
+            v
+        }
         Err(Error::Instantiate(e)) => start_failure_json(&e),
         Err(e) => failure_json("HostError", "host", &e.to_string(), Value::Null, 1),
+    }
+}
+
+/// The call a request asks for after its run: its result, with the run's
+/// output before the call's.
+fn then_call(
+    interp: &subinterp::Interpreter,
+    first: RunResult,
+    name: &str,
+    input: Vec<u8>,
+) -> Result<RunResult, Error> {
+    let mut r = interp.run(Run::call(name, input))?;
+    r.stdout = [first.stdout, std::mem::take(&mut r.stdout)].concat();
+    r.stderr = [first.stderr, std::mem::take(&mut r.stderr)].concat();
+    Ok(r)
+}
+
+/// A request, checked and decoded.
+struct Job {
+    language: Option<Language>,
+    run: Run,
+    limits: Limits,
+    name: String,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    call: Option<(String, Vec<u8>)>,
+}
+
+impl Job {
+    /// `req` as a job, or why it is refused.
+    fn of(ceiling: &Ceiling, req: Request, has_module: bool) -> Result<Job, String> {
+        if req.schema != REQUEST_SCHEMA {
+            return Err(format!(
+                "request schema {} (this worker reads {REQUEST_SCHEMA})",
+                req.schema
+            ));
+        }
+        let limits = ceiling.clamp(&req.limits)?;
+        let (language, run) = match (req.lang.as_str(), has_module) {
+            ("js", false) => (Some(Language::JavaScript), Run::js(req.source)),
+            ("js_module", false) => (
+                Some(Language::JavaScript),
+                Run::js_module(req.name.clone(), req.source),
+            ),
+            ("python", false) => (Some(Language::Python), Run::python(req.source)),
+            ("wasm", true) => (None, Run::start()),
+            ("wasm", false) => return Err("lang \"wasm\" wants module_sha256".into()),
+            (other, _) => {
+                return Err(format!(
+                    "unknown lang {other:?} (js, js_module, python or wasm)"
+                ));
+            }
+        };
+        let b64 = |what: &str, s: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| format!("{what} is not base64: {e}"))
+        };
+        let stdin = match req.stdin.as_deref() {
+            None => Vec::new(),
+            Some(s) => b64("stdin", s)?,
+        };
+        let call = match req.call {
+            None => None,
+            Some(c) => Some((c.name, b64("call.input", &c.input)?)),
+        };
+        Ok(Job {
+            language,
+            run,
+            limits,
+            name: req.name,
+            args: req.args,
+            stdin,
+            call,
+        })
     }
 }

@@ -36,6 +36,8 @@ const LAYERS: &[&str] = &[
     "interpreter",
     // the facade
     "host",
+    // runs on workers behind a NATS server (feature `nats`)
+    "remote",
 ];
 
 /// The top-level module a source file belongs to.

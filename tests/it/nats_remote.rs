@@ -119,3 +119,164 @@ fn a_tampered_or_missing_module_is_a_load_error() {
     assert_eq!(v["error"]["kind"], "compile_limit", "{v}");
     assert_eq!(v["error"]["limit"]["max_module_bytes"], 64 << 10, "{v}");
 }
+
+/// The Rust API: one run, a call, many runs streamed back, typed failures.
+#[test]
+fn a_remote_host_runs_calls_and_streams_many_results() {
+    use subinterp::ErrorKind;
+    use subinterp::remote::{RemoteError, RemoteHost, RemoteOptions, RemoteRun};
+    let Some(server) = server("a_remote_host_runs_calls_and_streams_many_results") else {
+        return;
+    };
+    let _a = Worker::start(&server.url, &["--timeout", "2s"]);
+    let _b = Worker::start(&server.url, &["--timeout", "2s"]);
+    let remote = RemoteHost::connect(&server.url, RemoteOptions::new()).unwrap();
+
+    let r = remote
+        .run(RemoteRun::js("console.log(1 + 1); 'done'"))
+        .unwrap();
+    assert_eq!((r.completed, r.stdout_text()), (true, "2\n".to_string()));
+    assert_eq!(r.output.as_deref(), Some(&b"done"[..]));
+    // A limit is the same typed result as a local run's, clamped by the worker.
+    let r = remote
+        .run(RemoteRun::js("for (;;) {}").timeout(std::time::Duration::from_secs(3600)))
+        .unwrap();
+    let kind = r.error.map(|e| e.kind);
+    assert_eq!(
+        kind,
+        Some(ErrorKind::Timeout {
+            limit: std::time::Duration::from_secs(2)
+        })
+    );
+    // A call, with bytes in and out.
+    let src = "function rev(v) { const b = v.bytes(); b.reverse(); return b; }";
+    let out = remote
+        .call(RemoteRun::js(src), "rev", &b"\x00\xffab"[..])
+        .unwrap();
+    assert_eq!(&out[..], b"ba\xff\x00");
+    let e = remote.call(RemoteRun::js(src), "nope", "").unwrap_err();
+    assert!(
+        matches!(&e, RemoteError::Guest(_) | RemoteError::Refused { .. }),
+        "{e:?}"
+    );
+    // A module nobody uploaded: refused, typed.
+    let e = remote
+        .run(RemoteRun::wasm_sha256("1".repeat(64)))
+        .unwrap_err();
+    assert!(
+        matches!(&e, RemoteError::Refused { kind, exit_code: 1, .. } if kind == "load"),
+        "{e:?}"
+    );
+
+    // Many: every id answered once, each with its own result.
+    let runs =
+        (0..40).map(|i| RemoteRun::python(format!("print({i} * 3)")).id(format!("many-{i}")));
+    let mut seen = std::collections::BTreeMap::new();
+    let mut batch = remote.submit(runs).unwrap();
+    assert_eq!(batch.total(), 40);
+    for done in &mut batch {
+        let i: usize = done.id["many-".len()..].parse().unwrap();
+        assert_eq!(done.result.unwrap().stdout_text(), format!("{}\n", i * 3));
+        assert!(seen.insert(i, ()).is_none(), "{} twice", done.id);
+    }
+    assert_eq!((seen.len(), batch.remaining()), (40, 0));
+    // Ids answered already: their stored answers, without running again.
+    let again = (0..3).map(|i| RemoteRun::python("print('not again')").id(format!("many-{i}")));
+    let outs: Vec<_> = remote.submit(again).unwrap().collect();
+    assert_eq!(outs.len(), 3);
+    for done in outs {
+        let i: usize = done.id["many-".len()..].parse().unwrap();
+        assert_eq!(done.result.unwrap().stdout_text(), format!("{}\n", i * 3));
+    }
+    let e = remote
+        .submit([RemoteRun::js("1").id("x"), RemoteRun::js("2").id("x")])
+        .err()
+        .unwrap();
+    assert!(matches!(e, RemoteError::InvalidRequest(_)), "{e:?}");
+}
+
+/// `run --nats URL --batch FILE`: results as JSON lines, a summary, the
+/// exit code of the whole; a bad line stops everything before sending.
+#[test]
+fn a_batch_prints_each_result_as_a_json_line() {
+    let Some(server) = server("a_batch_prints_each_result_as_a_json_line") else {
+        return;
+    };
+    let _w = Worker::start(&server.url, &["--concurrency", "4"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("s.py");
+    std::fs::write(&script, "import sys; print(sys.argv[1:], sys.stdin.read())").unwrap();
+    let hello = guest_path("hello");
+    let mut lines = vec![
+        serde_json::json!({"id": "py", "file": script, "args": ["x"], "stdin": "in"}),
+        serde_json::json!({"id": "wasm", "file": hello, "args": ["y"]}),
+        serde_json::json!({"id": "throws", "source": "throw new Error('no')"}),
+        serde_json::json!({"id": "slow", "source": "for (;;) {}", "limits": {"timeout_ms": 100}}),
+    ];
+    for i in 0..20 {
+        lines.push(serde_json::json!({"source": format!("console.log({i})")}));
+    }
+    let file = tmp.path().join("batch.jsonl");
+    let text_of = |ls: &[Value]| ls.iter().map(|l| format!("{l}\n")).collect::<String>();
+    std::fs::write(&file, text_of(&lines)).unwrap();
+    let out = crate::common::subinterp()
+        .args([
+            "run",
+            "--nats",
+            &server.url,
+            "--batch",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let results: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 24, "{out:?}");
+    let by_id = |id: &str| results.iter().find(|v| v["id"] == id).unwrap().clone();
+    assert_eq!(by_id("py")["stdout"], "['x'] in\n");
+    assert_eq!(
+        by_id("wasm")["stdout"],
+        "hello from wasm, argc=2\narg 1: y\n"
+    );
+    assert_eq!(by_id("throws")["exit_code"], 1);
+    assert_eq!(by_id("slow")["error"]["kind"], "timeout");
+    let mut printed: Vec<String> = results
+        .iter()
+        .filter_map(|v| {
+            v["stdout"]
+                .as_str()
+                .filter(|s| !s.contains('[') && !s.contains("hello"))
+        })
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+        .collect();
+    printed.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("{i}\n")).collect();
+    want.sort();
+    assert_eq!(printed, want);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("24 runs in") && err.contains("22 exited 0, 2 failed"),
+        "{err}"
+    );
+
+    // A bad line: nothing is sent, the line is named.
+    lines.insert(1, serde_json::json!({"source": "1", "env": {"A": "1"}}));
+    std::fs::write(&file, text_of(&lines)).unwrap();
+    let out = crate::common::subinterp()
+        .args([
+            "run",
+            "--nats",
+            &server.url,
+            "--batch",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("batch.jsonl line 2"), "{out:?}");
+    assert!(out.stdout.is_empty());
+}
