@@ -8,6 +8,7 @@
 #   make bench    the side-by-side benchmark against the peers
 #   make soak     a minute of one tenant attacking while another works
 #   make soak-nats  10,000 remote runs through NATS while workers are killed
+#   make demo-cluster  the demo's word count over three workers through NATS
 #   make clean    remove build outputs and the local tool folder
 
 CARGO    ?= cargo
@@ -31,7 +32,7 @@ QJS_CFLAGS := -target wasm32-wasi -O2 -D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_P
 JS_LDFLAGS := -mexec-model=reactor -lwasi-emulated-signal -lwasi-emulated-process-clocks \
 	-Wl,-z,stack-size=1048576 -Wl,--strip-debug
 
-.PHONY: all setup guest python-guest build test demo bench examples fuzz soak soak-nats clean FORCE
+.PHONY: all setup guest python-guest build test demo demo-cluster bench examples fuzz soak soak-nats clean FORCE
 
 all: build guest
 
@@ -295,6 +296,11 @@ soak-nats: guest
 
 demo: guest build
 	$(CARGO) run --release --quiet --example demo
+
+# A nats-server, three workers and the word count spread over them
+# (examples/cluster/); stops all it started. Needs nats-server on PATH.
+demo-cluster: guest build
+	CARGO="$(CARGO)" sh examples/cluster/demo-cluster.sh
 
 # Every example checks its own result and exits non-zero when it is wrong.
 EXAMPLES := demo pipeline hello ping_pong zero_copy_pipeline fan_out plugin_host untrusted

@@ -19,6 +19,9 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use subinterp::{Guest, Host, Interpreter, Limits, Run};
 
+#[path = "remote/nats_run.rs"]
+mod nats_run;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const MIB64: usize = 64 << 20;
 /// The CPython versions measured as peers (each where installed).
@@ -923,6 +926,35 @@ fn main() {
             );
         }
     }
+    let mut nats_floor = None;
+    if want("nats_run") {
+        match nats_run::measure(quick) {
+            Ok(f) => {
+                let what = |q: &str, floor: f64| {
+                    format!(
+                        "{q} of {} round trips; plain NATS request/reply of the same sizes: {floor:.3} ms",
+                        f.n
+                    )
+                };
+                add(
+                    "nats_run_hello_ms",
+                    "ms",
+                    Better::Lower,
+                    what("p50", f.floor.0),
+                    Some(f.run.0),
+                );
+                add(
+                    "nats_run_hello_p99_ms",
+                    "ms",
+                    Better::Lower,
+                    what("p99", f.floor.1),
+                    Some(f.run.1),
+                );
+                nats_floor = Some(f.floor);
+            }
+            Err(why) => eprintln!("  nats_run_hello_ms: not measured: {why}"),
+        }
+    }
     if only.is_some() {
         return;
     }
@@ -992,6 +1024,21 @@ fn main() {
                 _ => None,
             };
             m.peers.insert("wasmtime".into(), v);
+        }
+    }
+    // The floor under the NATS rows: plain request/reply through the server.
+    if let Some((p50, p99)) = nats_floor {
+        notes.insert(
+            "nats".into(),
+            "plain NATS request/reply through the same nats-server (the floor, not a peer)".into(),
+        );
+        for m in metrics.iter_mut() {
+            let v = match m.name {
+                "nats_run_hello_ms" => Some(p50),
+                "nats_run_hello_p99_ms" => Some(p99),
+                _ => None,
+            };
+            m.peers.insert("nats".into(), v);
         }
     }
     // Whole-process start-up of the peers' runtimes, for cli_js_hello_ms.

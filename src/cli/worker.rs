@@ -126,7 +126,9 @@ async fn serve(
         a.nats,
         a.concurrency
     ));
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let worker = Arc::new(Worker {
+        name: format!("{}/{}", hostname.trim(), std::process::id()),
         client,
         js,
         results,
@@ -152,6 +154,8 @@ async fn serve(
 }
 
 struct Worker {
+    /// `HOST/PID`, in each result it publishes.
+    name: String,
     client: async_nats::Client,
     js: jetstream::Context,
     results: jetstream::stream::Stream,
@@ -216,6 +220,7 @@ impl Worker {
             }
         };
         v["id"] = json!(id);
+        v["worker"] = json!(self.name);
         v
     }
 
