@@ -1,5 +1,5 @@
 """Writes a copy of QuickJS-ng's quickjs.c for the subinterp JS guest, with
-four changes; the copy goes to the build folder, the registry's sources are
+six changes; the copy goes to the build folder, the registry's sources are
 never changed:
 
 1. its C-stack check is switched on under WASI (upstream turns it off there),
@@ -16,7 +16,11 @@ never changed:
 4. JS_WriteObject refuses symbols unless it writes bytecode (as structured
    clone refuses them), so sendValue and structuredClone throw
    DataCloneError for a symbol instead of making a new one on the other side;
-5. one function is added, `si_js_new_like`, which makes a plain object with
+5. JS_ReadObject checks that a string's bytes are there before it allocates
+   the string (upstream allocates first), so a forged message that claims a
+   huge string is an error of the message (DataCloneError for recvValue),
+   not an out-of-memory error;
+6. one function is added, `si_js_new_like`, which makes a plain object with
    the shape of another (its prototype and property keys) and the given
    values: the message path makes each received `View` with it, one
    allocation of the object and one of its properties, without looking up
@@ -63,6 +67,30 @@ new = """            if (!s->allow_bytecode || /* subinterp: as structured clone
                 (p->atom_type != JS_ATOM_TYPE_GLOBAL_SYMBOL && p->atom_type != JS_ATOM_TYPE_SYMBOL)) {"""
 if text.count(old) != 1:
     sys.exit(f"patch_quickjs.py: the symbol case of JS_WriteObjectRec not found as expected in {src}")
+text = text.replace(old, new)
+old = """    p = js_alloc_string(s->ctx, len, is_wide_char);
+    if (!p) {
+        s->error_state = -1;
+        return NULL;
+    }
+    size = (size_t)len << is_wide_char;
+    if ((s->buf_end - s->ptr) < size) {
+        bc_read_error_end(s);
+        js_free_string(s->ctx->rt, p);
+        return NULL;
+    }"""
+new = """    size = (size_t)len << is_wide_char;
+    if ((s->buf_end - s->ptr) < size) { /* subinterp: before allocating */
+        bc_read_error_end(s);
+        return NULL;
+    }
+    p = js_alloc_string(s->ctx, len, is_wide_char);
+    if (!p) {
+        s->error_state = -1;
+        return NULL;
+    }"""
+if text.count(old) != 1:
+    sys.exit(f"patch_quickjs.py: JS_ReadString not found as expected in {src}")
 text = text.replace(old, new)
 text += """
 

@@ -1120,7 +1120,9 @@ static int32_t eval(char *src, int32_t len, const char *name, int flags) {
         status = report_exception("Error");
     } else {
         JS_FreeValue(ctx, b);
-        JSValue r = JS_Eval(ctx, src, (size_t)len, name, flags);
+        JSValue r = (flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_MODULE
+                        ? si_eval_module(ctx, src, (size_t)len, name)
+                        : JS_Eval(ctx, src, (size_t)len, name, flags);
         if (JS_IsException(r)) {
             status = report_exception("Error");
         } else {
