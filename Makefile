@@ -8,6 +8,7 @@
 #   make bench    the side-by-side benchmark against the peers
 #   make soak     a minute of one tenant attacking while another works
 #   make soak-nats  10,000 remote runs through NATS while workers are killed
+#   make demo-cluster  the demo's word count over three workers through NATS
 #   make clean    remove build outputs and the local tool folder
 
 CARGO    ?= cargo
@@ -31,7 +32,7 @@ QJS_CFLAGS := -target wasm32-wasi -O2 -D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_P
 JS_LDFLAGS := -mexec-model=reactor -lwasi-emulated-signal -lwasi-emulated-process-clocks \
 	-Wl,-z,stack-size=1048576 -Wl,--strip-debug
 
-.PHONY: all setup guest python-guest build test demo bench examples fuzz soak soak-nats clean FORCE
+.PHONY: all setup guest python-guest build test demo demo-cluster bench examples fuzz soak soak-nats clean FORCE
 
 all: build guest
 
@@ -69,13 +70,13 @@ $(JS_OUT)/%.h: guest/js/%.js
 	@mkdir -p $(JS_OUT)
 	$(PYTHON) -c 'import sys; d=open(sys.argv[1],"rb").read(); n=sys.argv[2]; print("static const unsigned char %s_js[] = {" % n + ",".join(str(b) for b in d + b"\0") + "};\nstatic const unsigned int %s_js_len = %d;" % (n, len(d)))' $< $* > $@
 
-# The web-standard globals (web.c, url.c, sha.c, web.js) and the console
+# The web-standard globals (web.c, url.c, sha.c, encoding.c, web.js, encoding.js) and the console
 # (console.js). URL parsing is ada, the WHATWG URL parser (C++ with a C API),
 # from the sources the pinned ada-url crate vendors (guest/js/web/Cargo.toml),
 # compiled without exceptions and linked with zig's libc++; the crate's
 # web-platform-tests data is what tests/it/web.rs checks URL against.
-WEB_SRCS := guest/js/web.c guest/js/url.c guest/js/sha.c
-WEB_DEPS := $(WEB_SRCS) guest/js/web.h guest/js/sha.h $(JS_OUT)/web_js.h $(JS_OUT)/console_js.h $(JS_OUT)/ada.o
+WEB_SRCS := guest/js/web.c guest/js/url.c guest/js/sha.c guest/js/encoding.c
+WEB_DEPS := $(WEB_SRCS) guest/js/web.h guest/js/sha.h $(JS_OUT)/web_js.h $(JS_OUT)/console_js.h $(JS_OUT)/encoding_js.h $(JS_OUT)/ada.o
 ADA_CXXFLAGS := -target wasm32-wasi -O2 -std=c++20 -fno-exceptions -fno-rtti -DADA_INCLUDE_URL_PATTERN=0 -w
 
 # Where cargo put the ada-url crate (downloads the pinned crate if needed).
@@ -100,8 +101,9 @@ $(JS_OUT)/node_modules.h: guest/js/embed_modules.py $(NODE_JS)
 	$(PYTHON) guest/js/embed_modules.py $@ $(NODE_JS)
 
 # The guest's C files (the event loop is loop.c and loop.js; the web globals
-# web.c, url.c and sha.c; files and module files fs.c and node/*.js).
-JS_C := guest/js/subinterp_js.c guest/js/loop.c $(WEB_SRCS) guest/js/fs.c
+# web.c, url.c, sha.c and encoding.c; files and module files fs.c and node/*.js;
+# import.meta meta.c; the batch forms of recv and send batch.c).
+JS_C := guest/js/subinterp_js.c guest/js/loop.c $(WEB_SRCS) guest/js/fs.c guest/js/meta.c guest/js/batch.c
 
 $(GUEST_OUT)/js.wasm: $(JS_C) guest/js/js_guest.h guest/js/fs.h guest/include/subinterp.h $(JS_OUT)/prelude.h $(JS_OUT)/loop.h $(JS_OUT)/node_modules.h $(QJS_OBJS) $(WEB_DEPS) | $(ZIG)
 	$(ZIG) cc $(GUEST_CFLAGS) -D_WASI_EMULATED_SIGNAL -I$(JS_OUT) -I"$$(cat $(JS_OUT)/qjs-dir)" \
@@ -294,6 +296,11 @@ soak-nats: guest
 
 demo: guest build
 	$(CARGO) run --release --quiet --example demo
+
+# A nats-server, three workers and the word count spread over them
+# (examples/cluster/); stops all it started. Needs nats-server on PATH.
+demo-cluster: guest build
+	CARGO="$(CARGO)" sh examples/cluster/demo-cluster.sh
 
 # Every example checks its own result and exits non-zero when it is wrong.
 EXAMPLES := demo pipeline hello ping_pong zero_copy_pipeline fan_out plugin_host untrusted

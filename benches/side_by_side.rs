@@ -19,6 +19,9 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use subinterp::{Guest, Host, Interpreter, Limits, Run};
 
+#[path = "remote/nats_run.rs"]
+mod nats_run;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const MIB64: usize = 64 << 20;
 /// The CPython versions measured as peers (each where installed).
@@ -418,6 +421,30 @@ impl Bench {
         )
     }
 
+    /// As [`msg64_js`](Self::msg64_js) with the batch forms: the sender
+    /// sends arrays of 256 messages with `sendMany`, the receiver takes up to
+    /// 256 at a time with `recvMany` (and releases each view).
+    fn msg64_js_batch(&self) -> (f64, usize) {
+        let n = if self.quick { 20_000 } else { 200_000 };
+        let send = format!(
+            "const o = channels.out, a = Array(256).fill(new Uint8Array(64));\n\
+             for (let i = 0; i < {n}; i += 256) o.sendMany(i + 256 <= {n} ? a : a.slice(0, {n} - i));"
+        );
+        let recv = format!(
+            "const r = channels.inbox;\n\
+             for (let got = 0; got < {n};) {{\n\
+               const vs = r.recvMany(256);\n\
+               for (let i = 0; i < vs.length; i++) vs[i].release();\n\
+               got += vs.length;\n\
+             }}"
+        );
+        self.msg64_script(
+            n,
+            || self.host.create_js(Limits::new()),
+            || (Run::js(send.as_str()), Run::js(recv.as_str())),
+        )
+    }
+
     /// 64-byte messages one way between two Python interpreters.
     fn msg64_py(&self) -> (f64, usize) {
         let n = if self.quick { 20_000 } else { 200_000 };
@@ -780,6 +807,16 @@ fn main() {
             Some(v),
         );
     }
+    if want("msg64_batch_js") {
+        let (v, n) = b.msg64_js_batch();
+        add(
+            "msg64_batch_js_per_s",
+            "msg/s",
+            Better::Higher,
+            format!("median of {n} runs, recvMany/sendMany"),
+            Some(v),
+        );
+    }
     if want("roundtrip") {
         let (p50, p99, n) = b.roundtrip();
         add(
@@ -923,6 +960,35 @@ fn main() {
             );
         }
     }
+    let mut nats_floor = None;
+    if want("nats_run") {
+        match nats_run::measure(quick) {
+            Ok(f) => {
+                let what = |q: &str, floor: f64| {
+                    format!(
+                        "{q} of {} round trips; plain NATS request/reply of the same sizes: {floor:.3} ms",
+                        f.n
+                    )
+                };
+                add(
+                    "nats_run_hello_ms",
+                    "ms",
+                    Better::Lower,
+                    what("p50", f.floor.0),
+                    Some(f.run.0),
+                );
+                add(
+                    "nats_run_hello_p99_ms",
+                    "ms",
+                    Better::Lower,
+                    what("p99", f.floor.1),
+                    Some(f.run.1),
+                );
+                nats_floor = Some(f.floor);
+            }
+            Err(why) => eprintln!("  nats_run_hello_ms: not measured: {why}"),
+        }
+    }
     if only.is_some() {
         return;
     }
@@ -992,6 +1058,21 @@ fn main() {
                 _ => None,
             };
             m.peers.insert("wasmtime".into(), v);
+        }
+    }
+    // The floor under the NATS rows: plain request/reply through the server.
+    if let Some((p50, p99)) = nats_floor {
+        notes.insert(
+            "nats".into(),
+            "plain NATS request/reply through the same nats-server (the floor, not a peer)".into(),
+        );
+        for m in metrics.iter_mut() {
+            let v = match m.name {
+                "nats_run_hello_ms" => Some(p50),
+                "nats_run_hello_p99_ms" => Some(p99),
+                _ => None,
+            };
+            m.peers.insert("nats".into(), v);
         }
     }
     // Whole-process start-up of the peers' runtimes, for cli_js_hello_ms.

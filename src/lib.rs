@@ -82,6 +82,8 @@ pub mod limits;
 pub mod nats;
 mod outcome;
 mod output;
+#[cfg(feature = "nats")]
+pub mod remote;
 mod result;
 mod snapshot;
 mod store;

@@ -5,6 +5,8 @@
 
 #[path = "cli/args.rs"]
 mod args;
+#[path = "cli/batch.rs"]
+mod batch;
 #[path = "cli/remote.rs"]
 mod remote;
 #[path = "cli/report.rs"]
@@ -195,12 +197,12 @@ fn interpreter(
 fn run(a: RunArgs) -> Result<ExitCode> {
     let a = a.normalized();
     let limits = a.limits.to_limits();
+    if a.remote.batch.is_some() {
+        return batch::run_batch(&a);
+    }
     let script = script(&a)?;
     if a.remote.nats.is_some() {
-        let Some((language, source)) = script else {
-            bail!("--nats runs JavaScript and Python scripts; a .wasm module runs here only");
-        };
-        return remote::run_remote(&a, language, source);
+        return remote::run_remote(&a, script);
     }
     let host = host_for(&a, &limits, script.is_some())?;
     let (guest, name) = match load(&host, &a, script.as_ref().map(|s| s.0))? {

@@ -16,7 +16,7 @@
   // ABI error codes (guest/include/subinterp.h).
   const BAD_HANDLE = -1, WRONG_KIND = -2, BOUNDS = -3, EMPTY = -4, FULL = -5,
     CLOSED = -6, TIMEOUT = -7, NOT_FOUND = -8, LIMIT = -9, INVALID = -10,
-    TOO_LARGE = -11, RELEASED = -12, BUSY = -13, HOST = -14;
+    TOO_LARGE = -11, RELEASED = -12, BUSY = -13, HOST = -14, DENIED = -15;
   const KIND_VIEW = 1, KIND_RECV = 2, KIND_SEND = 3;
 
   function errorClass(name) {
@@ -359,8 +359,21 @@
         for (const k of ["maxMemory", "fuel", "maxOutput", "maxHandles", "maxInterpreters", "maxDepth"]) {
           if (limits[k] !== undefined) opts[k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase())] = Number(limits[k]);
         }
+        // Parts of this interpreter's --dir grants: "/path" (as granted) or {path, readOnly}.
+        if (limits.dirs !== undefined) {
+          if (!Array.isArray(limits.dirs)) throw new TypeError("interpreters.create: dirs must be an array");
+          opts.dirs = limits.dirs.map((d) => typeof d === "string" ? { path: d }
+            : { path: String(d.path), read_only: d.readOnly === undefined ? null : Boolean(d.readOnly) });
+        }
       }
       const id = si.interpCreate(JSON.stringify(opts));
+      if (id === DENIED) {
+        const e = new Error(`interpreters.create: cannot give ${JSON.stringify(opts.dirs.map((d) => d.path))}: a child's ` +
+          "directory must be one of this interpreter's directory grants or below one (an absolute path, no '..', " +
+          "no symlink out of it), and read-only where that grant is");
+        e.code = "EACCES";
+        throw e;
+      }
       if (id === LIMIT) throw new LimitError("interpreters.create: interpreter limit reached (count, depth or memory)");
       if (id === INVALID) throw new TypeError("interpreters.create: unknown or invalid limit or language");
       if (id === NOT_FOUND) throw new Error("interpreters.create: no guest for that language (see make guest)");
@@ -402,10 +415,20 @@
   // granted: the arguments, the environment (the `--env` grants), stdin and
   // the exit code. Read when first used, so a new interpreter pays nothing.
   let argv, env, exitCode, stdinRest = "";
-  const stdinDecoder = (bytes) => si.decodeUtf8(bytes, false);
+  // stdin's chunks as UTF-8: a character cut at a chunk's end (stdinHeld)
+  // waits for the next chunk; `last` decodes what is held too.
+  let stdinHeld = new Uint8Array(0);
+  const stdinDecoder = (bytes, last) => {
+    let b = bytes;
+    if (stdinHeld.length) { b = new Uint8Array(stdinHeld.length + bytes.length); b.set(stdinHeld); b.set(bytes, stdinHeld.length); }
+    const keep = last ? 0 : si.utf8Tail(b); // encoding.c's
+    stdinHeld = b.slice(b.length - keep);
+    return si.decodeUtf8(b.subarray(0, b.length - keep), false);
+  };
   const readAll = () => {
-    const chunks = [];
-    let n = 0;
+    const chunks = [stdinHeld];
+    let n = stdinHeld.length;
+    stdinHeld = new Uint8Array(0);
     for (;;) {
       const b = si.readStdin(65536);
       if (b.length === 0) break;
@@ -440,7 +463,7 @@
       /** All of stdin (what is left of it) as bytes. */
       bytes() { const b = readAll(); stdinRest = ""; return b; },
       /** All of stdin (what is left of it) as UTF-8 text. */
-      text() { const t = stdinRest + stdinDecoder(readAll()); stdinRest = ""; return t; },
+      text() { const t = stdinRest + stdinDecoder(readAll(), true); stdinRest = ""; return t; },
       /** The next line without its newline, or null at the end of stdin. */
       readLine() {
         for (;;) {
@@ -452,12 +475,13 @@
           }
           const b = si.readStdin(65536);
           if (b.length === 0) {
+            stdinRest += stdinDecoder(b, true);
             if (stdinRest === "") return null;
             const last = stdinRest;
             stdinRest = "";
             return last;
           }
-          stdinRest += stdinDecoder(b);
+          stdinRest += stdinDecoder(b, false);
         }
       },
     },
@@ -471,81 +495,7 @@
   // ---- web-standard globals (WinterTC's minimum common API, in part) ----
   const def = (name, value) =>
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
-  const bytesOf = (input, what) => {
-    if (input === undefined) return new Uint8Array(0);
-    if (input instanceof ArrayBuffer) return new Uint8Array(input);
-    if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
-    throw new TypeError(`${what}: expected an ArrayBuffer or a view of one`);
-  };
-
-  class TextEncoder {
-    get encoding() { return "utf-8"; }
-    /** The UTF-8 bytes of `input` (a lone surrogate becomes U+FFFD). */
-    encode(input = "") { return si.encodeUtf8(String(input)); }
-    encodeInto(input, dest) {
-      const bytes = si.encodeUtf8(String(input));
-      let n = Math.min(bytes.length, dest.length);
-      while (n > 0 && n < bytes.length && (bytes[n] & 0xc0) === 0x80) n--; // whole characters only
-      dest.set(bytes.subarray(0, n));
-      const read = si.decodeUtf8(bytes.subarray(0, n), false).length;
-      return { read, written: n };
-    }
-  }
-
-  const W1252 = [0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030,
-    0x160, 0x2039, 0x152, 0x8d, 0x17d, 0x8f, 0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022,
-    0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178];
-  const LABELS = {
-    "utf-8": "utf-8", "utf8": "utf-8", "unicode-1-1-utf-8": "utf-8",
-    "utf-16le": "utf-16le", "utf-16": "utf-16le",
-    "latin1": "windows-1252", "iso-8859-1": "windows-1252", "ascii": "windows-1252",
-    "us-ascii": "windows-1252", "windows-1252": "windows-1252", "cp1252": "windows-1252",
-  };
-  const fromUnits = (units) => {
-    let s = "";
-    for (let i = 0; i < units.length; i += 0x8000) s += String.fromCharCode.apply(null, units.slice(i, i + 0x8000));
-    return s;
-  };
-
-  class TextDecoder {
-    #enc; #fatal; #ignoreBOM;
-    constructor(label = "utf-8", options = {}) {
-      const enc = LABELS[String(label).trim().toLowerCase()];
-      if (!enc) throw new RangeError(`TextDecoder: the encoding "${label}" is not supported`);
-      this.#enc = enc;
-      this.#fatal = Boolean(options.fatal);
-      this.#ignoreBOM = Boolean(options.ignoreBOM);
-    }
-    get encoding() { return this.#enc; }
-    get fatal() { return this.#fatal; }
-    get ignoreBOM() { return this.#ignoreBOM; }
-    /** The text of `input` (whole: streaming is not supported). */
-    decode(input, options) {
-      if (options && options.stream) throw new TypeError("TextDecoder: streaming is not supported");
-      let b = bytesOf(input, "TextDecoder.decode");
-      const bad = () => { throw new TypeError(`TextDecoder: the data is not valid ${this.#enc}`); };
-      if (this.#enc === "utf-8") {
-        if (!this.#ignoreBOM && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3);
-        const s = si.decodeUtf8(b, this.#fatal);
-        return s === null ? bad() : s;
-      }
-      if (this.#enc === "utf-16le") {
-        if (!this.#ignoreBOM && b[0] === 0xff && b[1] === 0xfe) b = b.subarray(2);
-        const units = [];
-        for (let i = 0; i + 1 < b.length; i += 2) units.push(b[i] | (b[i + 1] << 8));
-        if (b.length % 2) { if (this.#fatal) bad(); units.push(0xfffd); }
-        for (let i = 0; i < units.length; i++) {
-          const u = units[i];
-          if (u >= 0xd800 && u <= 0xdbff && i + 1 < units.length && units[i + 1] >= 0xdc00 && units[i + 1] <= 0xdfff) { i++; continue; }
-          if (u >= 0xd800 && u <= 0xdfff) { if (this.#fatal) bad(); units[i] = 0xfffd; }
-        }
-        return fromUnits(units);
-      }
-      return fromUnits(Array.from(b, (x) => (x >= 0x80 && x <= 0x9f ? W1252[x - 0x80] : x)));
-    }
-  }
-  def("TextEncoder", TextEncoder);
-  def("TextDecoder", TextDecoder);
+  // TextEncoder and TextDecoder are encoding.js's.
 
   const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   def("crypto", Object.freeze({

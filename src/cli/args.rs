@@ -107,7 +107,7 @@ pub(crate) struct RunArgs {
     #[arg(long, conflicts_with = "python")]
     pub(crate) module: bool,
     /// The module (.wasm, .wat) or script (.js, .mjs, .py) to run.
-    #[arg(required_unless_present = "eval")]
+    #[arg(required_unless_present_any = ["eval", "batch"])]
     pub(crate) file: Option<std::path::PathBuf>,
     /// Arguments passed to the program (argv[1..]).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -135,7 +135,8 @@ pub(crate) struct LimitArgs {
 #[derive(clap::Args, Clone, Debug, Default)]
 pub(crate) struct RemoteArgs {
     /// Send the run to the workers behind this NATS server (nats://HOST:PORT) instead of
-    /// running it here; JavaScript and Python scripts only.
+    /// running it here: a script travels in the request; a wasm module goes to the server's
+    /// modules bucket under its SHA-256 (once) and the request names that hash.
     #[arg(long, value_name = "URL")]
     pub(crate) nats: Option<String>,
     /// The subject prefix that names the work queue (and its streams) on the server.
@@ -148,6 +149,11 @@ pub(crate) struct RemoteArgs {
     /// A remote run's stdin: the bytes of FILE (`-`: this process's stdin, read to its end).
     #[arg(long, value_name = "FILE", requires = "nats")]
     pub(crate) input: Option<std::path::PathBuf>,
+    /// Send every request of FILE (JSON lines; `-`: stdin) and print each result as one
+    /// JSON line as it finishes, with progress on stderr when it is a terminal and a summary
+    /// at the end. Exit code: 0 when every run exited 0, else 1 (2: a bad line; nothing sent).
+    #[arg(long, value_name = "FILE", requires = "nats", conflicts_with_all = ["eval", "file", "input"])]
+    pub(crate) batch: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -165,6 +171,9 @@ pub(crate) struct WorkerArgs {
     /// Runs at once.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub(crate) concurrency: u32,
+    /// The largest wasm module a request may name (larger: a compile_limit result).
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub(crate) max_module: usize,
     /// The ceilings of every run: a request's own limits are clamped to these.
     #[command(flatten)]
     pub(crate) limits: LimitArgs,

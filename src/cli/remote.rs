@@ -1,143 +1,20 @@
-//! Runs carried by NATS JetStream (issue 15): what travels (a request and
-//! its result, both JSON), the two streams they travel in, and the client
-//! side, `subinterp run --nats URL`.
-//!
-//! On a server, for the subject prefix `S` (`--subject`, default
-//! `subinterp`):
-//!
-//! ```text
-//!   client ──publish──▶ S.run         stream S-runs     (work queue: a request
-//!                                                        is gone once acked)
-//!   worker ◀──pull───── consumer S-workers (explicit acks; unacked requests are
-//!                                          redelivered after ACK_WAIT)
-//!   worker ──publish──▶ S.result.ID   stream S-results  (kept a day; a result
-//!                                                        per id, deduplicated)
-//!   client ◀──ordered consumer filtered on S.result.ID
-//! ```
-//!
-//! A worker acknowledges a request only after its result is stored, so a
-//! worker that dies mid-run leaves the request to another; the result is
-//! published with `Nats-Msg-Id: ID`, and a worker first looks for a result
-//! already stored under the id, so no id is answered twice.
+//! `subinterp run --nats URL`: a run sent to the workers behind a NATS
+//! server, built on the library's [`RemoteHost`] (`src/remote/` describes
+//! the streams and the request), and reported as a local run is.
 
 use std::io::{IsTerminal, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use async_nats::jetstream::{self, consumer, stream};
-use base64::Engine;
-use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use subinterp::Language;
+use subinterp::remote::{Credentials, RemoteHost, RemoteOptions, RemoteRun};
 
 use crate::args::{LimitArgs, RemoteArgs, RunArgs};
 use crate::report::{print_json, report};
 
-/// The version of the request's layout.
-pub(crate) const REQUEST_SCHEMA: u32 = 1;
-
-/// How long a worker may hold a request without a sign of life before the
-/// server gives it to another worker; a worker sends one every third of it
-/// while a run goes on.
-pub(crate) const ACK_WAIT: Duration = Duration::from_secs(4);
-
-/// How long results stay on the server.
-const RESULTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-
-/// A run request, as JSON on `S.run`. Unknown fields are refused: a request
-/// cannot ask for directories, environment or anything else a worker does
-/// not offer.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Request {
-    /// [`REQUEST_SCHEMA`].
-    pub(crate) schema: u32,
-    /// Names the request and its result: 1 to 64 of `[A-Za-z0-9_-]`.
-    pub(crate) id: String,
-    /// `js`, `js_module` or `python`.
-    pub(crate) lang: String,
-    /// The script's name (argv[0], and a module's name).
-    pub(crate) name: String,
-    /// The source.
-    pub(crate) source: String,
-    /// argv[1..].
-    #[serde(default)]
-    pub(crate) args: Vec<String>,
-    /// stdin, base64.
-    #[serde(default)]
-    pub(crate) stdin: Option<String>,
-    /// The limits asked for; a worker clamps them to its own.
-    #[serde(default)]
-    pub(crate) limits: WireLimits,
-}
-
-/// Limits in a request; absent ones are the worker's.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WireLimits {
-    pub(crate) timeout_ms: Option<u64>,
-    pub(crate) max_memory: Option<usize>,
-    pub(crate) fuel: Option<u64>,
-    pub(crate) max_output: Option<usize>,
-}
-
-impl WireLimits {
-    fn from_args(l: &LimitArgs) -> Self {
-        WireLimits {
-            timeout_ms: l
-                .timeout
-                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-            max_memory: l.max_memory,
-            fuel: l.fuel,
-            max_output: l.max_output,
-        }
-    }
-}
-
-/// Whether `id` may name a request (and a subject).
-pub(crate) fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// The subject prefix's check: it names streams and subjects.
-pub(crate) fn check_prefix(s: &str) -> Result<()> {
-    if !valid_id(s) {
-        bail!("--subject wants 1 to 64 of A-Z a-z 0-9 _ -, got {s:?}");
-    }
-    Ok(())
-}
-
-/// Subject names under a prefix.
-pub(crate) struct Subjects {
-    pub(crate) prefix: String,
-}
-
-impl Subjects {
-    pub(crate) fn run(&self) -> String {
-        format!("{}.run", self.prefix)
-    }
-    pub(crate) fn result(&self, id: &str) -> String {
-        format!("{}.result.{id}", self.prefix)
-    }
-    pub(crate) fn runs_stream(&self) -> String {
-        format!("{}-runs", self.prefix)
-    }
-    pub(crate) fn results_stream(&self) -> String {
-        format!("{}-results", self.prefix)
-    }
-    pub(crate) fn workers(&self) -> String {
-        format!("{}-workers", self.prefix)
-    }
-}
-
-/// A current-thread runtime for the client, a multi-threaded one for a
-/// worker (its runs go to blocking threads either way).
+/// A multi-threaded runtime for a worker (its runs go to blocking threads).
 pub(crate) fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -146,93 +23,76 @@ pub(crate) fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Connects with the credentials the operator configured: `--creds FILE`,
-/// else `$SUBINTERP_NATS_CREDS`, else `$SUBINTERP_NATS_USER` and
+/// The prefix and the operator's credentials: `--creds FILE`, else
+/// `$SUBINTERP_NATS_CREDS`, else `$SUBINTERP_NATS_USER` and
 /// `$SUBINTERP_NATS_PASSWORD`, else none. Never from a request.
-pub(crate) async fn connect(url: &str, creds: Option<&Path>) -> Result<async_nats::Client> {
-    let file = creds
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("SUBINTERP_NATS_CREDS").map(Into::into));
-    let user = std::env::var("SUBINTERP_NATS_USER").ok();
-    let password = std::env::var("SUBINTERP_NATS_PASSWORD").ok();
-    let options = match (file, user, password) {
-        (Some(f), _, _) => async_nats::ConnectOptions::with_credentials_file(&f)
-            .await
-            .with_context(|| format!("reading NATS credentials {}", f.display()))?,
-        (None, Some(u), Some(p)) => async_nats::ConnectOptions::with_user_and_password(u, p),
-        _ => async_nats::ConnectOptions::new(),
+pub(crate) fn options(prefix: &str, creds: Option<&Path>) -> Result<RemoteOptions> {
+    let credentials = match creds {
+        Some(f) => Credentials::File(f.to_path_buf()),
+        None => Credentials::from_env(),
     };
-    options
-        .name("subinterp")
-        .connect(url)
-        .await
-        .with_context(|| format!("connecting to NATS at {url}"))
+    let o = RemoteOptions::new().prefix(prefix).credentials(credentials);
+    o.subjects().map_err(|_| {
+        anyhow::anyhow!("--subject wants 1 to 64 of A-Z a-z 0-9 _ -, got {prefix:?}")
+    })?;
+    Ok(o)
 }
 
-/// Makes (or finds) the two streams.
-pub(crate) async fn streams(
-    js: &jetstream::Context,
-    s: &Subjects,
-) -> Result<(stream::Stream, stream::Stream)> {
-    let runs = js
-        .get_or_create_stream(stream::Config {
-            name: s.runs_stream(),
-            subjects: vec![s.run()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .context("making the runs stream")?;
-    let results = js
-        .get_or_create_stream(stream::Config {
-            name: s.results_stream(),
-            subjects: vec![format!("{}.result.*", s.prefix)],
-            storage: stream::StorageType::File,
-            max_age: RESULTS_MAX_AGE,
-            max_messages_per_subject: 1,
-            ..Default::default()
-        })
-        .await
-        .context("making the results stream")?;
-    Ok((runs, results))
-}
-
-/// A fresh request id: 24 random bytes from the kernel, base64url.
-fn new_id() -> Result<String> {
-    let mut b = [0u8; 18];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .context("reading /dev/urandom for a request id")?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
-}
-
-/// The request `subinterp run --nats` sends.
-fn request(a: &RunArgs, language: Language, source: String) -> Result<Request> {
-    let lang = match language {
-        Language::Python => "python",
-        _ if a.eval.is_none() && super::is_module(a) => "js_module",
-        _ => "js",
+/// Connects the client side of `run --nats`.
+pub(crate) fn remote_host(r: &RemoteArgs) -> Result<RemoteHost> {
+    let Some(url) = r.nats.as_deref() else {
+        bail!("no --nats URL");
     };
+    Ok(RemoteHost::connect(
+        url,
+        options(&r.subject, r.creds.as_deref())?,
+    )?)
+}
+
+/// Applies the command line's limits to a run.
+pub(crate) fn with_limits(mut run: RemoteRun, l: &LimitArgs) -> RemoteRun {
+    if let Some(t) = l.timeout {
+        run = run.timeout(t);
+    }
+    if let Some(m) = l.max_memory {
+        run = run.max_memory(m);
+    }
+    if let Some(f) = l.fuel {
+        run = run.fuel(f);
+    }
+    if let Some(o) = l.max_output {
+        run = run.max_output(o);
+    }
+    run
+}
+
+/// The run `subinterp run --nats` sends: the script, or the module file.
+fn remote_run(a: &RunArgs, script: Option<(Language, String)>) -> Result<RemoteRun> {
     let name = match &a.file {
         Some(f) => f.to_string_lossy().into_owned(),
         None => "-e".to_string(),
     };
-    Ok(Request {
-        schema: REQUEST_SCHEMA,
-        id: new_id()?,
-        lang: lang.to_string(),
-        name,
-        source,
-        args: a.args.clone(),
-        stdin: read_input(&a.remote)?.map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
-        limits: WireLimits::from_args(&a.limits),
-    })
+    let run = match (script, &a.file) {
+        (Some((Language::Python, src)), _) => RemoteRun::python(src),
+        (Some((_, src)), _) if a.eval.is_none() && super::is_module(a) => {
+            RemoteRun::js_module(name.clone(), src)
+        }
+        (Some((_, src)), _) => RemoteRun::js(src),
+        (None, Some(f)) => {
+            RemoteRun::wasm(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?)
+        }
+        (None, None) => bail!("nothing to run: give a FILE or -e SOURCE"),
+    };
+    let mut run = with_limits(run.name(name).args(a.args.clone()), &a.limits);
+    if let Some(input) = read_input(&a.remote.input)? {
+        run = run.stdin(input);
+    }
+    Ok(run)
 }
 
 /// `--input FILE` (`-`: stdin, which must not be a terminal).
-fn read_input(r: &RemoteArgs) -> Result<Option<Vec<u8>>> {
-    match r.input.as_deref() {
+fn read_input(input: &Option<PathBuf>) -> Result<Option<Vec<u8>>> {
+    match input.as_deref() {
         None => Ok(None),
         Some(p) if p == Path::new("-") => {
             if std::io::stdin().is_terminal() {
@@ -250,58 +110,30 @@ fn read_input(r: &RemoteArgs) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// `subinterp run --nats URL`: sends the script to the workers and reports
-/// its result as a local run would (the same output, report and exit code).
-pub(crate) fn run_remote(a: &RunArgs, language: Language, source: String) -> Result<ExitCode> {
-    let Some(url) = a.remote.nats.as_deref() else {
-        bail!("no --nats URL");
+/// `subinterp run --nats URL`: sends the script (or the module, `None`)
+/// to the workers and reports its result as a local run would (the same
+/// output, report and exit code).
+pub(crate) fn run_remote(a: &RunArgs, script: Option<(Language, String)>) -> Result<ExitCode> {
+    let language = script.as_ref().map(|s| s.0);
+    let run = remote_run(a, script)?;
+    let remote = remote_host(&a.remote)?;
+    let Some(done) = remote.submit([run])?.next() else {
+        bail!("no result came");
     };
-    check_prefix(&a.remote.subject)?;
-    let req = request(a, language, source)?;
-    let subjects = Subjects {
-        prefix: a.remote.subject.clone(),
-    };
-    let result = runtime(1)?.block_on(async {
-        let client = connect(url, a.remote.creds.as_deref()).await?;
-        submit(&jetstream::new(client), &subjects, &req).await
-    })?;
-    print_remote(&result, a.json, language)?;
-    let code = result["exit_code"].as_u64().unwrap_or(1);
+    if done.json.is_null() {
+        return Err(done
+            .result
+            .err()
+            .map_or_else(|| anyhow::anyhow!("no result came"), anyhow::Error::from));
+    }
+    print_remote(&done.json, a.json, language)?;
+    let code = done.json["exit_code"].as_u64().unwrap_or(1);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
-}
-
-/// Publishes `req` and waits for its result.
-pub(crate) async fn submit(js: &jetstream::Context, s: &Subjects, req: &Request) -> Result<Value> {
-    let (_, results) = streams(js, s).await?;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", req.id.as_str());
-    let payload = serde_json::to_vec(req).context("encoding the request")?;
-    js.publish_with_headers(s.run(), headers, payload.into())
-        .await
-        .context("sending the request")?
-        .await
-        .context("the server did not store the request")?;
-    let consumer = results
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: s.result(&req.id),
-            ..Default::default()
-        })
-        .await
-        .context("waiting for the result")?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .context("waiting for the result")?;
-    let Some(m) = messages.next().await else {
-        bail!("the server ended the result stream before the result came");
-    };
-    let m = m.context("receiving the result")?;
-    serde_json::from_slice(&m.payload).context("the result is not JSON")
 }
 
 /// A remote result, printed as a local run's: the output to the streams,
 /// then the error (or the whole JSON object with `--json`).
-fn print_remote(v: &Value, json: bool, language: Language) -> Result<()> {
+fn print_remote(v: &Value, json: bool, language: Option<Language>) -> Result<()> {
     if json {
         return print_json(v);
     }
@@ -312,7 +144,7 @@ fn print_remote(v: &Value, json: bool, language: Language) -> Result<()> {
     let _ = std::io::stderr().write_all(&text("stderr"));
     let e = &v["error"];
     let kind = e["kind"].as_str().unwrap_or_default();
-    let python_exception = language == Language::Python && kind == "exception";
+    let python_exception = language == Some(Language::Python) && kind == "exception";
     if e.is_null() || kind == "exit" || python_exception {
         return Ok(());
     }

@@ -1,28 +1,37 @@
 //! `subinterp worker --nats URL`: serves run requests from a JetStream work
-//! queue (see `remote.rs` for the streams), each in a fresh sandboxed
+//! queue (see `src/remote/` for the streams), each in a fresh sandboxed
 //! interpreter with limits clamped to the worker's own.
 
+use std::collections::VecDeque;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use async_nats::jetstream::{self, AckKind, consumer};
+use async_nats::jetstream::{self, AckKind, consumer, object_store};
 use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use subinterp::{Error, Host, Language, Limits, OutputMode, Run};
+use subinterp::remote::wire::{
+    ACK_WAIT, REQUEST_SCHEMA, Request, RequestLimits, sha256_hex, valid_id, valid_sha256,
+};
+use subinterp::remote::{Subjects, connect, modules_bucket, streams};
+use subinterp::{CompileLimits, Error, Guest, Host, Language, Limits, OutputMode, Run, RunResult};
+use tokio::io::AsyncReadExt;
 
 use crate::args::WorkerArgs;
-use crate::remote::{
-    ACK_WAIT, REQUEST_SCHEMA, Request, Subjects, WireLimits, check_prefix, connect, runtime,
-    streams, valid_id,
+use crate::remote::{options, runtime};
+use crate::report::{
+    EXIT_LIMIT, compile_limit_json, failure_json, report, start_failure_json, to_json,
 };
-use crate::report::{failure_json, report, start_failure_json, to_json};
 
 /// A worker's default ceiling on a run's time, when `--timeout` is not
 /// given: a worker never runs a request without a deadline.
 const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many compiled wasm modules a worker keeps in memory (the most
+/// recently used; the compiled-code cache on disk keeps the rest).
+const MODULES_KEPT: usize = 32;
 
 /// What every run on this worker is held to.
 #[derive(Clone, Copy)]
@@ -35,7 +44,7 @@ struct Ceiling {
 
 impl Ceiling {
     /// `asked`, with each limit no larger than this ceiling.
-    fn clamp(&self, asked: &WireLimits) -> Result<Limits, String> {
+    fn clamp(&self, asked: &RequestLimits) -> Result<Limits, String> {
         if asked.fuel.is_some() && self.fuel.is_none() {
             return Err("this worker does not count fuel: ask without --fuel".into());
         }
@@ -55,7 +64,7 @@ impl Ceiling {
 
 /// Runs the worker until it is killed or its connection fails.
 pub(crate) fn worker(a: WorkerArgs) -> Result<ExitCode> {
-    check_prefix(&a.subject)?;
+    let options = options(&a.subject, a.creds.as_deref())?;
     let defaults = Limits::new();
     let ceiling = Ceiling {
         timeout: a.limits.timeout.unwrap_or(DEFAULT_WORKER_TIMEOUT),
@@ -68,22 +77,29 @@ pub(crate) fn worker(a: WorkerArgs) -> Result<ExitCode> {
     let host = Host::builder()
         .pool_size(per_run.saturating_mul(a.concurrency))
         .fuel(ceiling.fuel.is_some())
+        .compile_limits(CompileLimits::new().with_max_module_bytes(a.max_module))
         .compile_notices(true)
         .build()?;
     // Load (compile, or find in the cache) both language guests before
     // taking work, so that no request pays for it under its deadline.
     host.language_guest(Language::JavaScript)?;
     host.language_guest(Language::Python)?;
-    runtime(2)?.block_on(serve(a, Arc::new(host), ceiling))
+    let subjects = options.subjects()?;
+    runtime(2)?.block_on(serve(a, options, subjects, Arc::new(host), ceiling))
 }
 
-async fn serve(a: WorkerArgs, host: Arc<Host>, ceiling: Ceiling) -> Result<ExitCode> {
-    let client = connect(&a.nats, a.creds.as_deref()).await?;
+async fn serve(
+    a: WorkerArgs,
+    options: subinterp::remote::RemoteOptions,
+    subjects: Subjects,
+    host: Arc<Host>,
+    ceiling: Ceiling,
+) -> Result<ExitCode> {
+    let client = connect(&a.nats, &options).await?;
     let js = jetstream::new(client.clone());
-    let subjects = Arc::new(Subjects {
-        prefix: a.subject.clone(),
-    });
+    let subjects = Arc::new(subjects);
     let (runs, results) = streams(&js, &subjects).await?;
+    let modules = modules_bucket(&js, &subjects).await?;
     let consumer: consumer::PullConsumer = runs
         .get_or_create_consumer(
             &subjects.workers(),
@@ -110,10 +126,15 @@ async fn serve(a: WorkerArgs, host: Arc<Host>, ceiling: Ceiling) -> Result<ExitC
         a.nats,
         a.concurrency
     ));
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let worker = Arc::new(Worker {
+        name: format!("{}/{}", hostname.trim(), std::process::id()),
         client,
         js,
         results,
+        modules,
+        compiled: Mutex::new(VecDeque::new()),
+        max_module: a.max_module,
         subjects,
         host,
         ceiling,
@@ -133,9 +154,15 @@ async fn serve(a: WorkerArgs, host: Arc<Host>, ceiling: Ceiling) -> Result<ExitC
 }
 
 struct Worker {
+    /// `HOST/PID`, in each result it publishes.
+    name: String,
     client: async_nats::Client,
     js: jetstream::Context,
     results: jetstream::stream::Stream,
+    /// The modules bucket, and the modules compiled from it (by hash).
+    modules: object_store::ObjectStore,
+    compiled: Mutex<VecDeque<(String, Guest)>>,
+    max_module: usize,
     subjects: Arc<Subjects>,
     host: Arc<Host>,
     ceiling: Ceiling,
@@ -178,23 +205,145 @@ impl Worker {
         self.ack(&m).await
     }
 
-    /// Runs `req` on a blocking thread, telling the server the worker is
-    /// alive meanwhile so the request is not given to another.
+    /// Answers `req`, telling the server the worker is alive meanwhile so
+    /// the request is not given to another.
     async fn run(&self, m: &jetstream::Message, req: Request) -> Value {
-        let (host, ceiling) = (self.host.clone(), self.ceiling);
         let id = req.id.clone();
-        let mut job = tokio::task::spawn_blocking(move || execute(&host, &ceiling, req));
+        let job = self.answer(req);
+        tokio::pin!(job);
         let mut alive = tokio::time::interval(ACK_WAIT / 3);
         alive.tick().await;
         let mut v = loop {
             tokio::select! {
-                r = &mut job => break r.unwrap_or_else(|e| failure_json(
-                    "HostError", "host", &format!("the run panicked: {e}"), Value::Null, 1)),
+                v = &mut job => break v,
                 _ = alive.tick() => { let _ = m.ack_with(AckKind::Progress).await; }
             }
         };
         v["id"] = json!(id);
+        v["worker"] = json!(self.name);
         v
+    }
+
+    /// The request's module, if it names one, then the run on a blocking
+    /// thread: its `--json` result.
+    async fn answer(&self, req: Request) -> Value {
+        let guest = match req.module_sha256.as_deref() {
+            None => None,
+            Some(h) if !valid_sha256(h) || req.lang != "wasm" => {
+                return failure_json(
+                    "RequestError",
+                    "request",
+                    "module_sha256 is 64 lowercase hex digits, with lang \"wasm\"",
+                    Value::Null,
+                    2,
+                );
+            }
+            Some(h) => match self.module(h).await {
+                Ok(g) => Some(g),
+                Err(v) => return v,
+            },
+        };
+        let (host, ceiling) = (self.host.clone(), self.ceiling);
+        tokio::task::spawn_blocking(move || execute(&host, &ceiling, req, guest))
+            .await
+            .unwrap_or_else(|e| {
+                let why = format!("the run panicked: {e}");
+                failure_json("HostError", "host", &why, Value::Null, 1)
+            })
+    }
+
+    /// The module named `hash`: compiled already, or fetched, checked and
+    /// compiled (through the compiled-code cache) now.
+    async fn module(&self, hash: &str) -> Result<Guest, Value> {
+        if let Some(g) = self.kept(hash) {
+            return Ok(g);
+        }
+        let wasm = self.fetch(hash).await?;
+        let (host, name) = (self.host.clone(), hash.to_string());
+        let compiled = tokio::task::spawn_blocking(move || host.compile_cached(&name, &wasm)).await;
+        let guest = match compiled {
+            Ok(Ok(g)) => g,
+            Ok(Err(Error::Limit(l))) => {
+                let why = format!("module sha256:{hash}: {l}");
+                return Err(failure_json(
+                    "LimitError",
+                    "compile_limit",
+                    &why,
+                    compile_limit_json(&l),
+                    EXIT_LIMIT,
+                ));
+            }
+            Ok(Err(e)) => return Err(load_error(&format!("module sha256:{hash}: {e}"))),
+            Err(e) => {
+                return Err(load_error(&format!(
+                    "compiling module sha256:{hash} panicked: {e}"
+                )));
+            }
+        };
+        let mut kept = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        kept.push_back((hash.to_string(), guest.clone()));
+        if kept.len() > MODULES_KEPT {
+            kept.pop_front();
+        }
+        Ok(guest)
+    }
+
+    /// A module compiled before, now the most recently used.
+    fn kept(&self, hash: &str) -> Option<Guest> {
+        let mut kept = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        let i = kept.iter().position(|(h, _)| h == hash)?;
+        let entry = kept.remove(i)?;
+        let guest = entry.1.clone();
+        kept.push_back(entry);
+        Some(guest)
+    }
+
+    /// The bytes stored under `hash`, no more than `--max-module`, whose
+    /// SHA-256 is `hash`; else the `load` (or `compile_limit`) result.
+    async fn fetch(&self, hash: &str) -> Result<Vec<u8>, Value> {
+        let bucket = self.subjects.modules_bucket();
+        let missing = |e: &dyn std::fmt::Display| {
+            load_error(&format!(
+                "module sha256:{hash} is not in the bucket {bucket}: {e}"
+            ))
+        };
+        let info = self.modules.info(hash).await.map_err(|e| missing(&e))?;
+        let limit = self.max_module;
+        let too_large = || {
+            let why =
+                format!("module sha256:{hash}: module larger than the limit of {limit} bytes");
+            failure_json(
+                "LimitError",
+                "compile_limit",
+                &why,
+                json!({"max_module_bytes": limit}),
+                EXIT_LIMIT,
+            )
+        };
+        if info.size > limit {
+            return Err(too_large());
+        }
+        let object = self.modules.get(hash).await.map_err(|e| missing(&e))?;
+        let mut wasm = Vec::with_capacity(info.size);
+        let read = object.take(limit as u64 + 1).read_to_end(&mut wasm).await;
+        if let Err(e) = read {
+            return Err(load_error(&format!("reading module sha256:{hash}: {e}")));
+        }
+        if wasm.len() > limit {
+            return Err(too_large());
+        }
+        let actual = sha256_hex(&wasm);
+        if actual != hash {
+            let why =
+                format!("module sha256:{hash}: the stored object's SHA-256 is {actual}: refused");
+            return Err(load_error(&why));
+        }
+        report(format_args!(
+            "subinterp worker {}: fetched module {hash} ({} bytes)",
+            std::process::id(),
+            wasm.len()
+        ));
+        Ok(wasm)
     }
 
     /// Stores the result, once per id (the server drops a second publish
@@ -264,50 +413,126 @@ impl Worker {
     }
 }
 
-/// Runs one request in a fresh interpreter: its `--json` result.
-fn execute(host: &Host, ceiling: &Ceiling, req: Request) -> Value {
-    let refused = |why: &str| failure_json("RequestError", "request", why, Value::Null, 2);
-    if req.schema != REQUEST_SCHEMA {
-        return refused(&format!(
-            "request schema {} (this worker reads {REQUEST_SCHEMA})",
-            req.schema
-        ));
-    }
-    let limits = match ceiling.clamp(&req.limits) {
-        Ok(l) => l,
-        Err(why) => return refused(&why),
+/// A request whose module could not be had: a `load` failure, as a local
+/// run of a file that cannot be read.
+fn load_error(why: &str) -> Value {
+    failure_json("LoadError", "load", why, Value::Null, 1)
+}
+
+/// Runs one request in a fresh interpreter (of `module`, for `wasm`): its
+/// `--json` result, with the output's bytes as `output_base64`.
+fn execute(host: &Host, ceiling: &Ceiling, req: Request, module: Option<Guest>) -> Value {
+    let job = match Job::of(ceiling, req, module.is_some()) {
+        Ok(j) => j,
+        Err(why) => return failure_json("RequestError", "request", &why, Value::Null, 2),
     };
-    let (language, run) = match req.lang.as_str() {
-        "js" => (Language::JavaScript, Run::js(req.source)),
-        "js_module" => (
-            Language::JavaScript,
-            Run::js_module(req.name.clone(), req.source),
-        ),
-        "python" => (Language::Python, Run::python(req.source)),
-        other => return refused(&format!("unknown lang {other:?} (js, js_module or python)")),
+    let guest = match (module, job.language) {
+        (Some(m), _) => Ok(m),
+        (None, Some(l)) => host.language_guest(l),
+        (None, None) => {
+            let why = "lang \"wasm\" wants module_sha256";
+            return failure_json("RequestError", "request", why, Value::Null, 2);
+        }
     };
-    let stdin = match req
-        .stdin
-        .as_deref()
-        .map(|s| base64::engine::general_purpose::STANDARD.decode(s))
-    {
-        None => Vec::new(),
-        Some(Ok(b)) => b,
-        Some(Err(e)) => return refused(&format!("stdin is not base64: {e}")),
-    };
-    let outcome = host.language_guest(language).and_then(|guest| {
-        host.interpreter(&guest)
-            .limits(limits)
-            .args(std::iter::once(req.name).chain(req.args))
+    let outcome = guest.and_then(|guest| {
+        let interp = host
+            .interpreter(&guest)
+            .limits(job.limits)
+            .args(std::iter::once(job.name).chain(job.args))
             .stdout(OutputMode::Capture)
             .stderr(OutputMode::Capture)
-            .stdin_bytes(stdin)
-            .build()?
-            .run(run)
+            .stdin_bytes(job.stdin)
+            .build()?;
+        let first = interp.run(job.run)?;
+        match job.call {
+            Some((name, input)) if first.completed => then_call(&interp, first, &name, input),
+            _ => Ok(first),
+        }
     });
     match outcome {
-        Ok(r) => to_json(&r),
+        Ok(r) => {
+            let mut v = to_json(&r);
+            if let Some(out) = &r.output {
+                v["output_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(out));
+            }
+            v
+        }
         Err(Error::Instantiate(e)) => start_failure_json(&e),
         Err(e) => failure_json("HostError", "host", &e.to_string(), Value::Null, 1),
+    }
+}
+
+/// The call a request asks for after its run: its result, with the run's
+/// output before the call's.
+fn then_call(
+    interp: &subinterp::Interpreter,
+    first: RunResult,
+    name: &str,
+    input: Vec<u8>,
+) -> Result<RunResult, Error> {
+    let mut r = interp.run(Run::call(name, input))?;
+    r.stdout = [first.stdout, std::mem::take(&mut r.stdout)].concat();
+    r.stderr = [first.stderr, std::mem::take(&mut r.stderr)].concat();
+    Ok(r)
+}
+
+/// A request, checked and decoded.
+struct Job {
+    language: Option<Language>,
+    run: Run,
+    limits: Limits,
+    name: String,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    call: Option<(String, Vec<u8>)>,
+}
+
+impl Job {
+    /// `req` as a job, or why it is refused.
+    fn of(ceiling: &Ceiling, req: Request, has_module: bool) -> Result<Job, String> {
+        if req.schema != REQUEST_SCHEMA {
+            return Err(format!(
+                "request schema {} (this worker reads {REQUEST_SCHEMA})",
+                req.schema
+            ));
+        }
+        let limits = ceiling.clamp(&req.limits)?;
+        let (language, run) = match (req.lang.as_str(), has_module) {
+            ("js", false) => (Some(Language::JavaScript), Run::js(req.source)),
+            ("js_module", false) => (
+                Some(Language::JavaScript),
+                Run::js_module(req.name.clone(), req.source),
+            ),
+            ("python", false) => (Some(Language::Python), Run::python(req.source)),
+            ("wasm", true) => (None, Run::start()),
+            ("wasm", false) => return Err("lang \"wasm\" wants module_sha256".into()),
+            (other, _) => {
+                return Err(format!(
+                    "unknown lang {other:?} (js, js_module, python or wasm)"
+                ));
+            }
+        };
+        let b64 = |what: &str, s: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| format!("{what} is not base64: {e}"))
+        };
+        let stdin = match req.stdin.as_deref() {
+            None => Vec::new(),
+            Some(s) => b64("stdin", s)?,
+        };
+        let call = match req.call {
+            None => None,
+            Some(c) => Some((c.name, b64("call.input", &c.input)?)),
+        };
+        Ok(Job {
+            language,
+            run,
+            limits,
+            name: req.name,
+            args: req.args,
+            stdin,
+            call,
+        })
     }
 }

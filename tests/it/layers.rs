@@ -38,6 +38,8 @@ const LAYERS: &[&str] = &[
     "host",
     // channels carried by NATS between processes (feature `nats`)
     "nats",
+    // runs on workers behind a NATS server (feature `nats`)
+    "remote",
 ];
 
 /// The top-level module a source file belongs to.

@@ -78,7 +78,7 @@ fn lines_of(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
 
 /// The first line containing `what` (a minute at most: a child that never
 /// says it is a failure).
-fn wait_for(lines: &mpsc::Receiver<String>, what: &str) -> String {
+pub(crate) fn wait_for(lines: &mpsc::Receiver<String>, what: &str) -> String {
     loop {
         match lines.recv_timeout(Duration::from_secs(120)) {
             Ok(l) if l.contains(what) => return l,
@@ -101,13 +101,13 @@ fn warm() {
 }
 
 /// A `subinterp worker`, killed when dropped; its stderr lines.
-struct Worker {
+pub(crate) struct Worker {
     child: Child,
-    lines: mpsc::Receiver<String>,
+    pub(crate) lines: mpsc::Receiver<String>,
 }
 
 impl Worker {
-    fn start(url: &str, extra: &[&str]) -> Worker {
+    pub(crate) fn start(url: &str, extra: &[&str]) -> Worker {
         Worker::start_with(url, extra, &[])
     }
 
@@ -127,6 +127,15 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Kills the worker: the lines it wrote that were not read yet.
+    pub(crate) fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.lines.iter().collect()
+    }
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -134,7 +143,7 @@ impl Drop for Worker {
     }
 }
 
-fn remote(url: &str, args: &[&str]) -> Output {
+pub(crate) fn remote(url: &str, args: &[&str]) -> Output {
     subinterp()
         .args(["run", "--nats", url])
         .args(args)
@@ -142,7 +151,7 @@ fn remote(url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -209,7 +218,7 @@ fn a_remote_run_reports_as_a_local_one() {
 }
 
 /// Publishes `req` as a raw request and waits for the result of its id.
-async fn raw_request(url: &str, req: &Value) -> (Value, jetstream::stream::Stream) {
+pub(crate) async fn raw_request(url: &str, req: &Value) -> (Value, jetstream::stream::Stream) {
     let js = jetstream::new(async_nats::connect(url).await.unwrap());
     js.publish("subinterp.run", req.to_string().into())
         .await
@@ -236,7 +245,7 @@ async fn raw_request(url: &str, req: &Value) -> (Value, jetstream::stream::Strea
     (serde_json::from_slice(&m.payload).unwrap(), results)
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,0 +1,147 @@
+//! A worker's result (the `--json` object, schema 1) as the [`RunResult`]
+//! a local run returns.
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+
+use super::error::RemoteError;
+use crate::outcome::{ErrorKind, GuestError, Trap};
+use crate::result::{RunResult, RunStats};
+
+/// The result of the `--json` object `v`: a run's [`RunResult`] (completed
+/// or not), or [`RemoteError::Refused`] for an answer without a run (a
+/// refused request, a module that could not be had: `stats` is null).
+pub(crate) fn decode(v: &Value) -> Result<RunResult, RemoteError> {
+    if v["schema"] != 1 {
+        return Err(RemoteError::BadResult(format!("schema {}", v["schema"])));
+    }
+    let exit_code = v["exit_code"].as_u64().and_then(|c| u8::try_from(c).ok());
+    let Some(exit_code) = exit_code else {
+        return Err(RemoteError::BadResult("no exit_code".into()));
+    };
+    let e = &v["error"];
+    let text = |x: &Value| x.as_str().unwrap_or_default().to_string();
+    if v["stats"].is_null() {
+        return Err(RemoteError::Refused {
+            kind: text(&e["kind"]),
+            message: text(&e["message"]),
+            exit_code,
+        });
+    }
+    let error = (!e.is_null()).then(|| GuestError {
+        kind: kind(e, exit_code),
+        message: text(&e["message"]),
+        backtrace: e["stack"].as_str().map(str::to_string),
+    });
+    let exit = match &error {
+        None => Some(0),
+        Some(GuestError {
+            kind: ErrorKind::Exit(c),
+            ..
+        }) => Some(*c),
+        Some(_) => None,
+    };
+    Ok(RunResult {
+        completed: v["completed"] == true,
+        error,
+        exit_code: exit,
+        value: None,
+        output: output(v),
+        stdout: text(&v["stdout"]).into_bytes(),
+        stderr: text(&v["stderr"]).into_bytes(),
+        wall: Duration::from_secs_f64(v["wall_ms"].as_f64().unwrap_or(0.0).max(0.0) / 1e3),
+        stats: stats(&v["stats"]),
+    })
+}
+
+/// The error's kind from its `kind` name and `limit` object (a trap's own
+/// kind is in its message only: [`Trap::Other`]).
+fn kind(e: &Value, exit_code: u8) -> ErrorKind {
+    let limit = &e["limit"];
+    let n = |k: &str| limit[k].as_u64().unwrap_or(0);
+    match e["kind"].as_str().unwrap_or_default() {
+        "trap" => ErrorKind::Trap(Trap::Other),
+        "timeout" => ErrorKind::Timeout {
+            limit: Duration::from_secs_f64(
+                limit["timeout_ms"].as_f64().unwrap_or(0.0).max(0.0) / 1e3,
+            ),
+        },
+        "out_of_fuel" => ErrorKind::OutOfFuel { limit: n("fuel") },
+        "memory_limit" => ErrorKind::MemoryLimit {
+            limit: usize::try_from(n("max_memory")).unwrap_or(usize::MAX),
+        },
+        "output_limit" => ErrorKind::OutputLimit {
+            limit: usize::try_from(n("max_output")).unwrap_or(usize::MAX),
+        },
+        "exit" => ErrorKind::Exit(i32::from(exit_code)),
+        "closed" => ErrorKind::Closed,
+        "exception" => ErrorKind::Exception {
+            name: e["type"].as_str().unwrap_or("Error").to_string(),
+        },
+        _ => ErrorKind::Host,
+    }
+}
+
+/// The output bytes: `output_base64` when the worker gave it, else the
+/// `output` text.
+fn output(v: &Value) -> Option<bytes::Bytes> {
+    if let Some(b) = v["output_base64"].as_str()
+        && let Ok(b) = base64::engine::general_purpose::STANDARD.decode(b)
+    {
+        return Some(b.into());
+    }
+    v["output"]
+        .as_str()
+        .map(|s| s.to_string().into_bytes().into())
+}
+
+fn stats(s: &Value) -> RunStats {
+    let n = |k: &str| s[k].as_u64().unwrap_or(0);
+    RunStats {
+        bytes_copied_out: n("bytes_copied_out"),
+        bytes_copied_in: n("bytes_copied_in"),
+        buffers_forwarded: n("buffers_forwarded"),
+        messages_sent: n("messages_sent"),
+        messages_received: n("messages_received"),
+        fuel_used: s["fuel_used"].as_u64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn results_decode_to_run_results_and_refusals() {
+        let v = json!({"schema": 1, "completed": false, "exit_code": 125,
+            "error": {"type": "LimitError", "kind": "timeout", "message": "deadline",
+                      "stack": null, "limit": {"timeout_ms": 300.0}},
+            "output": null, "output_base64": "AP8=", "stdout": "a", "stderr": "", "wall_ms": 2.0,
+            "stats": {"messages_sent": 3, "fuel_used": null}});
+        let r = decode(&v).unwrap();
+        let kind = r.error.as_ref().map(|e| e.kind.clone());
+        assert_eq!(
+            kind,
+            Some(ErrorKind::Timeout {
+                limit: Duration::from_millis(300)
+            })
+        );
+        assert_eq!(
+            (r.completed, r.stats.messages_sent, r.stdout_text()),
+            (false, 3, "a".into())
+        );
+        assert_eq!(r.output.as_deref(), Some(&[0u8, 255][..]));
+        let refused = json!({"schema": 1, "completed": false, "exit_code": 1, "stats": null,
+            "error": {"type": "LoadError", "kind": "load", "message": "gone"}});
+        assert!(
+            matches!(decode(&refused), Err(RemoteError::Refused { kind, exit_code: 1, .. }) if kind == "load")
+        );
+        assert!(matches!(
+            decode(&json!({"schema": 2})),
+            Err(RemoteError::BadResult(_))
+        ));
+    }
+}
