@@ -7,7 +7,8 @@
 #   make python-guest   only target/guest/python.wasm
 #   make bench    the side-by-side benchmark against the peers
 #   make soak     a minute of one tenant attacking while another works
-#   make soak-nats  10,000 remote runs through NATS while workers are killed
+#   make soak-nats  10,000 remote runs through NATS while workers are killed, and
+#                   100,000 buffers through a NATS channel whose receiving process is killed
 #   make demo-cluster  the demo's word count over three workers through NATS
 #   make clean    remove build outputs and the local tool folder
 
@@ -293,6 +294,8 @@ SOAK_REQUESTS ?= 10000
 soak-nats: guest
 	SUBINTERP_NATS_REQUESTS=$(SOAK_REQUESTS) $(CARGO) test --release --test it \
 	  nats::requests_survive_workers_killed_mid_stream -- --nocapture
+	SUBINTERP_NATS_MESSAGES=100000 $(CARGO) test --release --test it \
+	  nats_channel::a_killed_receiving_process_loses_nothing -- --nocapture
 
 demo: guest build
 	$(CARGO) run --release --quiet --example demo
