@@ -101,8 +101,9 @@ $(JS_OUT)/node_modules.h: guest/js/embed_modules.py $(NODE_JS)
 	$(PYTHON) guest/js/embed_modules.py $@ $(NODE_JS)
 
 # The guest's C files (the event loop is loop.c and loop.js; the web globals
-# web.c, url.c, sha.c and encoding.c; files and module files fs.c and node/*.js).
-JS_C := guest/js/subinterp_js.c guest/js/loop.c $(WEB_SRCS) guest/js/fs.c
+# web.c, url.c, sha.c and encoding.c; files and module files fs.c and node/*.js;
+# import.meta meta.c; the batch forms of recv and send batch.c).
+JS_C := guest/js/subinterp_js.c guest/js/loop.c $(WEB_SRCS) guest/js/fs.c guest/js/meta.c guest/js/batch.c
 
 $(GUEST_OUT)/js.wasm: $(JS_C) guest/js/js_guest.h guest/js/fs.h guest/include/subinterp.h $(JS_OUT)/prelude.h $(JS_OUT)/loop.h $(JS_OUT)/node_modules.h $(QJS_OBJS) $(WEB_DEPS) | $(ZIG)
 	$(ZIG) cc $(GUEST_CFLAGS) -D_WASI_EMULATED_SIGNAL -I$(JS_OUT) -I"$$(cat $(JS_OUT)/qjs-dir)" \

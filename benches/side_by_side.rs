@@ -421,6 +421,30 @@ impl Bench {
         )
     }
 
+    /// As [`msg64_js`](Self::msg64_js) with the batch forms: the sender
+    /// sends arrays of 256 messages with `sendMany`, the receiver takes up to
+    /// 256 at a time with `recvMany` (and releases each view).
+    fn msg64_js_batch(&self) -> (f64, usize) {
+        let n = if self.quick { 20_000 } else { 200_000 };
+        let send = format!(
+            "const o = channels.out, a = Array(256).fill(new Uint8Array(64));\n\
+             for (let i = 0; i < {n}; i += 256) o.sendMany(i + 256 <= {n} ? a : a.slice(0, {n} - i));"
+        );
+        let recv = format!(
+            "const r = channels.inbox;\n\
+             for (let got = 0; got < {n};) {{\n\
+               const vs = r.recvMany(256);\n\
+               for (let i = 0; i < vs.length; i++) vs[i].release();\n\
+               got += vs.length;\n\
+             }}"
+        );
+        self.msg64_script(
+            n,
+            || self.host.create_js(Limits::new()),
+            || (Run::js(send.as_str()), Run::js(recv.as_str())),
+        )
+    }
+
     /// 64-byte messages one way between two Python interpreters.
     fn msg64_py(&self) -> (f64, usize) {
         let n = if self.quick { 20_000 } else { 200_000 };
@@ -780,6 +804,16 @@ fn main() {
             "msg/s",
             Better::Higher,
             format!("median of {n} runs"),
+            Some(v),
+        );
+    }
+    if want("msg64_batch_js") {
+        let (v, n) = b.msg64_js_batch();
+        add(
+            "msg64_batch_js_per_s",
+            "msg/s",
+            Better::Higher,
+            format!("median of {n} runs, recvMany/sendMany"),
             Some(v),
         );
     }

@@ -55,6 +55,7 @@
 #define SI_ERR_RELEASED -12   /* the named end was released by this interpreter */
 #define SI_ERR_BUSY -13       /* that interpreter is already running */
 #define SI_ERR_HOST -14       /* a host function failed (see si_host_call) */
+#define SI_ERR_DENIED -15     /* not within this interpreter's own grants (si_interp_create's "dirs") */
 
 /* Timeouts. */
 #define SI_BLOCK ((int64_t)-1)
@@ -200,8 +201,16 @@ SI_IMPORT("should_stop") int32_t si_should_stop(void);
  * {"timeout_ms", "max_memory", "fuel", "max_output", "max_handles",
  * "max_interpreters", "max_depth", "max_open_files"} (non-negative numbers; any other key is
  * SI_ERR_INVALID); each is clamped to this interpreter's own (interpreters
- * and depth to one less). Returns the id (> 0), or SI_ERR_LIMIT (count,
- * depth, pool or memory), SI_ERR_INVALID, SI_ERR_BOUNDS. */
+ * and depth to one less). "lang": "js" or "python" picks the guest (default:
+ * this one's). "dirs": [{"path": "/guest/dir", "read_only": bool}, ...] (at
+ * most 64) gives the child directories of this interpreter's own directory
+ * grants, at the same guest paths: each path must be absolute, without "..",
+ * at or below one of its grants, a directory that does not leave that grant
+ * through a symlink, and not writable ("read_only": false) where that grant
+ * is read-only (absent: as the grant) — else SI_ERR_DENIED and nothing is
+ * created. None is given by default. Returns the id (> 0), or SI_ERR_LIMIT
+ * (count, depth, pool or memory), SI_ERR_INVALID, SI_ERR_DENIED,
+ * SI_ERR_BOUNDS. */
 SI_IMPORT("interp_create") int64_t si_interp_create(const char *opts, uint32_t len);
 
 /* Run `src` (UTF-8 JavaScript) in child `id`, blocking until it ends (or

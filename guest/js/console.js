@@ -146,6 +146,10 @@
     } else if (isInstance(v, Error)) {
       s.base = errorBase(ctx, v);
       s.keys = s.keys.filter((k) => k !== "stack" && k !== "message");
+      // As Node: `cause`, and an AggregateError's `errors`, even when not
+      // enumerable (then shown as [cause] and [errors]).
+      if ("cause" in v && !s.keys.includes("cause")) s.keys.push("cause");
+      if (Array.isArray(v.errors) && !s.keys.includes("errors")) s.keys.push("errors");
     } else if (isInstance(v, RegExp)) {
       s.base = RegExp.prototype.toString.call(v);
     } else if (isInstance(v, Date)) {
@@ -223,11 +227,18 @@
     let shown;
     if (d && (d.get || d.set)) shown = d.get && d.set ? "[Getter/Setter]" : d.get ? "[Getter]" : "[Setter]";
     else shown = nest(ctx, v[k], level);
-    return `${key(k)}: ${shown}`;
+    return d && !d.enumerable ? `[${key(k)}]: ${shown}` : `${key(k)}: ${shown}`;
   }
 
   function object(ctx, v, level) {
     if (level > ctx.depth) {
+      // As Node: a value shown by its base alone (an error's stack, a
+      // function, RegExp, Date or boxed primitive) is shown whole when it
+      // has no keys to show, however deep.
+      if (typeof v === "function" || isInstance(v, Error) || isInstance(v, RegExp) || isInstance(v, Date) || boxed(v)) {
+        const s = shape(ctx, v, level);
+        if (s.keys.length === 0) return s.base;
+      }
       const n = ctorName(v);
       if (ownKeys(v).length === 0 && typeof v !== "function") {
         // Empty containers are shown whole, however deep.
@@ -264,7 +275,7 @@
     if (array && entries.length > 6) lines = columns(ctx, entries, v);
     if (ctx.currentDepth - level < 3 && lines === entries) {
       const start = entries.length + ctx.indent + braces[0].length + 10;
-      if (fits(entries, start)) {
+      if (fits(entries, start) && !braces[0].includes("\n")) { // as Node: not after a stack
         const one = entries.join(", ");
         if (!one.includes("\n")) return `${braces[0]} ${one} ${braces[1]}`;
       }

@@ -3,8 +3,9 @@
 // `ascii` and `iso-8859-1` name), with every label the standard gives them,
 // `fatal`, `ignoreBOM` and `stream: true`. The decoders are C: UTF-8 in
 // subinterp_js.c (`si.decodeUtf8`), the others and the streaming split in
-// encoding.c. Evaluated once while the guest is set up, as a function of
-// the natives (`si`, `web`); only the two classes reach globalThis.
+// encoding.c (also on `si`). Evaluated once while the guest is set up, as a
+// function of the natives (`si`, `web`); only the two classes reach
+// globalThis.
 (function (si, web) {
   "use strict";
   const def = (name, value) =>
@@ -66,7 +67,7 @@
   // an unfinished UTF-8 sequence; for UTF-16 an odd byte and a high
   // surrogate that the next unit may pair with.
   const held = (enc, b) => {
-    if (enc === "utf-8") return web.utf8Tail(b);
+    if (enc === "utf-8") return si.utf8Tail(b);
     if (enc === "windows-1252") return 0;
     const odd = b.length % 2, m = b.length - odd;
     if (m < 2) return odd;
@@ -113,9 +114,9 @@
     #decode(b) {
       switch (this.#enc) {
         case "utf-8": return si.decodeUtf8(b, this.#fatal);
-        case "utf-16le": return web.utf16Decode(b, false, this.#fatal);
-        case "utf-16be": return web.utf16Decode(b, true, this.#fatal);
-        default: return web.windows1252Decode(b);
+        case "utf-16le": return si.utf16Decode(b, false, this.#fatal);
+        case "utf-16be": return si.utf16Decode(b, true, this.#fatal);
+        default: return si.windows1252Decode(b);
       }
     }
   }

@@ -572,7 +572,7 @@ static JSModuleDef *module_loader(JSContext *c, const char *name, void *opaque) 
     if (JS_IsException(f)) return NULL;
     JSModuleDef *m = JS_VALUE_GET_PTR(f);
     JS_FreeValue(c, f);
-    return m;
+    return si_set_import_meta(c, m, name) < 0 ? NULL : m;
 }
 
 /* readModule(path): [name, source] of the module file `path` (relative to

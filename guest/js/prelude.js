@@ -16,7 +16,7 @@
   // ABI error codes (guest/include/subinterp.h).
   const BAD_HANDLE = -1, WRONG_KIND = -2, BOUNDS = -3, EMPTY = -4, FULL = -5,
     CLOSED = -6, TIMEOUT = -7, NOT_FOUND = -8, LIMIT = -9, INVALID = -10,
-    TOO_LARGE = -11, RELEASED = -12, BUSY = -13, HOST = -14;
+    TOO_LARGE = -11, RELEASED = -12, BUSY = -13, HOST = -14, DENIED = -15;
   const KIND_VIEW = 1, KIND_RECV = 2, KIND_SEND = 3;
 
   function errorClass(name) {
@@ -359,8 +359,21 @@
         for (const k of ["maxMemory", "fuel", "maxOutput", "maxHandles", "maxInterpreters", "maxDepth"]) {
           if (limits[k] !== undefined) opts[k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase())] = Number(limits[k]);
         }
+        // Parts of this interpreter's --dir grants: "/path" (as granted) or {path, readOnly}.
+        if (limits.dirs !== undefined) {
+          if (!Array.isArray(limits.dirs)) throw new TypeError("interpreters.create: dirs must be an array");
+          opts.dirs = limits.dirs.map((d) => typeof d === "string" ? { path: d }
+            : { path: String(d.path), read_only: d.readOnly === undefined ? null : Boolean(d.readOnly) });
+        }
       }
       const id = si.interpCreate(JSON.stringify(opts));
+      if (id === DENIED) {
+        const e = new Error(`interpreters.create: cannot give ${JSON.stringify(opts.dirs.map((d) => d.path))}: a child's ` +
+          "directory must be one of this interpreter's directory grants or below one (an absolute path, no '..', " +
+          "no symlink out of it), and read-only where that grant is");
+        e.code = "EACCES";
+        throw e;
+      }
       if (id === LIMIT) throw new LimitError("interpreters.create: interpreter limit reached (count, depth or memory)");
       if (id === INVALID) throw new TypeError("interpreters.create: unknown or invalid limit or language");
       if (id === NOT_FOUND) throw new Error("interpreters.create: no guest for that language (see make guest)");
@@ -402,10 +415,20 @@
   // granted: the arguments, the environment (the `--env` grants), stdin and
   // the exit code. Read when first used, so a new interpreter pays nothing.
   let argv, env, exitCode, stdinRest = "";
-  const stdinDecoder = (bytes) => si.decodeUtf8(bytes, false);
+  // stdin's chunks as UTF-8: a character cut at a chunk's end (stdinHeld)
+  // waits for the next chunk; `last` decodes what is held too.
+  let stdinHeld = new Uint8Array(0);
+  const stdinDecoder = (bytes, last) => {
+    let b = bytes;
+    if (stdinHeld.length) { b = new Uint8Array(stdinHeld.length + bytes.length); b.set(stdinHeld); b.set(bytes, stdinHeld.length); }
+    const keep = last ? 0 : si.utf8Tail(b); // encoding.c's
+    stdinHeld = b.slice(b.length - keep);
+    return si.decodeUtf8(b.subarray(0, b.length - keep), false);
+  };
   const readAll = () => {
-    const chunks = [];
-    let n = 0;
+    const chunks = [stdinHeld];
+    let n = stdinHeld.length;
+    stdinHeld = new Uint8Array(0);
     for (;;) {
       const b = si.readStdin(65536);
       if (b.length === 0) break;
@@ -440,7 +463,7 @@
       /** All of stdin (what is left of it) as bytes. */
       bytes() { const b = readAll(); stdinRest = ""; return b; },
       /** All of stdin (what is left of it) as UTF-8 text. */
-      text() { const t = stdinRest + stdinDecoder(readAll()); stdinRest = ""; return t; },
+      text() { const t = stdinRest + stdinDecoder(readAll(), true); stdinRest = ""; return t; },
       /** The next line without its newline, or null at the end of stdin. */
       readLine() {
         for (;;) {
@@ -452,12 +475,13 @@
           }
           const b = si.readStdin(65536);
           if (b.length === 0) {
+            stdinRest += stdinDecoder(b, true);
             if (stdinRest === "") return null;
             const last = stdinRest;
             stdinRest = "";
             return last;
           }
-          stdinRest += stdinDecoder(b);
+          stdinRest += stdinDecoder(b, false);
         }
       },
     },

@@ -292,15 +292,15 @@ static JSValue fail_code(JSContext *c, int32_t code, const char *what) {
     return r;
 }
 
-static JSValue recv_native(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
-    JSValue end = (argc == 0 || JS_IsUndefined(argv[0])) ? own_handle(c, this_val) : JS_UNDEFINED;
-    Handle *p = JS_GetOpaque(end, handle_class);
-    if (!p) return JS_Call(c, recv_js, this_val, argc, argv);
-    int32_t r = si_recv(p->h, -1);
-    JS_FreeValue(c, end);
-    if (r < 0) return fail_code(c, r, "recv");
+JSValue si_js_recv_message(JSContext *c, int32_t end, int64_t timeout_us, int32_t *code) {
+    int64_t rk = si_recv_kind(end, timeout_us);
+    if (rk < 0) {
+        *code = (int32_t)rk;
+        return JS_UNDEFINED;
+    }
+    int32_t kind, r = si_recv_split(rk, &kind);
     JSValue h = new_handle(c, r, false);
-    if (JS_IsException(h) || si_handle_kind(r) != SI_KIND_VIEW) {
+    if (JS_IsException(h) || kind != SI_KIND_VIEW) {
         JSValue w = JS_IsException(h) ? h : JS_Call(c, wrap_js, JS_UNDEFINED, 1, (JSValueConst *)&h);
         JS_FreeValue(c, h);
         return w;
@@ -308,6 +308,30 @@ static JSValue recv_native(JSContext *c, JSValueConst this_val, int argc, JSValu
     JSValue view = new_view(h);
     JS_FreeValue(c, h);
     return view;
+}
+
+JSValue si_js_own_handle(JSContext *c, JSValueConst obj, int32_t *h) {
+    JSValue end = own_handle(c, obj);
+    Handle *p = JS_GetOpaque(end, handle_class);
+    *h = p ? p->h : 0;
+    return end;
+}
+
+JSValue si_js_fail(JSContext *c, int32_t code, const char *what, bool timed) {
+    JSValue args[3] = {JS_NewInt32(c, code), JS_NewString(c, what), JS_NewBool(c, timed)};
+    JSValue r = JS_Call(c, fail_js, JS_UNDEFINED, 3, (JSValueConst *)args);
+    JS_FreeValue(c, args[1]);
+    return r;
+}
+
+static JSValue recv_native(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    JSValue end = (argc == 0 || JS_IsUndefined(argv[0])) ? own_handle(c, this_val) : JS_UNDEFINED;
+    Handle *p = JS_GetOpaque(end, handle_class);
+    if (!p) return JS_Call(c, recv_js, this_val, argc, argv);
+    int32_t code = 0;
+    JSValue m = si_js_recv_message(c, p->h, -1, &code);
+    JS_FreeValue(c, end);
+    return JS_IsUndefined(m) ? fail_code(c, code, "recv") : m;
 }
 
 static JSValue send_native(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
@@ -334,6 +358,23 @@ static JSValue release_native(JSContext *c, JSValueConst this_val, int argc, JSV
     return JS_UNDEFINED;
 }
 
+/* Objects kept for good so that the shapes of a Handle, of a bare View and
+ * of a View holding its Handle always exist: QuickJS frees a shape with the
+ * last object that has it, so without these every message would build the
+ * shapes again and free them with the View. */
+static JSValue pinned[2];
+
+/* A View holding a dead Handle: what new_view copies the shape of. */
+static JSValue view_template = JS_UNDEFINED;
+
+static void pin_shapes(void) {
+    pinned[0] = JS_NewObjectClass(ctx, (int)handle_class); /* no opaque: a dead Handle */
+    pinned[1] = JS_NewObjectProto(ctx, view_proto);
+    view_template = JS_NewObjectProto(ctx, view_proto);
+    /* An own data property, as `this[H] = h` makes it: the same shape. */
+    JS_DefinePropertyValue(ctx, view_template, view_key, JS_DupValue(ctx, pinned[0]), JS_PROP_C_W_E);
+}
+
 /* Puts `fn` on `proto` as the method `name`, keeping the prelude's in *old. */
 static void native_method(JSValueConst proto, const char *name, JSCFunction *fn, int len, JSValue *old) {
     if (old) *old = JS_GetPropertyStr(ctx, proto, name);
@@ -355,9 +396,11 @@ static void install_natives(void) {
     JSValue rel = JS_GetPropertyStr(ctx, view_proto, "release");
     JS_DefinePropertyValueStr(ctx, recv_proto, "release", JS_DupValue(ctx, rel), JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
     JS_DefinePropertyValueStr(ctx, send_proto, "release", rel, JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    si_js_batch_setup(ctx, recv_proto, send_proto);
     JS_FreeValue(ctx, recv_proto);
     JS_FreeValue(ctx, send_proto);
     JS_FreeValue(ctx, ends);
+    pin_shapes();
 }
 
 static bool valid_utf8(const uint8_t *s, size_t n) {
@@ -893,6 +936,7 @@ static int report_exception(const char *fallback_type) {
 
 /* Added to quickjs.c by guest/js/patch_quickjs.py. */
 void si_js_reseed(JSContext *ctx, uint64_t seed);
+JSValue si_js_new_like(JSContext *ctx, JSValueConst tmpl, JSValue *values);
 
 EXPORT("si_js_setup") int32_t si_js_setup(void) {
     if (rt) return 0;
@@ -1076,7 +1120,9 @@ static int32_t eval(char *src, int32_t len, const char *name, int flags) {
         status = report_exception("Error");
     } else {
         JS_FreeValue(ctx, b);
-        JSValue r = JS_Eval(ctx, src, (size_t)len, name, flags);
+        JSValue r = (flags & JS_EVAL_TYPE_MASK) == JS_EVAL_TYPE_MODULE
+                        ? si_eval_module(ctx, src, (size_t)len, name)
+                        : JS_Eval(ctx, src, (size_t)len, name, flags);
         if (JS_IsException(r)) {
             status = report_exception("Error");
         } else {
@@ -1135,13 +1181,8 @@ int32_t si_js_eval_module(char *src, int32_t len, char *name, int32_t name_len) 
 /* What `new View(handle)` makes, without running the constructor. */
 static JSValue new_view(JSValueConst handle) {
     if (JS_IsException(handle)) return JS_EXCEPTION;
-    JSValue view = JS_NewObjectProto(ctx, view_proto);
-    if (JS_IsException(view)) return view;
-    if (JS_SetProperty(ctx, view, view_key, JS_DupValue(ctx, handle)) < 0) {
-        JS_FreeValue(ctx, view);
-        return JS_EXCEPTION;
-    }
-    return view;
+    JSValue h = JS_DupValue(ctx, handle);
+    return si_js_new_like(ctx, view_template, &h);
 }
 
 /* Calls the function `name` (a global, or "module.js#export") with the input

@@ -79,7 +79,7 @@ int web_setup(JSContext *c, JSValueConst si) {
     if (JS_IsException(web)) return -1;
     int r = JS_SetPropertyFunctionList(c, web, web_funcs, sizeof web_funcs / sizeof web_funcs[0]);
     if (!r) r = url_add_natives(c, web);
-    if (!r) r = encoding_add_natives(c, web);
+    if (!r) r = encoding_add_natives(c, si); /* the prelude's stdin uses utf8Tail too */
     if (!r) r = run_setup_script(c, encoding_js, encoding_js_len, "<encoding>", si, web);
     if (!r) r = run_setup_script(c, web_js, web_js_len, "<web>", si, web);
     if (!r) r = run_setup_script(c, console_js, console_js_len, "<console>", si, web);

@@ -14,7 +14,7 @@ int web_setup(JSContext *ctx, JSValueConst si);
 int url_add_natives(JSContext *ctx, JSValueConst obj);
 
 /* Adds encoding.c's natives (TextDecoder's UTF-16 and windows-1252
- * decoders, the streaming split of UTF-8) to obj. */
+ * decoders, the streaming split of UTF-8) to obj (the guest's `si`). */
 int encoding_add_natives(JSContext *ctx, JSValueConst obj);
 
 /* A JS value as a USVString in UTF-8 (lone surrogates as U+FFFD), NUL

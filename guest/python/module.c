@@ -913,9 +913,10 @@ static int subinterp_exec(PyObject *m) {
         {"ERR_BOUNDS", SI_ERR_BOUNDS}, {"ERR_EMPTY", SI_ERR_EMPTY}, {"ERR_FULL", SI_ERR_FULL},
         {"ERR_CLOSED", SI_ERR_CLOSED}, {"ERR_TIMEOUT", SI_ERR_TIMEOUT}, {"ERR_NOT_FOUND", SI_ERR_NOT_FOUND},
         {"ERR_LIMIT", SI_ERR_LIMIT}, {"ERR_INVALID", SI_ERR_INVALID}, {"ERR_TOO_LARGE", SI_ERR_TOO_LARGE},
-        {"ERR_RELEASED", SI_ERR_RELEASED}, {"ERR_BUSY", SI_ERR_BUSY}, {"ERR_HOST", SI_ERR_HOST}, {"BLOCK", (int)SI_BLOCK},
-        {"NOWAIT", (int)SI_NOWAIT}, {"KIND_VIEW", SI_KIND_VIEW}, {"KIND_RECV", SI_KIND_RECV},
-        {"KIND_SEND", SI_KIND_SEND}, {"KIND_JOB", SI_KIND_JOB},
+        {"ERR_RELEASED", SI_ERR_RELEASED}, {"ERR_BUSY", SI_ERR_BUSY}, {"ERR_HOST", SI_ERR_HOST},
+        {"ERR_DENIED", SI_ERR_DENIED}, {"BLOCK", (int)SI_BLOCK}, {"NOWAIT", (int)SI_NOWAIT},
+        {"KIND_VIEW", SI_KIND_VIEW}, {"KIND_RECV", SI_KIND_RECV}, {"KIND_SEND", SI_KIND_SEND},
+        {"KIND_JOB", SI_KIND_JOB},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (PyModule_AddIntConstant(m, ints[i].name, ints[i].value) < 0) return -1;

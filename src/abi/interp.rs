@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wasmtime::Linker;
 
 use super::{
-    CANCELLED, Cx, ERR_BOUNDS, ERR_BUSY, ERR_CLOSED, ERR_EMPTY, ERR_INVALID, ERR_LIMIT,
+    CANCELLED, Cx, ERR_BOUNDS, ERR_BUSY, ERR_CLOSED, ERR_DENIED, ERR_EMPTY, ERR_INVALID, ERR_LIMIT,
     ERR_NOT_FOUND, ERR_TIMEOUT, ERR_WRONG_KIND, Ret, bad, memory, range, waiting,
 };
 use crate::buffer::Buffer;
@@ -21,7 +21,9 @@ use crate::job::JobWait;
 use crate::language::Language;
 use crate::limits::Limits;
 use crate::result::RunResult;
-use crate::store::{ChildJob, ChildRun, Entry, FamilyError, StoreData};
+use crate::store::{
+    ChildDir, ChildJob, ChildRun, Entry, FamilyError, MAX_CHILD_DIRS, StoreData, child_dir,
+};
 
 /// The most bytes of error JSON a guest may report for one run.
 const MAX_REPORT: usize = 64 << 10;
@@ -86,36 +88,80 @@ fn bound_names(mut cx: Cx<'_>) -> i32 {
     give_text(&mut cx, text)
 }
 
-/// What a guest asked for in `interp_create`'s JSON: the limits, and the
-/// language (`"lang": "js"` or `"python"`; default: the creator's own).
-fn asked(opts: &str) -> Option<(Option<Language>, Limits)> {
+/// What a guest asked for in `interp_create`'s JSON.
+struct Asked {
+    /// `"lang": "js"` or `"python"` (default: the creator's own).
+    language: Option<Language>,
+    limits: Limits,
+    /// `"dirs": [{"path": "/guest/path", "read_only": bool}]`: parts of the
+    /// creator's directory grants (`read_only` absent: as the grant).
+    dirs: Vec<(String, Option<bool>)>,
+}
+
+/// Parses `interp_create`'s JSON; `None` when it is not what the ABI says.
+fn asked(opts: &str) -> Option<Asked> {
     let v: Value = if opts.trim().is_empty() {
         json!({})
     } else {
         serde_json::from_str(opts).ok()?
     };
-    let mut l = Limits::new();
-    let mut language = None;
+    let mut a = Asked {
+        language: None,
+        limits: Limits::new(),
+        dirs: Vec::new(),
+    };
     for (k, v) in v.as_object()? {
-        if k == "lang" {
-            language = Some(Language::from_name(v.as_str()?)?);
-            continue;
+        match k.as_str() {
+            "lang" => a.language = Some(Language::from_name(v.as_str()?)?),
+            "dirs" => a.dirs = asked_dirs(v)?,
+            _ => a.limits = asked_limit(a.limits, k, v)?,
         }
-        let n = v.as_f64().filter(|n| n.is_finite() && *n >= 0.0)?;
-        let whole = n as u64;
-        l = match k.as_str() {
-            "timeout_ms" => l.with_timeout(Duration::try_from_secs_f64(n / 1000.0).ok()?),
-            "max_memory" => l.with_max_memory(usize::try_from(whole).ok()?),
-            "fuel" => l.with_fuel(whole),
-            "max_output" => l.with_max_output(usize::try_from(whole).ok()?),
-            "max_handles" => l.with_max_handles(usize::try_from(whole).ok()?),
-            "max_interpreters" => l.with_max_interpreters(usize::try_from(whole).ok()?),
-            "max_depth" => l.with_max_depth(u32::try_from(whole).ok()?),
-            "max_open_files" => l.with_max_open_files(usize::try_from(whole).ok()?),
-            _ => return None,
-        };
     }
-    Some((language, l))
+    Some(a)
+}
+
+/// `interp_create`'s `"dirs"`: at most [`MAX_CHILD_DIRS`] of them.
+fn asked_dirs(v: &Value) -> Option<Vec<(String, Option<bool>)>> {
+    let list = v.as_array().filter(|l| l.len() <= MAX_CHILD_DIRS)?;
+    list.iter()
+        .map(|d| {
+            let d = d.as_object()?;
+            if d.keys().any(|k| k != "path" && k != "read_only") {
+                return None;
+            }
+            let read_only = match d.get("read_only") {
+                None | Some(Value::Null) => None,
+                Some(b) => Some(b.as_bool()?),
+            };
+            Some((d.get("path")?.as_str()?.to_string(), read_only))
+        })
+        .collect()
+}
+
+/// One limit of `interp_create`'s JSON added to `l`.
+fn asked_limit(l: Limits, k: &str, v: &Value) -> Option<Limits> {
+    let n = v.as_f64().filter(|n| n.is_finite() && *n >= 0.0)?;
+    let whole = n as u64;
+    Some(match k {
+        "timeout_ms" => l.with_timeout(Duration::try_from_secs_f64(n / 1000.0).ok()?),
+        "max_memory" => l.with_max_memory(usize::try_from(whole).ok()?),
+        "fuel" => l.with_fuel(whole),
+        "max_output" => l.with_max_output(usize::try_from(whole).ok()?),
+        "max_handles" => l.with_max_handles(usize::try_from(whole).ok()?),
+        "max_interpreters" => l.with_max_interpreters(usize::try_from(whole).ok()?),
+        "max_depth" => l.with_max_depth(u32::try_from(whole).ok()?),
+        "max_open_files" => l.with_max_open_files(usize::try_from(whole).ok()?),
+        _ => return None,
+    })
+}
+
+/// The directories a child is given, from its creator's grants; `None`
+/// when one of them is not the creator's to give.
+fn child_dirs(state: &StoreData, asked: &[(String, Option<bool>)]) -> Option<Vec<ChildDir>> {
+    asked
+        .iter()
+        .map(|(path, read_only)| child_dir(&state.dirs, path, *read_only).ok())
+        .collect()
 }
 
 /// Takes fuel out of the caller's store for work done on its behalf
@@ -155,15 +201,19 @@ fn interp_create(mut cx: Cx<'_>, ptr: i32, len: i32) -> i64 {
         Ok(s) => s,
         Err(e) => return e.into(),
     };
-    let Some((language, asked)) = asked(&opts) else {
+    let Some(asked) = asked(&opts) else {
         return ERR_INVALID.into();
     };
-    let limits = cx.data().limits.clamp(&asked);
+    let Some(dirs) = child_dirs(cx.data(), &asked.dirs) else {
+        return ERR_DENIED.into();
+    };
+    let limits = cx.data().limits.clamp(&asked.limits);
     let fuel = take_fuel(&mut cx, limits.fuel(), 1);
     let state = cx.data_mut();
-    let created = state
-        .parent(fuel)
-        .and_then(|parent| state.family.create(parent, language, limits));
+    let created = state.parent(fuel).and_then(|mut parent| {
+        parent.dirs = dirs;
+        state.family.create(parent, asked.language, limits)
+    });
     match created {
         Ok((id, unused)) => {
             return_fuel(&mut cx, unused);
@@ -389,7 +439,7 @@ mod tests {
 
     #[test]
     fn asked_limits_are_parsed_strictly() {
-        let asked_limits = |s: &str| asked(s).map(|(_, l)| l);
+        let asked_limits = |s: &str| asked(s).map(|a| a.limits);
         let l = asked_limits(r#"{"timeout_ms": 250, "max_memory": 1048576}"#).unwrap();
         assert_eq!(l.timeout(), Some(Duration::from_millis(250)));
         assert_eq!(l.max_memory(), 1 << 20);
@@ -399,15 +449,22 @@ mod tests {
         assert!(asked_limits(r#"{"timeout_ms": "5"}"#).is_none());
         assert!(asked_limits("[1]").is_none());
         assert_eq!(
-            asked(r#"{"lang": "python"}"#).unwrap().0,
+            asked(r#"{"lang": "python"}"#).unwrap().language,
             Some(Language::Python)
         );
         assert_eq!(
-            asked(r#"{"lang": "js"}"#).unwrap().0,
+            asked(r#"{"lang": "js"}"#).unwrap().language,
             Some(Language::JavaScript)
         );
-        assert_eq!(asked("{}").unwrap().0, None);
+        assert_eq!(asked("{}").unwrap().language, None);
         assert!(asked(r#"{"lang": "cobol"}"#).is_none());
         assert!(asked(r#"{"lang": 1}"#).is_none());
+        let a = asked(r#"{"dirs": [{"path": "/a"}, {"path": "/b", "read_only": true}]}"#).unwrap();
+        assert_eq!(
+            a.dirs,
+            [("/a".to_string(), None), ("/b".to_string(), Some(true))]
+        );
+        assert!(asked(r#"{"dirs": [{"path": "/a", "ro": true}]}"#).is_none());
+        assert!(asked(r#"{"dirs": ["/a"]}"#).is_none());
     }
 }

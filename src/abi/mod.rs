@@ -69,6 +69,9 @@ pub const ERR_RELEASED: i32 = -12;
 pub const ERR_BUSY: i32 = -13;
 /// A host function failed (`subinterp_host_v1.call`); its message is a view.
 pub const ERR_HOST: i32 = -14;
+/// A directory a guest asked to give its child is not within its own
+/// grants (or is writable where its grant is read-only).
+pub const ERR_DENIED: i32 = -15;
 
 /// `handle_kind` result (and `recv_kind`'s upper 32 bits): a view.
 pub const KIND_VIEW: i32 = 1;
@@ -97,6 +100,7 @@ pub const ERRORS: &[(&str, i32)] = &[
     ("RELEASED", ERR_RELEASED),
     ("BUSY", ERR_BUSY),
     ("HOST", ERR_HOST),
+    ("DENIED", ERR_DENIED),
 ];
 
 /// Every `KIND_*` value by name (without the prefix).

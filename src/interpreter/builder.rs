@@ -6,6 +6,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use super::source::set_module_root;
 use super::*;
 use crate::error::BoxError;
+use crate::store::DirGrant;
 
 /// Options for a new interpreter; from [`Host::interpreter`](crate::Host::interpreter).
 pub struct InterpreterBuilder<'h> {
@@ -242,6 +243,7 @@ impl<'h> InterpreterBuilder<'h> {
         let mut state = self.store_data(id, wasi, &shared, lineage, cap, (&stdout, &stderr));
         state.grants = grants;
         state.modules = modules.as_ref().map(|m| m.host.clone());
+        state.dirs = self.dir_grants();
         let mut live = instantiate(self.host, &self.guest, state, &self.limits, fuel)?;
         if let Some(m) = &modules {
             set_module_root(&mut live, &m.guest, m.shared).map_err(init_error)?;
@@ -303,6 +305,22 @@ impl<'h> InterpreterBuilder<'h> {
             guest,
             shared,
         }))
+    }
+
+    /// The directory grants as the store keeps them: each host directory
+    /// canonical (its WASI context has opened it already), so that the
+    /// parts handed on to children can be checked against it.
+    fn dir_grants(&self) -> Arc<[DirGrant]> {
+        self.dirs
+            .iter()
+            .filter_map(|(host, guest, read_only)| {
+                Some(DirGrant {
+                    host: std::fs::canonicalize(host).ok()?,
+                    guest: guest.clone(),
+                    read_only: *read_only,
+                })
+            })
+            .collect()
     }
 
     /// The guest's WASI context: its output streams, argv, environment,
@@ -391,6 +409,7 @@ impl<'h> InterpreterBuilder<'h> {
             output: None,
             host_fns: self.host.settings.host_fns.clone(),
             grants: Default::default(),
+            dirs: Arc::new([]),
             modules: None,
             last_fn: None,
         }

@@ -54,7 +54,7 @@ impl Kin {
 impl Family for Kin {
     fn create(
         &mut self,
-        parent: Parent,
+        mut parent: Parent,
         language: Option<Language>,
         limits: Limits,
     ) -> Result<(u64, Option<u64>), FamilyError> {
@@ -63,10 +63,15 @@ impl Family for Kin {
         let guest = registry
             .language(language)
             .map_err(|_| FamilyError::NotFound)?;
-        let child = super::InterpreterBuilder::new(&registry, &guest)
-            .limits(limits)
-            .child_of(parent)
-            .build();
+        // The directories stay open until the child's WASI context has
+        // opened them again.
+        let dirs = std::mem::take(&mut parent.dirs);
+        let mut builder = super::InterpreterBuilder::new(&registry, &guest).limits(limits);
+        for d in &dirs {
+            builder = builder.dir(d.open_path(), d.guest.clone(), d.read_only);
+        }
+        let child = builder.child_of(parent).build();
+        drop(dirs);
         match child {
             Ok(c) => {
                 if self.children.len() >= PRUNE_AT {

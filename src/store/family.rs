@@ -42,6 +42,8 @@ pub(crate) struct Parent {
     pub(crate) grants: crate::hostfn::Grants,
     /// The creator's JavaScript module folder, if it has one.
     pub(crate) modules: Option<Arc<std::path::PathBuf>>,
+    /// The parts of the creator's directory grants the child is given.
+    pub(crate) dirs: Vec<super::ChildDir>,
 }
 
 /// A run a guest asks of one of its children.

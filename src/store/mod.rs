@@ -5,6 +5,7 @@
 //! output streams, and its [`Family`]: the interpreters it created, reached
 //! through a trait object because interpreters are a layer above.
 
+mod dirs;
 mod family;
 mod files;
 mod limiter;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
+pub(crate) use self::dirs::{ChildDir, DirGrant, MAX_CHILD_DIRS, child_dir};
 pub(crate) use self::family::{ChildRun, Family, FamilyError, NoFamily, Parent};
 pub(crate) use self::files::OpenFiles;
 pub(crate) use self::limiter::Limiter;
@@ -151,6 +153,8 @@ pub(crate) struct StoreData {
     /// The JavaScript module folder (canonical), granted read-only to
     /// imports; the children this interpreter creates get it too.
     pub(crate) modules: Option<Arc<std::path::PathBuf>>,
+    /// The directory grants (canonical): all that its children may be given.
+    pub(crate) dirs: Arc<[DirGrant]>,
     /// The granted function this guest called last (most guests call one
     /// function many times): found again without a lookup.
     pub(crate) last_fn: Option<HostFn>,
@@ -246,6 +250,7 @@ impl StoreData {
             fuel,
             grants: self.grants.clone(),
             modules: self.modules.clone(),
+            dirs: Vec::new(),
         })
     }
 
@@ -284,6 +289,7 @@ impl StoreData {
             host_fns: Arc::default(),
             grants: Grants::default(),
             modules: None,
+            dirs: Arc::new([]),
             last_fn: None,
         }
     }

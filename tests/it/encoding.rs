@@ -525,3 +525,37 @@ fn text_decoder_through_the_cli() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "h\u{1f600} €é\n");
 }
+
+/// stdin is read in chunks of 64 KiB: a character cut by a chunk's end is
+/// decoded whole (`readLine` and `text`), and one cut by the end of stdin
+/// is one U+FFFD.
+#[test]
+fn stdin_text_keeps_characters_cut_between_chunks() {
+    let host = host();
+    let mut input = "a".repeat(65535).into_bytes();
+    input.extend("é\nü€\n😀".as_bytes());
+    let run = |input: &[u8], src: &str| {
+        let i = host
+            .interpreter(&host.js().unwrap())
+            .limits(Limits::new().with_timeout(Duration::from_secs(60)))
+            .stdin_bytes(input.to_vec())
+            .build()
+            .unwrap();
+        completed(i.run(Run::js(src)).unwrap()).stdout_text()
+    };
+    let lines = "const l = []; for (let s; (s = process.stdin.readLine()) !== null;) l.push(s);\n\
+                 console.log(l.map((s) => s.length > 9 ? `${s.length}:${s.slice(-2)}` : s).join(' '));";
+    assert_eq!(run(&input, lines), "65536:aé ü€ 😀\n");
+    let text = "const first = process.stdin.readLine(); console.log(first.length, JSON.stringify(process.stdin.text()));";
+    assert_eq!(run(&input, text), "65536 \"ü€\\n😀\"\n");
+    let mut cut = input.clone();
+    cut.truncate(input.len() - 2);
+    assert_eq!(run(&cut, lines), "65536:aé ü€ \u{fffd}\n");
+    assert_eq!(
+        run(
+            &cut[65530..],
+            "console.log(JSON.stringify(process.stdin.text()))"
+        ),
+        "\"aaaaaé\\nü€\\n\u{fffd}\"\n"
+    );
+}

@@ -822,3 +822,36 @@ fn the_message_path_in_c_and_its_fallbacks_agree() {
         r#"["text","1,2",2,"late",true,"via","ChannelReleasedError","ChannelClosedError","ChannelReleasedError","ChannelClosedError","ChannelReleasedError","ChannelReleasedError"]"#
     );
 }
+
+/// A received View is made in C with the shape of a template (the object
+/// and its handle property in one step): it is still an ordinary View, and
+/// what a script does to one never shows on the next.
+#[test]
+fn received_views_are_ordinary_objects_of_their_own() {
+    let host = host();
+    let r = ok(
+        &host,
+        "const { View } = interpreters;\n\
+         const [r, s] = interpreters.createChannel(8);\n\
+         for (const m of ['a', 'bb', 'ccc', 'dddd']) s.send(m);\n\
+         const a = r.recv();\n\
+         a.tag = 1;\n\
+         Object.defineProperty(a, 'text', { value: () => 'mine' });\n\
+         const b = r.recv();\n\
+         const keys = (v) => Reflect.ownKeys(v).map(String).join();\n\
+         const out = [a.text(), a.tag, b.text(), 'tag' in b, keys(b), b instanceof View,\n\
+                      Object.getPrototypeOf(b) === View.prototype, Object.isExtensible(b)];\n\
+         delete b[Object.getOwnPropertySymbols(b)[0]];\n\
+         try { b.length; } catch (e) { out.push(e.name); }\n\
+         const c = r.recv();\n\
+         out.push(c.length, keys(c), keys(a));\n\
+         c.release();\n\
+         try { c.text(); } catch (e) { out.push(e.name); }\n\
+         out.push(r.recv().text());\n\
+         console.log(JSON.stringify(out));",
+    );
+    assert_eq!(
+        r.stdout_text().trim(),
+        r#"["mine",1,"bb",false,"Symbol(handle)",true,true,true,"ChannelReleasedError",3,"Symbol(handle)","tag,text,Symbol(handle)","ChannelReleasedError","dddd"]"#
+    );
+}

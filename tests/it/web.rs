@@ -500,3 +500,52 @@ fn web_globals_through_the_cli() {
         "https://a.example/p?q=x+y Map(1) { 'a.example' => [ 1 ] }\n227\n"
     );
 }
+
+/// An error's `cause` and an AggregateError's `errors`, which are not
+/// enumerable, are shown as Node shows them (`[cause]`, `[errors]`; this
+/// is what Node v20.20.2 printed for the same script).
+#[test]
+fn console_shows_cause_and_aggregate_errors_as_node_does() {
+    let r = ok(
+        &host(),
+        r#"
+const e = new AggregateError([new Error("a"), 1, "s"], "many");
+e.stack = "AggregateError: many\n    at x (f.js:1:1)";
+e.errors[0].stack = "Error: a\n    at y (f.js:2:2)";
+console.log(e);
+console.log({ k: e });
+const f = new AggregateError([], "none"); f.stack = "AggregateError: none\n    at z";
+console.log(f);
+const g = new Error("c", { cause: 1 }); g.stack = "Error: c\n    at q"; console.log(g);
+"#,
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "AggregateError: many\n    at x (f.js:1:1) {\n  [errors]: [\n    Error: a\n        at y (f.js:2:2),\n    1,\n    's'\n  ]\n}\n\
+         {\n  k: AggregateError: many\n      at x (f.js:1:1) {\n    [errors]: [\n      Error: a\n          at y (f.js:2:2),\n      1,\n      's'\n    ]\n  }\n}\n\
+         AggregateError: none\n    at z {\n  [errors]: []\n}\n\
+         Error: c\n    at q {\n  [cause]: 1\n}\n"
+    );
+}
+
+/// Past the depth limit, Node still shows a value whose base says it all
+/// (an error's stack, a function, RegExp, Date, boxed primitive) when it
+/// has no keys to show (Node v20.20.2's output).
+#[test]
+fn console_shows_bare_values_past_the_depth_limit_as_node_does() {
+    let r = ok(
+        &host(),
+        r#"
+const e = new Error("x"); e.stack = "Error: x\n    at q";
+console.log({ a: { b: { c: e, f: function f() {}, r: /x/g, d: new Date(0), n: new Number(3), m: new Map(), s: "s" } } });
+const c = new Error("y", { cause: e }); c.stack = "Error: y\n    at w";
+console.log({ a: { b: { c } } });
+"#,
+    );
+    assert_eq!(
+        r.stdout_text(),
+        "{\n  a: {\n    b: {\n      c: Error: x\n          at q,\n      f: [Function: f],\n      r: /x/g,\n      \
+         d: 1970-01-01T00:00:00.000Z,\n      n: [Number: 3],\n      m: Map(0) {},\n      s: 's'\n    }\n  }\n}\n\
+         { a: { b: { c: [Error] } } }\n"
+    );
+}
