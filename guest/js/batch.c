@@ -9,7 +9,9 @@
  *       where a further recv() would fail (empty, closed, the handle or
  *       memory limit): that failure is for the next call to report, and the
  *       message that hit a limit stays queued. The first message's failure
- *       throws as recv()'s does.
+ *       throws as recv()'s does. Running out of the script's own heap while
+ *       making the batch throws, and the messages taken for it are lost
+ *       (their handles released), as recv() loses its one message then.
  *   send.sendMany(messages, {timeout})  send() of each element of an array
  *       in order, each as send() would (the timeout is per message); the
  *       first failure throws, the messages before it having been sent.
