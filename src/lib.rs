@@ -78,6 +78,8 @@ mod interpreter;
 mod job;
 mod language;
 pub mod limits;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod outcome;
 mod output;
 #[cfg(feature = "nats")]

@@ -75,6 +75,8 @@ struct State {
     queue: VecDeque<(u64, Message, Option<Charge>)>,
     queued_bytes: usize,
     next_seq: u64,
+    /// Messages received so far.
+    taken: u64,
     closed: bool,
     senders: usize,
     receivers: usize,
@@ -174,6 +176,7 @@ impl Core {
                 queue: VecDeque::new(),
                 queued_bytes: 0,
                 next_seq: 0,
+                taken: 0,
                 closed: false,
                 senders: 0,
                 receivers: 0,
@@ -249,6 +252,20 @@ impl Core {
         self.queued.store(s.queue.len(), Ordering::Release);
         self.not_empty.notify_one();
         self.wake(&s);
+    }
+
+    /// Whether any receiving end is left (a bridge feeding the channel from
+    /// elsewhere stops when none is).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn has_receivers(&self) -> bool {
+        self.state.lock().receivers > 0
+    }
+
+    /// How many messages receivers have taken so far (a sender whose `send`
+    /// returned has its message counted here).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn taken(&self) -> u64 {
+        self.state.lock().taken
     }
 
     /// Whether the channel was closed by a sender.
@@ -377,6 +394,7 @@ impl Core {
         let mut spun = false;
         loop {
             if let Some((_, msg, _)) = s.queue.pop_front() {
+                s.taken += 1;
                 s.queued_bytes -= msg.byte_len();
                 self.queued.store(s.queue.len(), Ordering::Release);
                 if self.capacity == 0 || s.queue.len() <= self.low_water() {

@@ -36,6 +36,8 @@ const LAYERS: &[&str] = &[
     "interpreter",
     // the facade
     "host",
+    // channels carried by NATS between processes (feature `nats`)
+    "nats",
     // runs on workers behind a NATS server (feature `nats`)
     "remote",
 ];

@@ -22,6 +22,7 @@ mod js_loop;
 mod js_meta;
 mod layers;
 mod nats;
+mod nats_channel;
 mod nats_remote;
 mod python;
 mod wait;
