@@ -16,7 +16,9 @@ use subinterp::remote::wire::{
     ACK_WAIT, REQUEST_SCHEMA, Request, RequestLimits, sha256_hex, valid_id, valid_sha256,
 };
 use subinterp::remote::{Subjects, connect, modules_bucket, streams};
-use subinterp::{CompileLimits, Error, Guest, Host, Language, Limits, OutputMode, Run, RunResult};
+use subinterp::{
+    CompileLimits, Error, ErrorKind, Guest, Host, Language, Limits, OutputMode, Run, RunResult,
+};
 use tokio::io::AsyncReadExt;
 
 use crate::args::WorkerArgs;
@@ -452,6 +454,9 @@ fn execute(host: &Host, ceiling: &Ceiling, req: Request, module: Option<Guest>) 
     match outcome {
         Ok(r) => {
             let mut v = to_json(&r);
+            if let Some(ErrorKind::Trap(t)) = r.error.as_ref().map(|e| &e.kind) {
+                v["error"]["trap"] = json!(format!("{t:?}"));
+            }
             if let Some(out) = &r.output {
                 v["output_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(out));
             }

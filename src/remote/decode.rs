@@ -56,13 +56,42 @@ pub(crate) fn decode(v: &Value) -> Result<RunResult, RemoteError> {
     })
 }
 
-/// The error's kind from its `kind` name and `limit` object (a trap's own
-/// kind is in its message only: [`Trap::Other`]).
+/// Every trap a result's `error.trap` may name (by its `Debug` name).
+const TRAPS: [Trap; 17] = [
+    Trap::StackOverflow,
+    Trap::MemoryOutOfBounds,
+    Trap::HeapMisaligned,
+    Trap::TableOutOfBounds,
+    Trap::IndirectCallToNull,
+    Trap::BadSignature,
+    Trap::IntegerOverflow,
+    Trap::IntegerDivisionByZero,
+    Trap::BadConversionToInteger,
+    Trap::UnreachableCodeReached,
+    Trap::Interrupt,
+    Trap::OutOfFuel,
+    Trap::NullReference,
+    Trap::ArrayOutOfBounds,
+    Trap::AllocationTooLarge,
+    Trap::CastFailure,
+    Trap::Other,
+];
+
+/// The trap `error.trap` names; [`Trap::Other`] when it names none.
+fn trap(name: &Value) -> Trap {
+    let name = name.as_str().unwrap_or_default();
+    TRAPS
+        .into_iter()
+        .find(|t| format!("{t:?}") == name)
+        .unwrap_or(Trap::Other)
+}
+
+/// The error's kind from its `kind` name, `limit` object and `trap`.
 fn kind(e: &Value, exit_code: u8) -> ErrorKind {
     let limit = &e["limit"];
     let n = |k: &str| limit[k].as_u64().unwrap_or(0);
     match e["kind"].as_str().unwrap_or_default() {
-        "trap" => ErrorKind::Trap(Trap::Other),
+        "trap" => ErrorKind::Trap(trap(&e["trap"])),
         "timeout" => ErrorKind::Timeout {
             limit: Duration::from_secs_f64(
                 limit["timeout_ms"].as_f64().unwrap_or(0.0).max(0.0) / 1e3,
@@ -143,5 +172,12 @@ mod tests {
             decode(&json!({"schema": 2})),
             Err(RemoteError::BadResult(_))
         ));
+        let mut trapped = v.clone();
+        trapped["error"] = json!({"kind": "trap", "trap": "IntegerDivisionByZero", "message": "x"});
+        let kind = decode(&trapped).unwrap().error.map(|e| e.kind);
+        assert_eq!(kind, Some(ErrorKind::Trap(Trap::IntegerDivisionByZero)));
+        trapped["error"]["trap"] = json!("SomethingNew");
+        let kind = decode(&trapped).unwrap().error.map(|e| e.kind);
+        assert_eq!(kind, Some(ErrorKind::Trap(Trap::Other)));
     }
 }

@@ -159,6 +159,17 @@ fn a_remote_host_runs_calls_and_streams_many_results() {
         matches!(&e, RemoteError::Guest(_) | RemoteError::Refused { .. }),
         "{e:?}"
     );
+    // A module's trap, by its kind, as a local run's.
+    let r = remote
+        .run(RemoteRun::wasm(
+            &b"(module (func (export \"_start\") unreachable))"[..],
+        ))
+        .unwrap();
+    let kind = r.error.map(|e| e.kind);
+    assert_eq!(
+        kind,
+        Some(ErrorKind::Trap(subinterp::Trap::UnreachableCodeReached))
+    );
     // A module nobody uploaded: refused, typed.
     let e = remote
         .run(RemoteRun::wasm_sha256("1".repeat(64)))
