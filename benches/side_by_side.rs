@@ -19,6 +19,8 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use subinterp::{Guest, Host, Interpreter, Limits, Run};
 
+#[path = "remote/nats_msg64.rs"]
+mod nats_msg64;
 #[path = "remote/nats_run.rs"]
 mod nats_run;
 
@@ -989,6 +991,28 @@ fn main() {
             Err(why) => eprintln!("  nats_run_hello_ms: not measured: {why}"),
         }
     }
+    let mut msg64_floor = None;
+    if want("nats_msg64") {
+        match nats_msg64::measure(quick) {
+            Ok(f) => {
+                add(
+                    "nats_msg64_per_s",
+                    "msg/s",
+                    Better::Higher,
+                    format!(
+                        "median of {} runs of {}, JS to JS; plain NATS pub/sub of 64 B ({} a run): {}",
+                        f.reps,
+                        f.n.0,
+                        f.n.1,
+                        fmt(f.floor)
+                    ),
+                    Some(f.rate),
+                );
+                msg64_floor = f.floor;
+            }
+            Err(why) => eprintln!("  nats_msg64_per_s: not measured: {why}"),
+        }
+    }
     if only.is_some() {
         return;
     }
@@ -1060,16 +1084,19 @@ fn main() {
             m.peers.insert("wasmtime".into(), v);
         }
     }
-    // The floor under the NATS rows: plain request/reply through the server.
-    if let Some((p50, p99)) = nats_floor {
+    // The floor under the NATS rows: plain NATS through the same server.
+    if nats_floor.is_some() || msg64_floor.is_some() {
         notes.insert(
             "nats".into(),
-            "plain NATS request/reply through the same nats-server (the floor, not a peer)".into(),
+            "plain NATS through the same nats-server (the floor, not a peer): request/reply \
+             under nats_run_*, core publish/subscribe under nats_msg64_per_s"
+                .into(),
         );
         for m in metrics.iter_mut() {
             let v = match m.name {
-                "nats_run_hello_ms" => Some(p50),
-                "nats_run_hello_p99_ms" => Some(p99),
+                "nats_run_hello_ms" => nats_floor.map(|f| f.0),
+                "nats_run_hello_p99_ms" => nats_floor.map(|f| f.1),
+                "nats_msg64_per_s" => msg64_floor,
                 _ => None,
             };
             m.peers.insert("nats".into(), v);

@@ -60,8 +60,16 @@ fn ms(s: &Samples) -> (f64, f64) {
     (s.quantile(0.5) / 1e6, s.quantile(0.99) / 1e6)
 }
 
-/// Measures both; `Err` says why not (no `nats-server` on PATH, ...).
-pub(crate) fn measure(quick: bool) -> Result<NatsRun, String> {
+/// A `nats-server` on a free loopback port with JetStream in a temporary
+/// folder, killed (and the folder removed) when dropped.
+pub(crate) struct NatsServer {
+    pub(crate) url: String,
+    _server: Killed,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a [`NatsServer`]; `Err` says why not (no `nats-server` on PATH, ...).
+pub(crate) fn start_server() -> Result<NatsServer, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut server = Command::new("nats-server")
         .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
@@ -71,13 +79,26 @@ pub(crate) fn measure(quick: bool) -> Result<NatsRun, String> {
         .spawn()
         .map_err(|e| format!("nats-server is not on PATH ({e}): apt-get install nats-server"))?;
     let server_lines = lines_of(&mut server);
-    let _server = Killed(server);
+    let server = Killed(server);
     let listening = wait_for(&server_lines, "Listening for client connections on ")?;
     let url = format!(
         "nats://{}",
         listening.rsplit(' ').next().unwrap_or_default()
     );
     wait_for(&server_lines, "Server is ready")?;
+    // The server's later lines are not read again: drop them.
+    std::thread::spawn(move || server_lines.iter().for_each(drop));
+    Ok(NatsServer {
+        url,
+        _server: server,
+        _dir: dir,
+    })
+}
+
+/// Measures both; `Err` says why not (no `nats-server` on PATH, ...).
+pub(crate) fn measure(quick: bool) -> Result<NatsRun, String> {
+    let server = start_server()?;
+    let url = server.url.clone();
     let mut worker = Command::new(env!("CARGO_BIN_EXE_subinterp"))
         .args(["worker", "--nats", &url, "--concurrency", "1"])
         .stdout(Stdio::null())
