@@ -17,27 +17,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use subinterp::remote::{RemoteHost, RemoteOptions, RemoteRun};
 
+#[path = "../demo/corpus.rs"]
+mod corpus;
+
 const CHUNKS: usize = 48;
 const WORDS_PER_CHUNK: usize = 20_000;
-const VOCABULARY: &[&str] = &[
-    "the",
-    "interpreter",
-    "channel",
-    "buffer",
-    "view",
-    "sandbox",
-    "message",
-    "host",
-    "guest",
-    "memory",
-    "deadline",
-    "plugin",
-    "untrusted",
-    "zero",
-    "copy",
-    "wasm",
-];
-
 /// What each worker runs: the chunk comes in as a view, the counts go back
 /// as JSON.
 const COUNT: &str = "function count(v) {
@@ -48,48 +32,12 @@ const COUNT: &str = "function count(v) {
   return JSON.stringify(counts);
 }";
 
-/// A deterministic corpus: words drawn with a skewed distribution.
-fn corpus() -> Vec<String> {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    (0..CHUNKS)
-        .map(|_| {
-            let mut chunk = String::with_capacity(WORDS_PER_CHUNK * 8);
-            for i in 0..WORDS_PER_CHUNK {
-                let r = next();
-                let k = (r % 16).min(r >> 8 & 15) as usize; // skewed towards low indexes
-                chunk.push_str(VOCABULARY[k]);
-                chunk.push_str(if i % 12 == 11 { ".\n" } else { " " });
-            }
-            chunk
-        })
-        .collect()
-}
-
-/// The count the workers must agree with.
-fn local_count(chunks: &[String]) -> HashMap<String, u64> {
-    let mut counts = HashMap::new();
-    for w in chunks
-        .iter()
-        .flat_map(|c| c.split(|c: char| !c.is_ascii_alphabetic()))
-        .filter(|w| !w.is_empty())
-    {
-        *counts.entry(w.to_lowercase()).or_default() += 1;
-    }
-    counts
-}
-
 fn main() -> Result<()> {
     let Some(url) = std::env::args().nth(1) else {
         bail!("usage: cluster NATS_URL (make demo-cluster starts a server and workers)");
     };
-    let chunks = corpus();
-    let expected = local_count(&chunks);
+    let chunks = corpus::corpus(CHUNKS, WORDS_PER_CHUNK);
+    let expected = corpus::count(&chunks);
     let bytes: usize = chunks.iter().map(String::len).sum();
     let remote = RemoteHost::connect(&url, RemoteOptions::new())
         .with_context(|| format!("connecting to {url}"))?;

@@ -18,63 +18,15 @@ use anyhow::{Result, bail, ensure};
 use bytes::Bytes;
 use subinterp::{Host, Limits, Run};
 
+mod corpus;
+
 const CHUNKS: usize = 400;
 const WORDS_PER_CHUNK: usize = 5_000;
-const VOCABULARY: &[&str] = &[
-    "the",
-    "interpreter",
-    "channel",
-    "buffer",
-    "view",
-    "sandbox",
-    "message",
-    "host",
-    "guest",
-    "memory",
-    "deadline",
-    "plugin",
-    "untrusted",
-    "zero",
-    "copy",
-    "wasm",
-];
-
-/// A deterministic corpus: words drawn with a skewed distribution.
-fn corpus() -> Vec<String> {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    (0..CHUNKS)
-        .map(|_| {
-            let mut chunk = String::with_capacity(WORDS_PER_CHUNK * 8);
-            for i in 0..WORDS_PER_CHUNK {
-                let r = next();
-                let k = (r % 16).min(r >> 8 & 15) as usize; // skewed towards low indexes
-                chunk.push_str(VOCABULARY[k]);
-                chunk.push_str(if i % 12 == 11 { ".\n" } else { " " });
-            }
-            chunk
-        })
-        .collect()
-}
-
 fn main() -> Result<()> {
     let started = Instant::now();
     let host = Host::new()?;
-    let chunks = corpus();
-    let mut expected: HashMap<String, u64> = HashMap::new();
-    for chunk in &chunks {
-        for w in chunk
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .filter(|w| !w.is_empty())
-        {
-            *expected.entry(w.to_lowercase()).or_default() += 1;
-        }
-    }
+    let chunks = corpus::corpus(CHUNKS, WORDS_PER_CHUNK);
+    let expected = corpus::count(&chunks);
     let corpus_bytes: usize = chunks.iter().map(String::len).sum();
 
     let (corpus_rx, corpus_tx) = host.create_channel(16);
