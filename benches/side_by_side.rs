@@ -1000,9 +1000,11 @@ fn main() {
                     "msg/s",
                     Better::Higher,
                     format!(
-                        "median of {} runs of {}, JS to JS; plain NATS pub/sub of 64 B ({} a run): {}",
+                        "median of {} runs of {}, JS to JS; JetStream by async-nats alone: {}; \
+                         plain NATS pub/sub of 64 B ({} a run): {}",
                         f.reps,
                         f.n.0,
+                        fmt(f.jetstream),
                         f.n.1,
                         fmt(f.floor)
                     ),

@@ -261,11 +261,13 @@ impl Core {
         self.state.lock().receivers > 0
     }
 
-    /// How many messages receivers have taken so far (a sender whose `send`
-    /// returned has its message counted here).
+    /// How many messages the channel has accepted so far: taken by
+    /// receivers or queued (a sender whose `send` returned has its message
+    /// counted here).
     #[cfg_attr(not(feature = "nats"), allow(dead_code))]
-    pub(crate) fn taken(&self) -> u64 {
-        self.state.lock().taken
+    pub(crate) fn accepted(&self) -> u64 {
+        let s = self.state.lock();
+        s.taken + s.queue.len() as u64
     }
 
     /// Whether the channel was closed by a sender.
@@ -390,8 +392,19 @@ impl Core {
 
     /// Takes the oldest message, waiting as `wait` allows.
     pub(crate) fn recv(&self, wait: Wait<'_>) -> Result<Message, RecvFail> {
+        self.recv_spinning(wait, true)
+    }
+
+    /// As [`recv`](Self::recv), but sleeps at once on an empty queue: for a
+    /// host bridge that must leave the CPU to the threads it waits for.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn recv_sleeping(&self, wait: Wait<'_>) -> Result<Message, RecvFail> {
+        self.recv_spinning(wait, false)
+    }
+
+    fn recv_spinning(&self, wait: Wait<'_>, spin: bool) -> Result<Message, RecvFail> {
         let mut s = self.state.lock();
-        let mut spun = false;
+        let mut spun = !spin;
         loop {
             if let Some((_, msg, _)) = s.queue.pop_front() {
                 s.taken += 1;

@@ -7,15 +7,23 @@
 //! ```text
 //!  process A                                      process B
 //!  guest ─send─▶ SendChannel ▶ send bridge ──publish──▶ stream ──pull──▶ recv bridge ▶ RecvChannel ─recv─▶ guest
-//!               (capacity 0)   (waits for the      (work queue,        (dedupes by    (queue of
-//!                               stream's ack)       max_msgs, discard   stream seq)    delivered views)
-//!                                                   new)                   ◀──ack── when the view is released
+//!               (window W)     (W in flight,       (work queue,        (dedupes by    (queue of
+//!                               each expects the    max_msgs, discard   stream seq)    delivered views)
+//!                               one before it)      new)                   ◀──ack── when the view is released
 //! ```
 //!
 //! - Back-pressure: the stream holds at most `capacity` messages, counting
 //!   those delivered but not yet released; a publish to a full stream is
 //!   refused and the send bridge tries again, so the guest's `send` blocks
-//!   as on a full local channel (one more message waits in the bridge).
+//!   as on a full local channel (the bridge holds up to 2·W more, W =
+//!   `capacity` at most 128).
+//! - Order: the send bridge keeps up to W messages in flight; each after the
+//!   first carries `Nats-Expected-Last-Msg-Id` naming the one before, so the
+//!   stream stores it only right behind it. A refusal (full stream, another
+//!   sender's message in between, outage) refuses every message behind it
+//!   too, and the bridge publishes again from the refused one. Several
+//!   senders on one subject each keep their order; while they interleave,
+//!   they mostly have one message in flight each.
 //! - Release: a received view is a [`View`](crate::View) of the NATS
 //!   payload itself (no copy); the message is acknowledged when the last
 //!   reference to it goes, so a message a receiving process held when it

@@ -274,13 +274,20 @@ impl Pump {
     async fn run(self, mut messages: consumer::pull::Stream, tx: SendChannel) {
         let mut high = 0u64;
         let mut failing: Option<Instant> = None;
+        // One timer for the bridge, not one for each message.
+        let mut idle = tokio::time::interval(IDLE_CHECK);
+        idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let next = tokio::time::timeout(IDLE_CHECK, messages.next()).await;
+            let next = tokio::select! {
+                biased;
+                m = messages.next() => Ok(m),
+                _ = idle.tick() => Err(()),
+            };
             if !tx.core().has_receivers() {
                 return self.abandon(tx);
             }
             let step = match next {
-                Err(_) => self.check_outage(failing, "no message or heartbeat"),
+                Err(()) => self.check_outage(failing, "no message or heartbeat"),
                 Ok(None) => self.fail(NatsError::Lost {
                     waited: Duration::ZERO,
                     reason: "the consumer's messages ended".into(),

@@ -1,6 +1,8 @@
-//! The sending side: a local rendezvous channel whose receiving end is a
-//! bridge thread that publishes each message to the stream and waits for
-//! the server to store it before taking the next.
+//! The sending side: a local channel whose receiving end is a bridge. A
+//! thread (the taker) takes what is sent, never more than a window ahead of
+//! what the stream has stored, and hands it to a task (the publisher) that
+//! keeps up to that window of messages in flight, in order (see
+//! `Publisher`).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -8,12 +10,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use async_nats::HeaderMap;
-use async_nats::jetstream::{self, context::PublishErrorKind};
+use std::collections::VecDeque;
+use std::future::IntoFuture;
+
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use super::{CLOSE_HEADER, NatsChannel, NatsError, Status};
-use crate::channel::{Core, Message, RecvChannel, RecvError, SendChannel};
+use crate::channel::{Core, Message, RecvChannel, SendChannel, Wait};
 
 /// Room kept in each stored message for the headers a bridge adds.
 pub(super) const HEADER_ROOM: usize = 256;
@@ -21,12 +27,19 @@ pub(super) const HEADER_ROOM: usize = 256;
 /// The longest pause between two tries to publish to a full stream.
 const FULL_PAUSE: Duration = Duration::from_millis(20);
 
+/// The most messages a bridge has in flight (published, unanswered); it is
+/// also at most the channel's capacity.
+const MAX_IN_FLIGHT: usize = 128;
+
 /// The sending side of a NATS channel. It dereferences to the
 /// [`SendChannel`] a guest or the host sends on (clone it to hand it to a
 /// run); the bridge behind publishes what is sent, in order.
 ///
-/// `send` returns once the bridge has taken the message: one message may
-/// wait in the bridge for room in the stream while `capacity` are stored.
+/// `send` returns once the message is queued for the bridge. Beyond the
+/// `capacity` messages the stream holds, the bridge holds up to twice its
+/// window (`capacity`, at most 128): one window published or waiting for
+/// room in the stream, one queued in front of it. A send past that blocks
+/// as on a full local channel.
 #[derive(Debug)]
 pub struct NatsSender {
     /// `None` only inside `finish`.
@@ -47,7 +60,10 @@ impl NatsChannel<'_> {
         self.check_payload()?;
         let js = self.context();
         self.nats.inner.rt.block_on(self.stream(&js))?;
-        let (rx, end) = self.host.create_channel_with(0, self.max_message_bytes);
+        let window = self.capacity.min(MAX_IN_FLIGHT);
+        let (rx, end) = self
+            .host
+            .create_channel_with(window, self.max_message_bytes);
         let status = Arc::new(Status::default());
         let progress = Arc::new(Progress {
             subject: self.subject.clone(),
@@ -56,25 +72,34 @@ impl NatsChannel<'_> {
             failed: AtomicBool::new(false),
         });
         self.nats.inner.senders.lock().push(progress.clone());
-        let bridge = Publisher {
-            progress,
+        let publisher = Publisher {
+            progress: progress.clone(),
             js,
             subject: self.subject.clone(),
             outage: self.outage,
             status: status.clone(),
+            core: rx.core().clone(),
+            window,
             id: message_id_prefix(),
-            count: AtomicU64::new(0),
         };
         let handle = self.nats.handle();
         let nats = self.nats.clone();
+        let bridge_status = status.clone();
         let thread = std::thread::Builder::new()
             .name("subinterp-nats-send".into())
             .spawn(move || {
-                bridge.run(&handle, rx);
+                let (to, input) = mpsc::unbounded_channel();
+                let task = handle.spawn(publisher.run(input));
+                take(&rx, &progress, &bridge_status, window as u64, &to, &handle);
+                drop(to);
+                if handle.block_on(task).is_err() {
+                    // The task panicked: what it took may never be stored.
+                    progress.done(true);
+                }
                 nats.inner
                     .senders
                     .lock()
-                    .retain(|p| !Arc::ptr_eq(p, &bridge.progress));
+                    .retain(|p| !Arc::ptr_eq(p, &progress));
             })
             .map_err(|e| super::refused("start the send bridge", e))?;
         Ok(NatsSender {
@@ -163,7 +188,7 @@ impl Progress {
         if self.subject == subject {
             return None;
         }
-        let taken = self.core.taken();
+        let taken = self.core.accepted();
         (*self.settled.borrow() < taken).then(|| (self.clone(), taken))
     }
 
@@ -190,89 +215,244 @@ impl std::fmt::Debug for Progress {
     }
 }
 
-/// The bridge's state.
+/// What the taker hands the publisher, in the order the guest sent it.
+enum Item {
+    Data(Bytes),
+    /// The channel closed: publish the close marker behind the data.
+    Close,
+}
+
+/// A message taken and not yet known to be stored.
+struct Pending {
+    /// Its `Nats-Msg-Id`: the same on every try, so the stream stores it once.
+    id: String,
+    payload: Bytes,
+    close: bool,
+    /// The server's answer, while the message is in flight.
+    ack: Option<AckFuture>,
+}
+
+type AckFuture = std::pin::Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
+
+/// The publishing task's state.
+///
+/// Order: the first message in flight is published as is (everything
+/// before it is stored); each one behind it carries
+/// `Nats-Expected-Last-Msg-Id` naming the one before, so the server stores
+/// it only right after its predecessor. When one is refused (stream full,
+/// outage, another sender's message in between), every one behind it is
+/// refused too; the publisher drops their answers and publishes again from
+/// the refused one, one message in flight, widening the window again as
+/// messages are stored. A message stored but whose answer was lost is
+/// recognised by its `Nats-Msg-Id` and not stored twice.
 struct Publisher {
     progress: Arc<Progress>,
     js: jetstream::Context,
     subject: String,
     outage: Duration,
     status: Arc<Status>,
-    /// Names this bridge's messages (`Nats-Msg-Id`), so that a publish tried
-    /// again after a lost ack is stored once.
+    /// The bridge's local channel, closed when the publisher fails.
+    core: Arc<Core>,
+    /// The widest window (messages in flight).
+    window: usize,
+    /// Names this bridge's messages.
     id: String,
-    count: AtomicU64,
+}
+
+/// Why the publisher waits before trying again.
+#[derive(Default)]
+struct Retry {
+    pause: Option<Duration>,
+    /// Since when the server has been unreachable.
+    failing: Option<Instant>,
+}
+
+impl Retry {
+    fn next_pause(&mut self) -> Duration {
+        let p = self
+            .pause
+            .map_or(Duration::from_millis(1), |p| (p * 2).min(FULL_PAUSE));
+        self.pause = Some(p);
+        p
+    }
+
+    fn stored(&mut self) {
+        *self = Retry::default();
+    }
 }
 
 impl Publisher {
-    fn run(&self, handle: &tokio::runtime::Handle, rx: RecvChannel) {
-        let failed = self.pump(handle, &rx);
-        self.progress.done(failed);
-    }
-
-    /// Publishes until the channel closes (false) or the bridge fails (true).
-    fn pump(&self, handle: &tokio::runtime::Handle, rx: &RecvChannel) -> bool {
-        loop {
-            let sent = match rx.recv() {
-                Ok(Message::View(v)) => handle.block_on(self.publish(v.into_bytes(), false)),
-                Ok(_) => {
-                    self.status.set(NatsError::NotBytes);
-                    Ok(())
-                }
-                Err(RecvError::Closed) => {
-                    if let Err(e) = handle.block_on(self.publish(Bytes::new(), true)) {
-                        self.status.set(e);
-                    }
-                    return false;
-                }
-            };
-            if let Err(e) = sent {
+    /// Publishes what the taker hands it until the close is stored (false)
+    /// or it fails (true).
+    async fn run(self, mut input: mpsc::UnboundedReceiver<Item>) -> bool {
+        let failed = match self.pump(&mut input).await {
+            Ok(()) => false,
+            Err(e) => {
                 self.status.set(e);
-                rx.core().close();
-                return true;
+                self.core.close();
+                true
             }
-            self.progress.settle();
+        };
+        self.progress.done(failed);
+        failed
+    }
+
+    async fn pump(&self, input: &mut mpsc::UnboundedReceiver<Item>) -> Result<(), NatsError> {
+        let mut queue: VecDeque<Pending> = VecDeque::new();
+        // queue[..flying] are published and unanswered.
+        let mut flying = 0;
+        let mut window = 1;
+        let mut open = true;
+        let mut retry = Retry::default();
+        let mut n = 0u64;
+        loop {
+            while flying < queue.len().min(window) {
+                let m = self.message(&queue[flying], flying.checked_sub(1).map(|i| &queue[i]));
+                match self.js.send_publish(self.subject.clone(), m).await {
+                    Ok(ack) => {
+                        queue[flying].ack = Some(Box::pin(ack.into_future()));
+                        flying += 1;
+                    }
+                    Err(e) => {
+                        self.refused(e, &mut retry).await?;
+                        queue.iter_mut().for_each(|p| p.ack = None);
+                        (flying, window) = (0, 1);
+                    }
+                }
+            }
+            if queue.is_empty() && !open {
+                return Ok(());
+            }
+            let event = tokio::select! {
+                // The oldest answer first: it frees room for the taker.
+                biased;
+                r = front(&mut queue), if flying > 0 => Event::Answer(r),
+                item = input.recv(), if open => Event::Input(item),
+            };
+            match event {
+                Event::Answer(Ok(_)) => {
+                    queue.pop_front();
+                    flying -= 1;
+                    window = (window * 2).min(self.window);
+                    retry.stored();
+                    self.progress.settle();
+                }
+                Event::Answer(Err(e)) => {
+                    self.refused(e, &mut retry).await?;
+                    queue.iter_mut().for_each(|p| p.ack = None);
+                    (flying, window) = (0, 1);
+                }
+                Event::Input(Some(item)) => {
+                    let (payload, close) = match item {
+                        Item::Data(b) => (b, false),
+                        Item::Close => (Bytes::new(), true),
+                    };
+                    queue.push_back(Pending {
+                        id: format!("{}-{n}", self.id),
+                        payload,
+                        close,
+                        ack: None,
+                    });
+                    n += 1;
+                }
+                Event::Input(None) => open = false,
+            }
         }
     }
 
-    /// Publishes one message, waiting while the stream is full and trying
-    /// again through an outage shorter than `outage`.
-    async fn publish(&self, payload: Bytes, close: bool) -> Result<(), NatsError> {
-        let n = self.count.fetch_add(1, Ordering::Relaxed);
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{}-{n}", self.id).as_str());
-        if close {
-            headers.insert(CLOSE_HEADER, "1");
+    /// The message to publish for `p`, which must follow `after` in the
+    /// stream.
+    fn message(&self, p: &Pending, after: Option<&Pending>) -> PublishMessage {
+        let mut m = PublishMessage::build()
+            .payload(p.payload.clone())
+            .message_id(&p.id);
+        if let Some(after) = after {
+            m = m.expected_last_message_id(&after.id);
         }
-        let mut pause = Duration::from_millis(1);
-        let mut failing: Option<Instant> = None;
-        loop {
-            let sent = match self
-                .js
-                .publish_with_headers(self.subject.clone(), headers.clone(), payload.clone())
-                .await
-            {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
-            };
-            let e = match sent {
-                Ok(_) => return Ok(()),
-                Err(e) => e,
-            };
-            if is_full(&e) {
-                failing = None;
-            } else if is_outage(&e) {
-                let since = *failing.get_or_insert_with(Instant::now);
-                if since.elapsed() >= self.outage {
-                    return Err(NatsError::Lost {
-                        waited: since.elapsed(),
-                        reason: e.to_string(),
-                    });
-                }
-            } else {
-                return Err(super::refused("store a message", e));
+        if p.close {
+            m = m.header(CLOSE_HEADER, "1");
+        }
+        m
+    }
+
+    /// What to do after a refusal: wait and try again (`Ok`), or give up.
+    async fn refused(&self, e: PublishError, retry: &mut Retry) -> Result<(), NatsError> {
+        if e.kind() == PublishErrorKind::WrongLastMessageId {
+            // Another sender's message came between two of ours: ours goes
+            // again, after it.
+            return Ok(());
+        }
+        if is_full(&e) {
+            retry.failing = None;
+        } else if is_outage(&e) {
+            let since = *retry.failing.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.outage {
+                return Err(NatsError::Lost {
+                    waited: since.elapsed(),
+                    reason: e.to_string(),
+                });
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(FULL_PAUSE);
+        } else {
+            return Err(super::refused("store a message", e));
+        }
+        tokio::time::sleep(retry.next_pause()).await;
+        Ok(())
+    }
+}
+
+/// What the publisher waited for.
+enum Event {
+    Answer(Result<PublishAck, PublishError>),
+    Input(Option<Item>),
+}
+
+/// The answer to the oldest message in flight.
+async fn front(queue: &mut VecDeque<Pending>) -> Result<PublishAck, PublishError> {
+    match queue.front_mut().and_then(|p| p.ack.as_mut()) {
+        Some(ack) => ack.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Takes what the guest sends, never more than `window` messages ahead of
+/// what the stream has stored, and hands it to the publisher.
+fn take(
+    rx: &RecvChannel,
+    progress: &Progress,
+    status: &Status,
+    window: u64,
+    to: &mpsc::UnboundedSender<Item>,
+    handle: &tokio::runtime::Handle,
+) {
+    let mut settled = progress.settled.subscribe();
+    let mut taken = 0u64;
+    loop {
+        let full = |s: &u64| *s != u64::MAX && taken - s >= window;
+        if full(&settled.borrow()) {
+            let _ = handle.block_on(settled.wait_for(|s| !full(s)));
+        }
+        if *settled.borrow() == u64::MAX {
+            // The publisher failed (and closed the channel).
+            return;
+        }
+        match rx.core().recv_sleeping(Wait::forever()) {
+            Ok(Message::View(v)) => {
+                taken += 1;
+                if to.send(Item::Data(v.into_bytes())).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {
+                // Settled in its place, once all before it are.
+                taken += 1;
+                status.set(NatsError::NotBytes);
+                let _ = handle.block_on(settled.wait_for(|&s| s >= taken - 1));
+                progress.settle();
+            }
+            Err(_) => {
+                let _ = to.send(Item::Close);
+                return;
+            }
         }
     }
 }

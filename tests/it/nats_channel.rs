@@ -157,12 +157,13 @@ fn a_full_stream_holds_the_sender_back() {
     let host = host();
     let nats = Nats::connect(&server.url).unwrap();
     let tx = nats.channel(&host, "t.full").capacity(4).sender().unwrap();
-    // Four stored, the fifth waits in the bridge: the sixth finds no room.
-    for i in 0..5 {
+    // Four stored, four taken by the bridge (its window is the capacity) and
+    // four queued in front of it: the thirteenth finds no room.
+    for i in 0..12 {
         tx.send(format!("m{i}")).unwrap();
     }
     assert!(matches!(
-        tx.send_timeout("m5", Duration::from_millis(200)),
+        tx.send_timeout("m12", Duration::from_millis(200)),
         Err(SendTimeoutError::Timeout(_))
     ));
     wait_stored(&server.url, "t.full", 4);
@@ -188,11 +189,56 @@ fn a_full_stream_holds_the_sender_back() {
         .receiver()
         .unwrap();
     assert_eq!(text(rx.recv_timeout(LONG).unwrap()), "m0");
-    tx.send_timeout("m5", LONG).unwrap();
-    for i in 1..6 {
+    tx.send_timeout("m12", LONG).unwrap();
+    for i in 1..13 {
         assert_eq!(text(rx.recv_timeout(LONG).unwrap()), format!("m{i}"));
     }
     tx.finish().unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap_err(), RecvTimeoutError::Closed);
+}
+
+/// Two senders (two connections, as two processes would have) on one
+/// subject, through a small stream: their messages interleave, each one's
+/// stay in its own order, and none is stored twice or lost, though their
+/// pipelined publishes keep refusing each other (another sender's message
+/// between two of one's) and the full stream refuses both.
+#[test]
+fn two_senders_on_one_subject_each_keep_their_order() {
+    let Some(server) = server("two_senders_on_one_subject") else {
+        return;
+    };
+    const EACH: usize = 3000;
+    let host = host();
+    let bind = |nats: &Nats| nats.channel(&host, "t.two").capacity(64).in_memory();
+    let rx = bind(&Nats::connect(&server.url).unwrap())
+        .receiver()
+        .unwrap();
+    let senders: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let tx = bind(&Nats::connect(&server.url).unwrap()).sender().unwrap();
+            let end = tx.channel().clone();
+            let t = std::thread::spawn(move || {
+                for i in 0..EACH {
+                    end.send(format!("{name}{i}")).unwrap();
+                }
+            });
+            (tx, t)
+        })
+        .collect();
+    let mut next = [0usize; 2];
+    for _ in 0..2 * EACH {
+        let m = text(rx.recv_timeout(LONG).unwrap());
+        let (who, i) = m.split_at(1);
+        let k = usize::from(who == "b");
+        assert_eq!(i.parse::<usize>().unwrap(), next[k], "{m} out of order");
+        next[k] += 1;
+    }
+    assert_eq!(next, [EACH, EACH]);
+    for (tx, t) in senders {
+        t.join().unwrap();
+        tx.finish().unwrap();
+    }
     assert_eq!(rx.recv_timeout(LONG).unwrap_err(), RecvTimeoutError::Closed);
 }
 
