@@ -7,6 +7,8 @@
 mod args;
 #[path = "cli/batch.rs"]
 mod batch;
+#[path = "cli/fetch.rs"]
+mod fetch;
 #[path = "cli/remote.rs"]
 mod remote;
 #[path = "cli/report.rs"]

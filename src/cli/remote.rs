@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use subinterp::Language;
 use subinterp::remote::{Credentials, RemoteHost, RemoteOptions, RemoteRun};
+use subinterp::{Language, RunResult};
 
 use crate::args::{LimitArgs, RemoteArgs, RunArgs};
 use crate::report::{print_json, report};
@@ -126,22 +126,31 @@ pub(crate) fn run_remote(a: &RunArgs, script: Option<(Language, String)>) -> Res
             .err()
             .map_or_else(|| anyhow::anyhow!("no result came"), anyhow::Error::from));
     }
-    print_remote(&done.json, a.json, language)?;
+    print_remote(&done.json, done.result.as_ref().ok(), a.json, language)?;
     let code = done.json["exit_code"].as_u64().unwrap_or(1);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-/// A remote result, printed as a local run's: the output to the streams,
-/// then the error (or the whole JSON object with `--json`).
-fn print_remote(v: &Value, json: bool, language: Option<Language>) -> Result<()> {
+/// A remote result (`v`, decoded as `run` when it is a run's), printed as a
+/// local run's: the output's exact bytes to the streams, then the error (or
+/// the whole JSON object with `--json`).
+fn print_remote(
+    v: &Value,
+    run: Option<&RunResult>,
+    json: bool,
+    language: Option<Language>,
+) -> Result<()> {
     if json {
         return print_json(v);
     }
     use std::io::Write;
-    let text = |k: &str| v[k].as_str().unwrap_or_default().as_bytes().to_vec();
-    let _ = std::io::stdout().write_all(&text("stdout"));
+    let text = |k: &str| v[k].as_str().unwrap_or_default().as_bytes();
+    let (stdout, stderr) = run.map_or((text("stdout"), text("stderr")), |r| {
+        (&r.stdout[..], &r.stderr[..])
+    });
+    let _ = std::io::stdout().write_all(stdout);
     let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().write_all(&text("stderr"));
+    let _ = std::io::stderr().write_all(stderr);
     let e = &v["error"];
     let kind = e["kind"].as_str().unwrap_or_default();
     let python_exception = language == Some(Language::Python) && kind == "exception";

@@ -13,15 +13,15 @@ use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use subinterp::remote::wire::{
-    ACK_WAIT, REQUEST_SCHEMA, Request, RequestLimits, sha256_hex, valid_id, valid_sha256,
+    ACK_WAIT, REQUEST_SCHEMA, Request, RequestLimits, valid_id, valid_sha256,
 };
 use subinterp::remote::{Subjects, connect, modules_bucket, streams};
 use subinterp::{
     CompileLimits, Error, ErrorKind, Guest, Host, Language, Limits, OutputMode, Run, RunResult,
 };
-use tokio::io::AsyncReadExt;
 
 use crate::args::WorkerArgs;
+use crate::fetch::{FetchError, fetch, load_error};
 use crate::remote::{options, runtime};
 use crate::report::{
     EXIT_LIMIT, compile_limit_json, failure_json, report, start_failure_json, to_json,
@@ -34,6 +34,15 @@ const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many compiled wasm modules a worker keeps in memory (the most
 /// recently used; the compiled-code cache on disk keeps the rest).
 const MODULES_KEPT: usize = 32;
+
+/// How many deliveries of a request a module fetch may fail on for a reason
+/// that may pass (a timeout, a server problem) before the request is
+/// answered with a `load` error, so that none is tried forever.
+const FETCH_ATTEMPTS: i64 = 5;
+
+/// How long a request whose module fetch failed for such a reason waits
+/// before the server delivers it again (to this or another worker).
+const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// What every run on this worker is held to.
 #[derive(Clone, Copy)]
@@ -171,7 +180,9 @@ struct Worker {
 }
 
 impl Worker {
-    /// One request: answered once, then acknowledged.
+    /// One request: answered once, then acknowledged; or, when its module
+    /// could not be fetched for a reason that may pass, handed back to be
+    /// delivered again after [`RETRY_DELAY`].
     async fn handle(&self, m: jetstream::Message) -> Result<()> {
         let req: Request = match serde_json::from_slice(&m.payload) {
             Ok(r) => r,
@@ -202,84 +213,95 @@ impl Worker {
             std::process::id(),
             req.id
         ));
-        let result = self.run(&m, req).await;
+        let Some(result) = self.run(&m, req).await else {
+            return m
+                .ack_with(AckKind::Nak(Some(RETRY_DELAY)))
+                .await
+                .map_err(|e| anyhow::anyhow!("handing a request back: {e}"));
+        };
         self.publish(&subject, &result).await?;
         self.ack(&m).await
     }
 
-    /// Answers `req`, telling the server the worker is alive meanwhile so
-    /// the request is not given to another.
-    async fn run(&self, m: &jetstream::Message, req: Request) -> Value {
+    /// Answers `req` (`None`: not now, see [`retry`]), telling the
+    /// server the worker is alive meanwhile so the request is not given to
+    /// another.
+    async fn run(&self, m: &jetstream::Message, req: Request) -> Option<Value> {
         let id = req.id.clone();
-        let job = self.answer(req);
+        // A message without JetStream metadata cannot be counted: the last.
+        let delivered = m.info().map_or(FETCH_ATTEMPTS, |i| i.delivered);
+        let job = self.answer(req, delivered);
         tokio::pin!(job);
         let mut alive = tokio::time::interval(ACK_WAIT / 3);
         alive.tick().await;
         let mut v = loop {
             tokio::select! {
-                v = &mut job => break v,
+                v = &mut job => break v?,
                 _ = alive.tick() => { let _ = m.ack_with(AckKind::Progress).await; }
             }
         };
         v["id"] = json!(id);
         v["worker"] = json!(self.name);
-        v
+        Some(v)
     }
 
     /// The request's module, if it names one, then the run on a blocking
-    /// thread: its `--json` result.
-    async fn answer(&self, req: Request) -> Value {
+    /// thread: its `--json` result (`None`: not now, see [`retry`]).
+    async fn answer(&self, req: Request, delivered: i64) -> Option<Value> {
         let guest = match req.module_sha256.as_deref() {
             None => None,
             Some(h) if !valid_sha256(h) || req.lang != "wasm" => {
-                return failure_json(
+                return Some(failure_json(
                     "RequestError",
                     "request",
                     "module_sha256 is 64 lowercase hex digits, with lang \"wasm\"",
                     Value::Null,
                     2,
-                );
+                ));
             }
             Some(h) => match self.module(h).await {
                 Ok(g) => Some(g),
-                Err(v) => return v,
+                Err(FetchError::Answer(v)) => return Some(v),
+                Err(FetchError::Transient(why)) => return retry(&req.id, &why, delivered),
             },
         };
         let (host, ceiling) = (self.host.clone(), self.ceiling);
-        tokio::task::spawn_blocking(move || execute(&host, &ceiling, req, guest))
-            .await
-            .unwrap_or_else(|e| {
-                let why = format!("the run panicked: {e}");
-                failure_json("HostError", "host", &why, Value::Null, 1)
-            })
+        let done = tokio::task::spawn_blocking(move || execute(&host, &ceiling, req, guest)).await;
+        Some(done.unwrap_or_else(|e| {
+            let why = format!("the run panicked: {e}");
+            failure_json("HostError", "host", &why, Value::Null, 1)
+        }))
     }
 
     /// The module named `hash`: compiled already, or fetched, checked and
     /// compiled (through the compiled-code cache) now.
-    async fn module(&self, hash: &str) -> Result<Guest, Value> {
+    async fn module(&self, hash: &str) -> Result<Guest, FetchError> {
         if let Some(g) = self.kept(hash) {
             return Ok(g);
         }
-        let wasm = self.fetch(hash).await?;
+        let bucket = self.subjects.modules_bucket();
+        let wasm = fetch(&self.modules, &bucket, hash, self.max_module).await?;
         let (host, name) = (self.host.clone(), hash.to_string());
         let compiled = tokio::task::spawn_blocking(move || host.compile_cached(&name, &wasm)).await;
         let guest = match compiled {
             Ok(Ok(g)) => g,
             Ok(Err(Error::Limit(l))) => {
                 let why = format!("module sha256:{hash}: {l}");
-                return Err(failure_json(
+                return Err(FetchError::Answer(failure_json(
                     "LimitError",
                     "compile_limit",
                     &why,
                     compile_limit_json(&l),
                     EXIT_LIMIT,
-                ));
-            }
-            Ok(Err(e)) => return Err(load_error(&format!("module sha256:{hash}: {e}"))),
-            Err(e) => {
-                return Err(load_error(&format!(
-                    "compiling module sha256:{hash} panicked: {e}"
                 )));
+            }
+            Ok(Err(e)) => {
+                let why = format!("module sha256:{hash}: {e}");
+                return Err(FetchError::Answer(load_error(&why)));
+            }
+            Err(e) => {
+                let why = format!("compiling module sha256:{hash} panicked: {e}");
+                return Err(FetchError::Answer(load_error(&why)));
             }
         };
         let mut kept = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
@@ -298,54 +320,6 @@ impl Worker {
         let guest = entry.1.clone();
         kept.push_back(entry);
         Some(guest)
-    }
-
-    /// The bytes stored under `hash`, no more than `--max-module`, whose
-    /// SHA-256 is `hash`; else the `load` (or `compile_limit`) result.
-    async fn fetch(&self, hash: &str) -> Result<Vec<u8>, Value> {
-        let bucket = self.subjects.modules_bucket();
-        let missing = |e: &dyn std::fmt::Display| {
-            load_error(&format!(
-                "module sha256:{hash} is not in the bucket {bucket}: {e}"
-            ))
-        };
-        let info = self.modules.info(hash).await.map_err(|e| missing(&e))?;
-        let limit = self.max_module;
-        let too_large = || {
-            let why =
-                format!("module sha256:{hash}: module larger than the limit of {limit} bytes");
-            failure_json(
-                "LimitError",
-                "compile_limit",
-                &why,
-                json!({"max_module_bytes": limit}),
-                EXIT_LIMIT,
-            )
-        };
-        if info.size > limit {
-            return Err(too_large());
-        }
-        let object = self.modules.get(hash).await.map_err(|e| missing(&e))?;
-        let mut wasm = Vec::with_capacity(info.size);
-        let read = object.take(limit as u64 + 1).read_to_end(&mut wasm).await;
-        if let Err(e) = read {
-            return Err(load_error(&format!("reading module sha256:{hash}: {e}")));
-        }
-        if wasm.len() > limit {
-            return Err(too_large());
-        }
-        let actual = sha256_hex(&wasm);
-        if actual != hash {
-            let why =
-                format!("module sha256:{hash}: the stored object's SHA-256 is {actual}: refused");
-            return Err(load_error(&why));
-        }
-        report(format_args!(
-            "subinterp worker {}: fetched module {hash} ({} bytes)",
-            std::process::id(),
-            wasm.len()
-        ));
-        Ok(wasm)
     }
 
     /// Stores the result, once per id (the server drops a second publish
@@ -415,14 +389,27 @@ impl Worker {
     }
 }
 
-/// A request whose module could not be had: a `load` failure, as a local
-/// run of a file that cannot be read.
-fn load_error(why: &str) -> Value {
-    failure_json("LoadError", "load", why, Value::Null, 1)
+/// A request whose module fetch failed (`why`) for a reason that may pass,
+/// on its `delivered`-th delivery: `None`, to be handed back and delivered
+/// again, said on stderr; from the [`FETCH_ATTEMPTS`]-th on, the `load`
+/// result saying how many times it failed.
+fn retry(id: &str, why: &str, delivered: i64) -> Option<Value> {
+    let pid = std::process::id();
+    if delivered >= FETCH_ATTEMPTS {
+        report(format_args!(
+            "subinterp worker {pid}: {id}: {why}; failed {delivered} times, answered"
+        ));
+        return Some(load_error(&format!("{why} (failed {delivered} times)")));
+    }
+    report(format_args!(
+        "subinterp worker {pid}: {id}: {why}; trying again in {} s ({delivered} of {FETCH_ATTEMPTS} times)",
+        RETRY_DELAY.as_secs()
+    ));
+    None
 }
 
 /// Runs one request in a fresh interpreter (of `module`, for `wasm`): its
-/// `--json` result, with the output's bytes as `output_base64`.
+/// `--json` result, with the exact bytes [`exact_bytes`] adds.
 fn execute(host: &Host, ceiling: &Ceiling, req: Request, module: Option<Guest>) -> Value {
     let job = match Job::of(ceiling, req, module.is_some()) {
         Ok(j) => j,
@@ -457,13 +444,27 @@ fn execute(host: &Host, ceiling: &Ceiling, req: Request, module: Option<Guest>) 
             if let Some(ErrorKind::Trap(t)) = r.error.as_ref().map(|e| &e.kind) {
                 v["error"]["trap"] = json!(format!("{t:?}"));
             }
-            if let Some(out) = &r.output {
-                v["output_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(out));
-            }
+            exact_bytes(&mut v, &r);
             v
         }
         Err(Error::Instantiate(e)) => start_failure_json(&e),
         Err(e) => failure_json("HostError", "host", &e.to_string(), Value::Null, 1),
+    }
+}
+
+/// Adds to `v` (the `--json` result of `r`) the bytes its text fields may
+/// not carry: `output_base64` whenever there is output, `stdout_base64` and
+/// `stderr_base64` when that stream is not valid UTF-8 (its text field then
+/// has U+FFFD in place of the invalid bytes).
+fn exact_bytes(v: &mut Value, r: &RunResult) {
+    let b64 = |b: &[u8]| json!(base64::engine::general_purpose::STANDARD.encode(b));
+    if let Some(out) = &r.output {
+        v["output_base64"] = b64(out);
+    }
+    for (key, bytes) in [("stdout_base64", &r.stdout), ("stderr_base64", &r.stderr)] {
+        if std::str::from_utf8(bytes).is_err() {
+            v[key] = b64(bytes);
+        }
     }
 }
 

@@ -48,9 +48,9 @@ pub(crate) fn decode(v: &Value) -> Result<RunResult, RemoteError> {
         error,
         exit_code: exit,
         value: None,
-        output: output(v),
-        stdout: text(&v["stdout"]).into_bytes(),
-        stderr: text(&v["stderr"]).into_bytes(),
+        output: exact(v, "output").map(bytes::Bytes::from),
+        stdout: exact(v, "stdout").unwrap_or_default(),
+        stderr: exact(v, "stderr").unwrap_or_default(),
         wall: Duration::from_secs_f64(v["wall_ms"].as_f64().unwrap_or(0.0).max(0.0) / 1e3),
         stats: stats(&v["stats"]),
     })
@@ -113,17 +113,16 @@ fn kind(e: &Value, exit_code: u8) -> ErrorKind {
     }
 }
 
-/// The output bytes: `output_base64` when the worker gave it, else the
-/// `output` text.
-fn output(v: &Value) -> Option<bytes::Bytes> {
-    if let Some(b) = v["output_base64"].as_str()
+/// The bytes of the field `key` (`output`, `stdout`, `stderr`):
+/// `KEY_base64` when the worker gave it (the exact bytes, which the text
+/// may not carry), else the `KEY` text; `None` when neither is there.
+fn exact(v: &Value, key: &str) -> Option<Vec<u8>> {
+    if let Some(b) = v[format!("{key}_base64")].as_str()
         && let Ok(b) = base64::engine::general_purpose::STANDARD.decode(b)
     {
-        return Some(b.into());
+        return Some(b);
     }
-    v["output"]
-        .as_str()
-        .map(|s| s.to_string().into_bytes().into())
+    v[key].as_str().map(|s| s.as_bytes().to_vec())
 }
 
 fn stats(s: &Value) -> RunStats {
@@ -179,5 +178,27 @@ mod tests {
         trapped["error"]["trap"] = json!("SomethingNew");
         let kind = decode(&trapped).unwrap().error.map(|e| e.kind);
         assert_eq!(kind, Some(ErrorKind::Trap(Trap::Other)));
+    }
+
+    #[test]
+    fn streams_that_are_not_utf8_decode_to_their_exact_bytes() {
+        let v = json!({"schema": 1, "completed": true, "exit_code": 0, "error": null,
+            "output": null, "stdout": "a\u{fffd}\u{fffd}", "stdout_base64": "Yf/+",
+            "stderr": "\u{fffd}(", "stderr_base64": "wyg=", "wall_ms": 1.0, "stats": {}});
+        let r = decode(&v).unwrap();
+        assert_eq!(
+            (&r.stdout[..], &r.stderr[..]),
+            (&b"a\xff\xfe"[..], &b"\xc3("[..])
+        );
+        // Without the base64 fields (valid UTF-8): the text's bytes.
+        let mut text = v.clone();
+        text["stdout_base64"] = Value::Null;
+        text["stderr"] = json!("é");
+        text["stderr_base64"] = Value::Null;
+        let r = decode(&text).unwrap();
+        assert_eq!(
+            (&r.stdout[..], &r.stderr[..]),
+            ("a\u{fffd}\u{fffd}".as_bytes(), "é".as_bytes())
+        );
     }
 }

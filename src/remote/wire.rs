@@ -1,7 +1,10 @@
 //! What travels: a run request (JSON on `S.run`) and the helpers that name
 //! and check its parts. The result is the `--json` object of a local run
-//! (schema 1, README "The `--json` result") with the request's `id`, and
-//! `output_base64` when the run gave output bytes.
+//! (schema 1, README "The `--json` result") with the request's `id`,
+//! `output_base64` when the run gave output bytes, and `stdout_base64` /
+//! `stderr_base64` when that stream's bytes are not valid UTF-8 (the text
+//! fields then carry U+FFFD in place of the invalid bytes; a client takes
+//! the exact bytes from the base64 fields).
 
 use std::time::Duration;
 

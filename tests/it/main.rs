@@ -23,6 +23,7 @@ mod js_meta;
 mod layers;
 mod nats;
 mod nats_channel;
+mod nats_exact;
 mod nats_remote;
 mod python;
 mod wait;
