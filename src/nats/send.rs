@@ -45,6 +45,9 @@ pub struct NatsSender {
     /// `None` only inside `finish`.
     end: Option<SendChannel>,
     status: Arc<Status>,
+    /// How far the bridge is, for receivers whose acks wait on it
+    /// ([`NatsReceiver::acks_after`](super::NatsReceiver::acks_after)).
+    pub(super) progress: Arc<Progress>,
     bridge: Option<JoinHandle<()>>,
 }
 
@@ -71,7 +74,6 @@ impl NatsChannel<'_> {
             settled: tokio::sync::watch::Sender::new(0),
             failed: AtomicBool::new(false),
         });
-        self.nats.inner.senders.lock().push(progress.clone());
         let publisher = Publisher {
             progress: progress.clone(),
             js,
@@ -85,6 +87,7 @@ impl NatsChannel<'_> {
         let handle = self.nats.handle();
         let nats = self.nats.clone();
         let bridge_status = status.clone();
+        let progress_kept = progress.clone();
         let thread = std::thread::Builder::new()
             .name("subinterp-nats-send".into())
             .spawn(move || {
@@ -96,15 +99,14 @@ impl NatsChannel<'_> {
                     // The task panicked: what it took may never be stored.
                     progress.done(true);
                 }
-                nats.inner
-                    .senders
-                    .lock()
-                    .retain(|p| !Arc::ptr_eq(p, &progress));
+                // The connection's runtime lives until the bridge is done.
+                drop(nats);
             })
             .map_err(|e| super::refused("start the send bridge", e))?;
         Ok(NatsSender {
             end: Some(end),
             status,
+            progress: progress_kept,
             bridge: Some(thread),
         })
     }
@@ -166,7 +168,8 @@ impl Deref for NatsSender {
     }
 }
 
-/// How far a send bridge is: a receiver's ack waits on it.
+/// How far a send bridge is: the acks of a receiver bound to it
+/// (`acks_after`) wait on it.
 pub(super) struct Progress {
     /// The subject it publishes on: a receiver on the same one does not
     /// wait for it (it would wait for room only its own acks make).
