@@ -288,6 +288,47 @@ fn a_stage_acknowledges_only_what_it_passed_on() {
     drop(feed);
 }
 
+/// What a sender can make the host hold beyond its stream is bounded in
+/// bytes too: with a full stream of 32 messages of 512 KiB, the bridge takes
+/// 4 MiB (8 of them) and its local queue one more; the 42nd send waits.
+#[test]
+fn the_send_bridge_holds_at_most_4_mib_unstored() {
+    let Some(server) = server("the_send_bridge_holds_at_most_4_mib") else {
+        return;
+    };
+    let host = host();
+    let nats = Nats::connect(&server.url).unwrap();
+    let tx = nats
+        .channel(&host, "t.bytes")
+        .capacity(32)
+        .in_memory()
+        .sender()
+        .unwrap();
+    let big = bytes::Bytes::from(vec![7u8; 512 << 10]);
+    for _ in 0..41 {
+        tx.send_timeout(big.clone(), LONG).unwrap();
+    }
+    assert!(matches!(
+        tx.send_timeout(big.clone(), Duration::from_millis(300)),
+        Err(SendTimeoutError::Timeout(_))
+    ));
+    wait_stored(&server.url, "t.bytes", 32);
+    let rx = nats
+        .channel(&host, "t.bytes")
+        .capacity(32)
+        .in_memory()
+        .receiver()
+        .unwrap();
+    for _ in 0..41 {
+        assert_eq!(
+            rx.recv_timeout(LONG).unwrap().into_view().unwrap().len(),
+            512 << 10
+        );
+    }
+    tx.finish().unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap_err(), RecvTimeoutError::Closed);
+}
+
 #[test]
 fn only_released_messages_are_acknowledged() {
     let Some(server) = server("only_released_messages_are_acknowledged") else {
