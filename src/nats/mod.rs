@@ -295,7 +295,7 @@ impl NatsChannel<'_> {
     }
 
     /// The stream's `max_msg_size`: a message with the bridge's headers.
-    fn stream_message_size(&self) -> i32 {
+    pub(super) fn stream_message_size(&self) -> i32 {
         (self.max_message_bytes + send::HEADER_ROOM) as i32
     }
 

@@ -24,6 +24,11 @@ use super::{CLOSE_HEADER, CONSUMER, Link, Nats, NatsChannel, NatsError, NatsSend
 use crate::buffer::Buffer;
 use crate::channel::{Message, RecvChannel, SendChannel, Wait};
 
+/// The most payload a pull asks the server for at once: what the client
+/// may buffer ahead of the receivers (at least one message of the stream's
+/// largest size, with its subject and headers, so every message can come).
+const PULL_BYTES: usize = 4 << 20;
+
 /// How often an idle bridge looks whether its receiving ends are all gone.
 const IDLE_CHECK: Duration = Duration::from_millis(200);
 
@@ -100,6 +105,7 @@ impl NatsChannel<'_> {
             .map_err(|e| super::refused("make the channel's consumer", e))?;
         c.stream()
             .max_messages_per_batch(self.capacity.min(256))
+            .max_bytes_per_batch(PULL_BYTES.max(self.stream_message_size() as usize + 2048))
             .heartbeat(self.outage.min(Duration::from_secs(5)) / 2)
             .expires(self.outage.min(Duration::from_secs(5)))
             .messages()

@@ -329,6 +329,53 @@ fn the_send_bridge_holds_at_most_4_mib_unstored() {
     assert_eq!(rx.recv_timeout(LONG).unwrap_err(), RecvTimeoutError::Closed);
 }
 
+/// A receiver pulls at most 4 MiB ahead of what its receivers take: with
+/// 250 messages of 512 KiB waiting and one received and held, the server
+/// has handed the client a few of them, not a batch of 256 (128 MiB, which
+/// this process's RSS showed before the bound: +150 MiB, against +7.4 MiB).
+#[test]
+fn a_receiver_pulls_at_most_4_mib_ahead() {
+    let Some(server) = server("a_receiver_pulls_at_most_4_mib_ahead") else {
+        return;
+    };
+    let host = host();
+    let nats = Nats::connect(&server.url).unwrap();
+    let bind = || nats.channel(&host, "t.pull").capacity(256).in_memory();
+    let tx = bind().sender().unwrap();
+    let big = bytes::Bytes::from(vec![7u8; 512 << 10]);
+    for _ in 0..250 {
+        tx.send(big.clone()).unwrap();
+    }
+    tx.finish().unwrap();
+    let rx = bind().receiver().unwrap();
+    let held = rx.recv_timeout(LONG).unwrap();
+    // What the server has delivered and not had acknowledged: the pull's
+    // first answer, once more than the one message held is out.
+    let delivered = || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let js = async_nats::jetstream::new(async_nats::connect(&server.url).await.unwrap());
+            let name = js.stream_by_subject("t.pull").await.unwrap();
+            let mut stream = js.get_stream(name).await.unwrap();
+            let mut c: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer("subinterp-recv").await.unwrap();
+            c.info().await.unwrap().num_ack_pending
+        })
+    };
+    let start = Instant::now();
+    let mut n = delivered();
+    while n < 2 {
+        assert!(start.elapsed() < LONG, "nothing more was pulled");
+        std::thread::yield_now();
+        n = delivered();
+    }
+    assert!(n <= 16, "{n} messages of 512 KiB pulled ahead");
+    drop(held);
+}
+
 #[test]
 fn only_released_messages_are_acknowledged() {
     let Some(server) = server("only_released_messages_are_acknowledged") else {
