@@ -359,7 +359,7 @@ fn a_receiver_pulls_at_most_4_mib_ahead() {
         rt.block_on(async {
             let js = async_nats::jetstream::new(async_nats::connect(&server.url).await.unwrap());
             let name = js.stream_by_subject("t.pull").await.unwrap();
-            let mut stream = js.get_stream(name).await.unwrap();
+            let stream = js.get_stream(name).await.unwrap();
             let mut c: async_nats::jetstream::consumer::PullConsumer =
                 stream.get_consumer("subinterp-recv").await.unwrap();
             c.info().await.unwrap().num_ack_pending
