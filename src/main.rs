@@ -7,6 +7,8 @@
 mod args;
 #[path = "cli/batch.rs"]
 mod batch;
+#[path = "cli/channels.rs"]
+mod channels;
 #[path = "cli/fetch.rs"]
 mod fetch;
 #[path = "cli/remote.rs"]
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
     };
     let json = matches!(&cli.command, Command::Run(a) if a.json);
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Compile(args) => compile(args),
         Command::Worker(args) => worker::worker(args),
     }
@@ -202,6 +204,20 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     if a.remote.batch.is_some() {
         return batch::run_batch(&a);
     }
+    if let Err(why) = channels::check_names(&a.sends, &a.recvs) {
+        if a.json {
+            print_json(&failure_json(
+                "UsageError",
+                "usage",
+                &why,
+                Value::Null,
+                EXIT_USAGE,
+            ))?;
+        } else {
+            report(format_args!("subinterp: {why}"));
+        }
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     let script = script(&a)?;
     if a.remote.nats.is_some() {
         return remote::run_remote(&a, script);
@@ -218,8 +234,9 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         Err(Error::Instantiate(e)) => return guest_failed_to_start(&e, a.json),
         Err(e) => return Err(e.into()),
     };
-    let result = match script {
-        Some((Language::Python, src)) => interp.run(Run::python(src))?,
+    let bound = channels::Bound::bind(&host, &a.sends, &a.recvs, a.remote.creds.as_deref())?;
+    let run = match script {
+        Some((Language::Python, src)) => Run::python(src),
         // An ES module file (.mjs, or --module): imports from its folder,
         // top-level await; it is named by its canonical path.
         Some((_, src)) if is_module(&a) => {
@@ -230,13 +247,21 @@ fn run(a: RunArgs) -> Result<ExitCode> {
                     .into_owned(),
                 _ => "-e".to_string(),
             };
-            interp.run(Run::js_module(name, src))?
+            Run::js_module(name, src)
         }
-        Some((_, src)) => interp.run(Run::js(src))?,
-        None => interp.run(Run::start())?,
+        Some((_, src)) => Run::js(src),
+        None => Run::start(),
     };
+    let result = interp.run(bound.attach(run))?;
     print_result(&result, a.json, interp.language())?;
-    Ok(ExitCode::from(exit_code(&result)))
+    let code = exit_code(&result);
+    // The result is out (one JSON object at most): a channel that could not
+    // finish is said on stderr, and fails a run that did not fail already.
+    if let Err(e) = bound.finish() {
+        report(format_args!("subinterp: {e:#}"));
+        return Ok(ExitCode::from(if code == 0 { 1 } else { code }));
+    }
+    Ok(ExitCode::from(code))
 }
 
 /// Whether the JavaScript runs as an ES module: `--module`, or a `.mjs` file.

@@ -45,7 +45,7 @@ pub(crate) enum Command {
     /// the output, the --json result included, is dropped without a message and the exit
     /// code is still the run's. Any other failure to write the --json result (e.g. a full
     /// disk) exits 1 with a message. A closed or failing stderr is ignored.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compile modules (and the language guests, with --js and --python) into the
     /// compiled-code cache, so that later runs load them instead of compiling; prints
     /// each cache file.
@@ -78,6 +78,7 @@ pub(crate) struct CompileArgs {
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("server").args(["nats", "sends", "recvs"]).multiple(true)))]
 pub(crate) struct RunArgs {
     /// Print the run's result (completion, exit code, error, captured stdout/stderr, stats) as one
     /// JSON object, versioned by its `schema` field (see the README); a bad flag or a file that
@@ -95,6 +96,17 @@ pub(crate) struct RunArgs {
     /// e.g. --dir ./data:/data:ro. No directory is granted by default.
     #[arg(long = "dir", value_name = "HOST[:GUEST][:ro]", value_parser = parse_dir)]
     pub(crate) dirs: Vec<Grant>,
+    /// Bind a channel to a NATS subject (JetStream) and give the run its sending end as
+    /// NAME (`channels.NAME`); another process's --recv on the same subject receives what it
+    /// sends, in order. Repeatable. The run's messages are all stored, and the close
+    /// published, before this process exits.
+    #[arg(long = "send", value_name = "NAME=nats://HOST:PORT/SUBJECT[?capacity=N]", value_parser = crate::channels::parse_binding, conflicts_with = "nats")]
+    pub(crate) sends: Vec<crate::channels::Binding>,
+    /// Bind a channel to a NATS subject and give the run its receiving end as NAME. A
+    /// message is acknowledged when the run releases it, so what a killed process held is
+    /// delivered again to the next receiver. Repeatable.
+    #[arg(long = "recv", value_name = "NAME=nats://HOST:PORT/SUBJECT[?capacity=N]", value_parser = crate::channels::parse_binding, conflicts_with = "nats")]
+    pub(crate) recvs: Vec<crate::channels::Binding>,
     /// Run this source (JavaScript, or Python with --python) instead of a file.
     /// Arguments after it are the program's (`-e SRC a b`: argv is `-e a b`).
     #[arg(short = 'e', long = "eval", value_name = "SOURCE")]
@@ -142,9 +154,9 @@ pub(crate) struct RemoteArgs {
     /// The subject prefix that names the work queue (and its streams) on the server.
     #[arg(long, value_name = "S", default_value = "subinterp", requires = "nats")]
     pub(crate) subject: String,
-    /// NATS credentials file (.creds); else $SUBINTERP_NATS_CREDS, else
-    /// $SUBINTERP_NATS_USER and $SUBINTERP_NATS_PASSWORD, else none.
-    #[arg(long, value_name = "FILE", requires = "nats")]
+    /// NATS credentials file (.creds), for --nats, --send and --recv; else
+    /// $SUBINTERP_NATS_CREDS, else $SUBINTERP_NATS_USER and $SUBINTERP_NATS_PASSWORD, else none.
+    #[arg(long, value_name = "FILE", requires = "server")]
     pub(crate) creds: Option<std::path::PathBuf>,
     /// A remote run's stdin: the bytes of FILE (`-`: this process's stdin, read to its end).
     #[arg(long, value_name = "FILE", requires = "nats")]

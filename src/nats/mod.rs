@@ -28,9 +28,12 @@
 //!   payload itself (no copy); the message is acknowledged when the last
 //!   reference to it goes, so a message a receiving process held when it
 //!   died is delivered again, to the next receiver, in stream order.
-//! - Pipelines: a process that receives, sends on, then releases is
-//!   at-least-once end to end: a release's ack waits until every message
-//!   the process's NATS senders took before it is stored.
+//! - Pipelines: a stage that receives, sends on, then releases is
+//!   at-least-once end to end when its receiver's acks wait on its sender
+//!   ([`NatsReceiver::acks_after`]): a release's ack waits until every
+//!   message that sender had accepted by then is stored. Only what is bound
+//!   so waits: a process that feeds a ring and collects from it (a driver)
+//!   must not, or the ring's full streams would wait on each other.
 //! - Close: a sender's close (or the last sending end released) publishes a
 //!   close marker behind the data; the receiver drains, then gets "closed".
 //!   The marker stays in the stream: the channel stays closed.
@@ -110,10 +113,6 @@ struct Link {
     rt: tokio::runtime::Runtime,
     client: async_nats::Client,
     url: String,
-    /// The send bridges working through this connection: a received
-    /// message's ack waits until what they took before its release is
-    /// stored (see `recv.rs`).
-    senders: parking_lot::Mutex<Vec<Arc<send::Progress>>>,
 }
 
 impl Nats {
@@ -145,7 +144,6 @@ impl Nats {
                 rt,
                 client,
                 url: url.to_string(),
-                senders: parking_lot::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -297,7 +295,7 @@ impl NatsChannel<'_> {
     }
 
     /// The stream's `max_msg_size`: a message with the bridge's headers.
-    fn stream_message_size(&self) -> i32 {
+    pub(super) fn stream_message_size(&self) -> i32 {
         (self.max_message_bytes + send::HEADER_ROOM) as i32
     }
 

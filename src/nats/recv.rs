@@ -20,9 +20,14 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::send::Progress;
-use super::{CLOSE_HEADER, CONSUMER, Link, Nats, NatsChannel, NatsError, Status};
+use super::{CLOSE_HEADER, CONSUMER, Link, Nats, NatsChannel, NatsError, NatsSender, Status};
 use crate::buffer::Buffer;
 use crate::channel::{Message, RecvChannel, SendChannel, Wait};
+
+/// The most payload a pull asks the server for at once: what the client
+/// may buffer ahead of the receivers (at least one message of the stream's
+/// largest size, with its subject and headers, so every message can come).
+const PULL_BYTES: usize = 4 << 20;
 
 /// How often an idle bridge looks whether its receiving ends are all gone.
 const IDLE_CHECK: Duration = Duration::from_millis(200);
@@ -100,6 +105,7 @@ impl NatsChannel<'_> {
             .map_err(|e| super::refused("make the channel's consumer", e))?;
         c.stream()
             .max_messages_per_batch(self.capacity.min(256))
+            .max_bytes_per_batch(PULL_BYTES.max(self.stream_message_size() as usize + 2048))
             .heartbeat(self.outage.min(Duration::from_secs(5)) / 2)
             .expires(self.outage.min(Duration::from_secs(5)))
             .messages()
@@ -139,6 +145,25 @@ impl NatsReceiver {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Makes the acks of this receiver's releases wait for `tx`: a message
+    /// released from now on is acknowledged only once every message `tx`
+    /// had accepted by then is stored (or never, if `tx`'s bridge fails:
+    /// the message is delivered again to the next receiver).
+    ///
+    /// For a stage that receives, sends what it derives on `tx`, then
+    /// releases: a stage killed at any point loses nothing, since what it
+    /// had not passed on is delivered again (at-least-once end to end).
+    /// A sender on this receiver's own subject is ignored (its room comes
+    /// only from this receiver's acks). A cycle of stages so bound can stop
+    /// for good when every stream in it is full; a process that only feeds
+    /// a pipeline and collects its output does not bind the two.
+    pub fn acks_after(&self, tx: &NatsSender) {
+        let mut after = self.acks.after.lock();
+        if !after.iter().any(|p| Arc::ptr_eq(p, &tx.progress)) {
+            after.push(tx.progress.clone());
+        }
+    }
+
     /// How many messages the bridge skipped because they were larger than
     /// `max_message_bytes` (published by another client on the subject, or
     /// stored under other limits): each is terminated on the server, never
@@ -175,6 +200,8 @@ struct Acks {
     link: Arc<Link>,
     /// The channel's subject.
     subject: Arc<str>,
+    /// The send bridges whose progress a release's ack waits for.
+    after: Arc<parking_lot::Mutex<Vec<Arc<Progress>>>>,
 }
 
 /// What the ack task is asked.
@@ -220,6 +247,7 @@ impl Acks {
             hold: Arc::new(AtomicBool::new(false)),
             link: nats.inner.clone(),
             subject: subject.into(),
+            after: Arc::default(),
         }
     }
 }
@@ -245,8 +273,7 @@ impl Drop for Owner {
         {
             let after = self
                 .acks
-                .link
-                .senders
+                .after
                 .lock()
                 .iter()
                 .filter_map(|p| p.mark(&self.acks.subject))

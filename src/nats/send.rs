@@ -6,7 +6,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,20 +31,29 @@ const FULL_PAUSE: Duration = Duration::from_millis(20);
 /// also at most the channel's capacity.
 const MAX_IN_FLIGHT: usize = 128;
 
+/// The most bytes of payload a bridge holds taken and unstored (one message
+/// of any size is always let through): what a guest's sends can make the
+/// host hold beyond the local queue, which its budget is charged for.
+const MAX_IN_FLIGHT_BYTES: usize = 4 << 20;
+
 /// The sending side of a NATS channel. It dereferences to the
 /// [`SendChannel`] a guest or the host sends on (clone it to hand it to a
 /// run); the bridge behind publishes what is sent, in order.
 ///
 /// `send` returns once the message is queued for the bridge. Beyond the
-/// `capacity` messages the stream holds, the bridge holds up to twice its
-/// window (`capacity`, at most 128): one window published or waiting for
-/// room in the stream, one queued in front of it. A send past that blocks
-/// as on a full local channel.
+/// `capacity` messages the stream holds, the bridge takes up to a window of
+/// messages (`capacity`, at most 128) and 4 MiB of them (one message of any
+/// size always goes), published or waiting for room in the stream; its
+/// local queue holds up to a window more and `max_message_bytes` bytes. A
+/// send past that blocks as on a full local channel.
 #[derive(Debug)]
 pub struct NatsSender {
     /// `None` only inside `finish`.
     end: Option<SendChannel>,
     status: Arc<Status>,
+    /// How far the bridge is, for receivers whose acks wait on it
+    /// ([`NatsReceiver::acks_after`](super::NatsReceiver::acks_after)).
+    pub(super) progress: Arc<Progress>,
     bridge: Option<JoinHandle<()>>,
 }
 
@@ -70,8 +79,8 @@ impl NatsChannel<'_> {
             core: rx.core().clone(),
             settled: tokio::sync::watch::Sender::new(0),
             failed: AtomicBool::new(false),
+            bytes: AtomicUsize::new(0),
         });
-        self.nats.inner.senders.lock().push(progress.clone());
         let publisher = Publisher {
             progress: progress.clone(),
             js,
@@ -85,6 +94,7 @@ impl NatsChannel<'_> {
         let handle = self.nats.handle();
         let nats = self.nats.clone();
         let bridge_status = status.clone();
+        let progress_kept = progress.clone();
         let thread = std::thread::Builder::new()
             .name("subinterp-nats-send".into())
             .spawn(move || {
@@ -96,15 +106,14 @@ impl NatsChannel<'_> {
                     // The task panicked: what it took may never be stored.
                     progress.done(true);
                 }
-                nats.inner
-                    .senders
-                    .lock()
-                    .retain(|p| !Arc::ptr_eq(p, &progress));
+                // The connection's runtime lives until the bridge is done.
+                drop(nats);
             })
             .map_err(|e| super::refused("start the send bridge", e))?;
         Ok(NatsSender {
             end: Some(end),
             status,
+            progress: progress_kept,
             bridge: Some(thread),
         })
     }
@@ -166,7 +175,8 @@ impl Deref for NatsSender {
     }
 }
 
-/// How far a send bridge is: a receiver's ack waits on it.
+/// How far a send bridge is: the acks of a receiver bound to it
+/// (`acks_after`) wait on it.
 pub(super) struct Progress {
     /// The subject it publishes on: a receiver on the same one does not
     /// wait for it (it would wait for room only its own acks make).
@@ -179,6 +189,8 @@ pub(super) struct Progress {
     settled: tokio::sync::watch::Sender<u64>,
     /// Whether the bridge failed: what it took may never be stored.
     failed: AtomicBool,
+    /// Payload bytes taken and not yet settled.
+    bytes: AtomicUsize,
 }
 
 impl Progress {
@@ -331,7 +343,11 @@ impl Publisher {
             };
             match event {
                 Event::Answer(Ok(_)) => {
-                    queue.pop_front();
+                    if let Some(p) = queue.pop_front() {
+                        self.progress
+                            .bytes
+                            .fetch_sub(p.payload.len(), Ordering::AcqRel);
+                    }
                     flying -= 1;
                     window = (window * 2).min(self.window);
                     retry.stored();
@@ -427,7 +443,11 @@ fn take(
     let mut settled = progress.settled.subscribe();
     let mut taken = 0u64;
     loop {
-        let full = |s: &u64| *s != u64::MAX && taken - s >= window;
+        let full = |s: &u64| {
+            *s != u64::MAX
+                && (taken - s >= window
+                    || progress.bytes.load(Ordering::Acquire) >= MAX_IN_FLIGHT_BYTES)
+        };
         if full(&settled.borrow()) {
             let _ = handle.block_on(settled.wait_for(|s| !full(s)));
         }
@@ -438,6 +458,7 @@ fn take(
         match rx.core().recv_sleeping(Wait::forever()) {
             Ok(Message::View(v)) => {
                 taken += 1;
+                progress.bytes.fetch_add(v.len(), Ordering::AcqRel);
                 if to.send(Item::Data(v.into_bytes())).is_err() {
                     return;
                 }

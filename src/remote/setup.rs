@@ -25,6 +25,26 @@ pub enum Credentials {
 }
 
 impl Credentials {
+    /// The client's connect options that log in with these credentials
+    /// (for [`Nats::connect_with`](crate::nats::Nats::connect_with) too).
+    ///
+    /// # Errors
+    /// [`RemoteError::Credentials`] for a credentials file that cannot be read.
+    pub async fn connect_options(&self) -> Result<async_nats::ConnectOptions, RemoteError> {
+        Ok(match self {
+            Credentials::File(f) => async_nats::ConnectOptions::with_credentials_file(f)
+                .await
+                .map_err(|source| RemoteError::Credentials {
+                    path: f.clone(),
+                    source,
+                })?,
+            Credentials::UserPassword(u, p) => {
+                async_nats::ConnectOptions::with_user_and_password(u.clone(), p.clone())
+            }
+            Credentials::None => async_nats::ConnectOptions::new(),
+        })
+    }
+
     /// `$SUBINTERP_NATS_CREDS` (a file), else `$SUBINTERP_NATS_USER` and
     /// `$SUBINTERP_NATS_PASSWORD`, else none.
     pub fn from_env() -> Credentials {
@@ -101,18 +121,7 @@ pub async fn connect(
     url: &str,
     options: &RemoteOptions,
 ) -> Result<async_nats::Client, RemoteError> {
-    let o = match &options.credentials {
-        Credentials::File(f) => async_nats::ConnectOptions::with_credentials_file(f)
-            .await
-            .map_err(|source| RemoteError::Credentials {
-                path: f.clone(),
-                source,
-            })?,
-        Credentials::UserPassword(u, p) => {
-            async_nats::ConnectOptions::with_user_and_password(u.clone(), p.clone())
-        }
-        Credentials::None => async_nats::ConnectOptions::new(),
-    };
+    let o = options.credentials.connect_options().await?;
     o.name("subinterp")
         .connect(url)
         .await

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use subinterp::nats::{Nats, NatsError};
 use subinterp::{Limits, Message, RecvTimeoutError, Run, SendError, SendTimeoutError};
 
-use crate::common::{completed, host};
+use crate::common::{completed, host, subinterp};
 use crate::nats::server;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -242,6 +242,140 @@ fn two_senders_on_one_subject_each_keep_their_order() {
     assert_eq!(rx.recv_timeout(LONG).unwrap_err(), RecvTimeoutError::Closed);
 }
 
+/// A stage's receiver bound to its sender (`acks_after`): a release is
+/// acknowledged only once what the sender had accepted is stored; an
+/// unbound receiver's is not held.
+#[test]
+fn a_stage_acknowledges_only_what_it_passed_on() {
+    let Some(server) = server("a_stage_acknowledges_only_what_it_passed_on") else {
+        return;
+    };
+    let host = host();
+    let nats = Nats::connect(&server.url).unwrap();
+    let feed = nats.channel(&host, "t.stage.in").sender().unwrap();
+    feed.send("m0").unwrap();
+    feed.send("m1").unwrap();
+    // The stage's output: a stream of one, full once "a" is stored, so "b"
+    // waits in the bridge.
+    let out = nats.channel(&host, "t.stage.out").capacity(1);
+    let tx = out.sender().unwrap();
+    tx.send("a").unwrap();
+    tx.send("b").unwrap();
+    wait_stored(&server.url, "t.stage.out", 1);
+    let rx = nats.channel(&host, "t.stage.in").receiver().unwrap();
+    rx.acks_after(&tx);
+    drop(rx.recv_timeout(LONG).unwrap());
+    assert!(
+        !rx.flush(Duration::from_millis(300)),
+        "m0's ack waits for b"
+    );
+    assert_eq!(stored(&server.url, "t.stage.in"), 2, "m0 and m1");
+    // Room for "b": m0's ack goes.
+    let collect = nats
+        .channel(&host, "t.stage.out")
+        .capacity(1)
+        .receiver()
+        .unwrap();
+    assert_eq!(text(collect.recv_timeout(LONG).unwrap()), "a");
+    assert_eq!(text(collect.recv_timeout(LONG).unwrap()), "b");
+    assert!(rx.flush(LONG));
+    wait_stored(&server.url, "t.stage.in", 1);
+    // A receiver not bound to a sender acknowledges at once.
+    let other = nats.channel(&host, "t.stage.in").receiver().unwrap();
+    assert_eq!(text(other.recv_timeout(LONG).unwrap()), "m1");
+    assert!(other.flush(LONG));
+    wait_stored(&server.url, "t.stage.in", 0);
+    drop(feed);
+}
+
+/// What a sender can make the host hold beyond its stream is bounded in
+/// bytes too: with a full stream of 32 messages of 512 KiB, the bridge takes
+/// 4 MiB (8 of them) and its local queue one more; the 42nd send waits.
+#[test]
+fn the_send_bridge_holds_at_most_4_mib_unstored() {
+    let Some(server) = server("the_send_bridge_holds_at_most_4_mib") else {
+        return;
+    };
+    let host = host();
+    let nats = Nats::connect(&server.url).unwrap();
+    let tx = nats
+        .channel(&host, "t.bytes")
+        .capacity(32)
+        .in_memory()
+        .sender()
+        .unwrap();
+    let big = bytes::Bytes::from(vec![7u8; 512 << 10]);
+    for _ in 0..41 {
+        tx.send_timeout(big.clone(), LONG).unwrap();
+    }
+    assert!(matches!(
+        tx.send_timeout(big.clone(), Duration::from_millis(300)),
+        Err(SendTimeoutError::Timeout(_))
+    ));
+    wait_stored(&server.url, "t.bytes", 32);
+    let rx = nats
+        .channel(&host, "t.bytes")
+        .capacity(32)
+        .in_memory()
+        .receiver()
+        .unwrap();
+    for _ in 0..41 {
+        assert_eq!(
+            rx.recv_timeout(LONG).unwrap().into_view().unwrap().len(),
+            512 << 10
+        );
+    }
+    tx.finish().unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap_err(), RecvTimeoutError::Closed);
+}
+
+/// A receiver pulls at most 4 MiB ahead of what its receivers take: with
+/// 250 messages of 512 KiB waiting and one received and held, the server
+/// has handed the client a few of them, not a batch of 256 (128 MiB, which
+/// this process's RSS showed before the bound: +150 MiB, against +7.4 MiB).
+#[test]
+fn a_receiver_pulls_at_most_4_mib_ahead() {
+    let Some(server) = server("a_receiver_pulls_at_most_4_mib_ahead") else {
+        return;
+    };
+    let host = host();
+    let nats = Nats::connect(&server.url).unwrap();
+    let bind = || nats.channel(&host, "t.pull").capacity(256).in_memory();
+    let tx = bind().sender().unwrap();
+    let big = bytes::Bytes::from(vec![7u8; 512 << 10]);
+    for _ in 0..250 {
+        tx.send(big.clone()).unwrap();
+    }
+    tx.finish().unwrap();
+    let rx = bind().receiver().unwrap();
+    let held = rx.recv_timeout(LONG).unwrap();
+    // What the server has delivered and not had acknowledged: the pull's
+    // first answer, once more than the one message held is out.
+    let delivered = || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let js = async_nats::jetstream::new(async_nats::connect(&server.url).await.unwrap());
+            let name = js.stream_by_subject("t.pull").await.unwrap();
+            let stream = js.get_stream(name).await.unwrap();
+            let mut c: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer("subinterp-recv").await.unwrap();
+            c.info().await.unwrap().num_ack_pending
+        })
+    };
+    let start = Instant::now();
+    let mut n = delivered();
+    while n < 2 {
+        assert!(start.elapsed() < LONG, "nothing more was pulled");
+        std::thread::yield_now();
+        n = delivered();
+    }
+    assert!(n <= 16, "{n} messages of 512 KiB pulled ahead");
+    drop(held);
+}
+
 #[test]
 fn only_released_messages_are_acknowledged() {
     let Some(server) = server("only_released_messages_are_acknowledged") else {
@@ -447,6 +581,7 @@ fn stage_process() {
     let nats = Nats::connect(&url).unwrap();
     let rx = nats.channel(&host, "k.in").receiver().unwrap();
     let tx = nats.channel(&host, "k.out").sender().unwrap();
+    rx.acks_after(&tx);
     let js = host
         .create_js(Limits::new().with_timeout(Duration::from_secs(600)))
         .unwrap();
@@ -547,5 +682,67 @@ fn a_killed_receiving_process_loses_nothing() {
         "{n} buffers through two processes, the receiving one killed once: all in order, \
          {repeats} repeated after the restart, {:.1} s",
         start.elapsed().as_secs_f64()
+    );
+}
+
+/// `subinterp run --send/--recv`: a JS run in each of two processes, through
+/// a small stream (the sender is held back until the receiver releases), and
+/// the command line's own errors.
+#[test]
+fn the_command_line_binds_channels_to_subjects() {
+    let Some(server) = server("the_command_line_binds_channels") else {
+        return;
+    };
+    let at = |name: &str, subject: &str| format!("{name}={}/{subject}?capacity=16", server.url);
+    let send = "for (let i = 0; i < 2000; i++) channels.out.send(String(i)); console.log('sent');";
+    let recv = "let n = 0, sum = 0;
+        for (;;) {
+            let m;
+            try { m = channels.in.recv(); } catch (e) { break; }
+            sum += Number(m.text()); n++; m.release();
+        }
+        console.log(n, sum);";
+    let receiver = subinterp()
+        .args(["run", "--recv", &at("in", "t.cli"), "-e", recv])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sender = subinterp()
+        .args(["run", "--send", &at("out", "t.cli"), "-e", send])
+        .output()
+        .unwrap();
+    assert!(sender.status.success(), "{sender:?}");
+    assert_eq!(String::from_utf8_lossy(&sender.stdout), "sent\n");
+    let received = receiver.wait_with_output().unwrap();
+    assert!(received.status.success(), "{received:?}");
+    assert_eq!(String::from_utf8_lossy(&received.stdout), "2000 1999000\n");
+
+    let fails = |args: &[&str], code: i32, says: &str| {
+        let out = subinterp()
+            .arg("run")
+            .args(args)
+            .args(["-e", "1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    fails(&["--recv", "in=nats://127.0.0.1:1/x"], 1, "cannot reach");
+    fails(
+        &["--send", &at("out", "a..b")],
+        1,
+        "invalid channel subject",
+    );
+    fails(&["--send", "out=http://h/x"], 2, "nats://");
+    fails(
+        &["--send", &at("x", "t.a"), "--recv", &at("x", "t.b")],
+        2,
+        "twice",
+    );
+    fails(
+        &["--send", &at("out", "t.cli2"), "--nats", &server.url],
+        2,
+        "cannot be used with",
     );
 }
