@@ -186,6 +186,10 @@ pub(crate) struct WorkerArgs {
     /// The largest wasm module a request may name (larger: a compile_limit result).
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
     pub(crate) max_module: usize,
+    /// How long fetching a request's wasm module may take before it counts as a failure
+    /// that may pass (the request is handed back, and answered with a load error after 5).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) fetch_timeout: Duration,
     /// The ceilings of every run: a request's own limits are clamped to these.
     #[command(flatten)]
     pub(crate) limits: LimitArgs,

@@ -146,6 +146,7 @@ async fn serve(
         modules,
         compiled: Mutex::new(VecDeque::new()),
         max_module: a.max_module,
+        fetch_timeout: a.fetch_timeout,
         subjects,
         host,
         ceiling,
@@ -174,6 +175,8 @@ struct Worker {
     modules: object_store::ObjectStore,
     compiled: Mutex<VecDeque<(String, Guest)>>,
     max_module: usize,
+    /// How long a module's fetch may take (`--fetch-timeout`).
+    fetch_timeout: Duration,
     subjects: Arc<Subjects>,
     host: Arc<Host>,
     ceiling: Ceiling,
@@ -280,7 +283,18 @@ impl Worker {
             return Ok(g);
         }
         let bucket = self.subjects.modules_bucket();
-        let wasm = fetch(&self.modules, &bucket, hash, self.max_module).await?;
+        let fetching = fetch(&self.modules, &bucket, hash, self.max_module);
+        // A description whose chunks never come would hold the request for
+        // good (the worker's progress acks keep it here).
+        let wasm = match tokio::time::timeout(self.fetch_timeout, fetching).await {
+            Ok(got) => got?,
+            Err(_) => {
+                return Err(FetchError::Transient(format!(
+                    "fetching module sha256:{hash} from the bucket {bucket}: not done in {:?} (--fetch-timeout)",
+                    self.fetch_timeout
+                )));
+            }
+        };
         let (host, name) = (self.host.clone(), hash.to_string());
         let compiled = tokio::task::spawn_blocking(move || host.compile_cached(&name, &wasm)).await;
         let guest = match compiled {

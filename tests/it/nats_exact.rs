@@ -215,3 +215,47 @@ fn a_module_fetch_that_may_pass_is_tried_again_then_answered() {
         "{v}"
     );
 }
+
+/// Stores a well-formed description of the object `name` in the modules
+/// bucket whose one chunk was never stored: reading it waits for a chunk
+/// that does not come.
+fn chunkless_description(url: &str, name: &str) {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::URL_SAFE.encode(name);
+    let info = json!({
+        "name": name, "bucket": "subinterp-modules", "nuid": "NEVERSTOREDCHUNKS0000",
+        "size": 16, "chunks": 1, "mtime": "2026-12-06T00:00:00Z",
+        "digest": "SHA-256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU=",
+    });
+    rt().block_on(async {
+        let js = jetstream::new(async_nats::connect(url).await.unwrap());
+        let subject = format!("$O.subinterp-modules.M.{encoded}");
+        js.publish(subject, info.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+}
+
+/// A module whose chunks never come: the fetch ends at `--fetch-timeout`
+/// as a failure that may pass, and after five deliveries the request is
+/// answered, rather than held by the worker for good.
+#[test]
+fn a_module_fetch_that_never_ends_is_cut_off() {
+    let Some(server) = server("a_module_fetch_that_never_ends_is_cut_off") else {
+        return;
+    };
+    let w = Worker::start(&server.url, &["--fetch-timeout", "200ms"]);
+    let hash = "2".repeat(64);
+    chunkless_description(&server.url, &hash);
+    let request = json!({"schema": 1, "id": "cut-off", "lang": "wasm", "name": "m.wasm", "module_sha256": hash});
+    let (v, _) = rt().block_on(raw_request(&server.url, &request));
+    assert_eq!(v["error"]["kind"], "load", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("failed 5 times") && message.contains("--fetch-timeout"),
+        "{v}"
+    );
+    assert_eq!(retries_until(&w.lines, "cut-off", "answered"), 4);
+}
