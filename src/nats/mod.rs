@@ -36,7 +36,8 @@
 //!   must not, or the ring's full streams would wait on each other.
 //! - Close: a sender's close (or the last sending end released) publishes a
 //!   close marker behind the data; the receiver drains, then gets "closed".
-//!   The marker stays in the stream: the channel stays closed.
+//!   The marker stays in the stream: the channel stays closed. With several
+//!   sending processes, all but the last [`NatsSender::leave`] (no marker).
 //! - Outage: a bridge that cannot reach the server for the outage limit
 //!   closes its end; `error()` says why.
 //!
@@ -90,6 +91,8 @@ const CONSUMER: &str = "subinterp-recv";
 struct Status {
     error: parking_lot::Mutex<Option<NatsError>>,
     skipped: std::sync::atomic::AtomicU64,
+    /// A send bridge's end closes without a close marker (`leave`).
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 impl Status {

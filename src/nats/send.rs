@@ -166,6 +166,20 @@ impl NatsSender {
         }
         self.status.error().map_or(Ok(()), Err)
     }
+
+    /// Stops sending without closing the channel, and waits until every
+    /// message sent before is stored: for one of several sending processes
+    /// on a subject. The receiver stops at the first close marker, so with
+    /// several senders all but the last leave and the last finishes (a
+    /// marker from one would end the channel while the others still send:
+    /// what they stored behind it is never received).
+    ///
+    /// # Errors
+    /// What stopped the bridge, when it failed.
+    pub fn leave(self) -> Result<(), NatsError> {
+        self.status.leaving.store(true, Ordering::Release);
+        self.finish()
+    }
 }
 
 impl Deref for NatsSender {
@@ -471,7 +485,9 @@ fn take(
                 progress.settle();
             }
             Err(_) => {
-                let _ = to.send(Item::Close);
+                if !status.leaving.load(Ordering::Acquire) {
+                    let _ = to.send(Item::Close);
+                }
                 return;
             }
         }

@@ -235,10 +235,17 @@ fn two_senders_on_one_subject_each_keep_their_order() {
         next[k] += 1;
     }
     assert_eq!(next, [EACH, EACH]);
-    for (tx, t) in senders {
-        t.join().unwrap();
-        tx.finish().unwrap();
-    }
+    let mut senders = senders.into_iter();
+    // One leaves (no close marker), the other sends once more and finishes:
+    // its last message still arrives, then the close.
+    let (a, ta) = senders.next().unwrap();
+    ta.join().unwrap();
+    a.leave().unwrap();
+    let (b, tb) = senders.next().unwrap();
+    tb.join().unwrap();
+    b.send("last").unwrap();
+    b.finish().unwrap();
+    assert_eq!(text(rx.recv_timeout(LONG).unwrap()), "last");
     assert_eq!(rx.recv_timeout(LONG).unwrap_err(), RecvTimeoutError::Closed);
 }
 
