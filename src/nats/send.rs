@@ -195,7 +195,7 @@ pub(super) struct Progress {
     /// The subject it publishes on: a receiver on the same one does not
     /// wait for it (it would wait for room only its own acks make).
     subject: String,
-    /// The bridge's local channel: its `taken` counts the messages whose
+    /// The bridge's local channel: its `accepted` counts the messages whose
     /// `send` returned.
     core: Arc<Core>,
     /// How many of those are stored (or dropped); `u64::MAX` once the
@@ -324,67 +324,44 @@ impl Publisher {
     }
 
     async fn pump(&self, input: &mut mpsc::UnboundedReceiver<Item>) -> Result<(), NatsError> {
-        let mut queue: VecDeque<Pending> = VecDeque::new();
-        // queue[..flying] are published and unanswered.
-        let mut flying = 0;
-        let mut window = 1;
+        let mut f = Flight::default();
         let mut open = true;
         let mut retry = Retry::default();
-        let mut n = 0u64;
         loop {
-            while flying < queue.len().min(window) {
-                let m = self.message(&queue[flying], flying.checked_sub(1).map(|i| &queue[i]));
+            while f.flying < f.queue.len().min(f.window) {
+                let m = self.message(
+                    &f.queue[f.flying],
+                    f.flying.checked_sub(1).map(|i| &f.queue[i]),
+                );
                 match self.js.send_publish(self.subject.clone(), m).await {
-                    Ok(ack) => {
-                        queue[flying].ack = Some(Box::pin(ack.into_future()));
-                        flying += 1;
-                    }
+                    Ok(ack) => f.published(Box::pin(ack.into_future())),
                     Err(e) => {
                         self.refused(e, &mut retry).await?;
-                        queue.iter_mut().for_each(|p| p.ack = None);
-                        (flying, window) = (0, 1);
+                        f.rewind();
                     }
                 }
             }
-            if queue.is_empty() && !open {
+            if f.queue.is_empty() && !open {
                 return Ok(());
             }
             let event = tokio::select! {
                 // The oldest answer first: it frees room for the taker.
                 biased;
-                r = front(&mut queue), if flying > 0 => Event::Answer(r),
+                r = front(&mut f.queue), if f.flying > 0 => Event::Answer(r),
                 item = input.recv(), if open => Event::Input(item),
             };
             match event {
                 Event::Answer(Ok(_)) => {
-                    if let Some(p) = queue.pop_front() {
-                        self.progress
-                            .bytes
-                            .fetch_sub(p.payload.len(), Ordering::AcqRel);
-                    }
-                    flying -= 1;
-                    window = (window * 2).min(self.window);
+                    let bytes = f.stored(self.window);
+                    self.progress.bytes.fetch_sub(bytes, Ordering::AcqRel);
                     retry.stored();
                     self.progress.settle();
                 }
                 Event::Answer(Err(e)) => {
                     self.refused(e, &mut retry).await?;
-                    queue.iter_mut().for_each(|p| p.ack = None);
-                    (flying, window) = (0, 1);
+                    f.rewind();
                 }
-                Event::Input(Some(item)) => {
-                    let (payload, close) = match item {
-                        Item::Data(b) => (b, false),
-                        Item::Close => (Bytes::new(), true),
-                    };
-                    queue.push_back(Pending {
-                        id: format!("{}-{n}", self.id),
-                        payload,
-                        close,
-                        ack: None,
-                    });
-                    n += 1;
-                }
+                Event::Input(Some(item)) => f.push(&self.id, item),
                 Event::Input(None) => open = false,
             }
         }
@@ -427,6 +404,63 @@ impl Publisher {
         }
         tokio::time::sleep(retry.next_pause()).await;
         Ok(())
+    }
+}
+
+/// The messages taken and not yet stored, in order: `queue[..flying]` are
+/// published and unanswered; at most `window` may be.
+struct Flight {
+    queue: VecDeque<Pending>,
+    flying: usize,
+    window: usize,
+    /// Messages taken so far: the next one's number in its `Nats-Msg-Id`.
+    taken: u64,
+}
+
+impl Default for Flight {
+    fn default() -> Self {
+        Flight {
+            queue: VecDeque::new(),
+            flying: 0,
+            window: 1,
+            taken: 0,
+        }
+    }
+}
+
+impl Flight {
+    fn push(&mut self, prefix: &str, item: Item) {
+        let (payload, close) = match item {
+            Item::Data(b) => (b, false),
+            Item::Close => (Bytes::new(), true),
+        };
+        self.queue.push_back(Pending {
+            id: format!("{prefix}-{}", self.taken),
+            payload,
+            close,
+            ack: None,
+        });
+        self.taken += 1;
+    }
+
+    fn published(&mut self, ack: AckFuture) {
+        self.queue[self.flying].ack = Some(ack);
+        self.flying += 1;
+    }
+
+    /// The oldest is stored: the window widens (up to `widest`); its bytes.
+    fn stored(&mut self, widest: usize) -> usize {
+        self.flying -= 1;
+        self.window = (self.window * 2).min(widest);
+        self.queue.pop_front().map_or(0, |p| p.payload.len())
+    }
+
+    /// A refusal: every answer behind it is dropped (they are refusals too,
+    /// or duplicates once published again), and publishing starts again
+    /// from the oldest, one in flight.
+    fn rewind(&mut self) {
+        self.queue.iter_mut().for_each(|p| p.ack = None);
+        (self.flying, self.window) = (0, 1);
     }
 }
 
