@@ -8,7 +8,7 @@ use subinterp::nats::{Nats, NatsError};
 use subinterp::{Limits, Message, RecvTimeoutError, Run, SendError, SendTimeoutError};
 
 use crate::common::{completed, host, subinterp};
-use crate::nats::server;
+use crate::nats::{rt, server};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -18,11 +18,7 @@ fn text(m: Message) -> String {
 
 /// The number of messages the channel's stream holds now.
 fn stored(url: &str, subject: &str) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    rt().block_on(async {
         let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
         let name = js.stream_by_subject(subject).await.unwrap();
         js.get_stream(name)
@@ -359,11 +355,7 @@ fn a_receiver_pulls_at_most_4_mib_ahead() {
     // What the server has delivered and not had acknowledged: the pull's
     // first answer, once more than the one message held is out.
     let delivered = || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        rt().block_on(async {
             let js = async_nats::jetstream::new(async_nats::connect(&server.url).await.unwrap());
             let name = js.stream_by_subject("t.pull").await.unwrap();
             let stream = js.get_stream(name).await.unwrap();
@@ -623,7 +615,7 @@ fn stage(url: &str) -> std::process::Child {
 /// and started again. Every number arrives, in order; the only repeats are
 /// a replay of what the killed stage had received but not released (or had
 /// sent on but not yet seen acknowledged), right after the restart.
-/// `SUBINTERP_NATS_MESSAGES` sets the count (default 30,000, ~12 s here;
+/// `SUBINTERP_NATS_MESSAGES` sets the count (default 30,000, ~2 s here;
 /// `make soak-nats`: 100,000).
 #[test]
 fn a_killed_receiving_process_loses_nothing() {
